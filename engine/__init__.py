@@ -1,0 +1,1 @@
+"""The data engine's domain: ORM models and the functions that change them (the write path)."""

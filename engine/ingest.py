@@ -1,0 +1,184 @@
+"""Video ingest: upload → validate (ffprobe) → decode at the annotation fps → frames in storage.
+
+``do_upload_video`` runs in the request (or command) and refuses bad files at once: the video row
+ends ``failed`` with the reason and nothing is written to storage. Good files are stored and an
+ingest ``Job`` is queued; :func:`run_ingest_job` (the worker side) decodes, uploads frames with
+progress and marks the video ``ready``. Any failure removes every frame already written.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import unicodedata
+from pathlib import Path
+from typing import IO
+
+from django.conf import settings
+from django.db import transaction
+from PIL import Image
+
+from engine import storage
+from engine.jobs import JobCancelled, JobReporter, claim_job, do_create_job, fail_job, finish_job
+from engine.media import IngestError, VideoLimits, decode_frames, probe_video
+from engine.models import Job, Project, User, Video, frame_key
+
+logger = logging.getLogger(__name__)
+THUMBNAIL_SIZE = (320, 180)
+
+
+def check_video_filename(name: str) -> str:
+    """Return ``name`` if it is a bare file name; raise :class:`IngestError` otherwise."""
+    if not name or not name.strip():
+        raise IngestError("The file name is empty")
+    if "/" in name or "\\" in name or name in (".", "..") or name.startswith(".."):
+        raise IngestError(f"The file name {name!r} contains path parts; send a bare file name")
+    if any(unicodedata.category(ch) == "Cc" for ch in name):
+        raise IngestError("The file name contains control characters")
+    if len(name) > 200:
+        raise IngestError("The file name is longer than 200 characters")
+    return name
+
+
+def video_limits() -> VideoLimits:
+    return VideoLimits(
+        max_width=settings.MAX_VIDEO_WIDTH,
+        max_height=settings.MAX_VIDEO_HEIGHT,
+        max_seconds=settings.MAX_VIDEO_SECONDS,
+    )
+
+
+def source_key(video_id: int, name: str) -> str:
+    return f"videos/{video_id}/source/{name}"
+
+
+def thumbnail_key(video_id: int) -> str:
+    return f"videos/{video_id}/thumbnail.jpg"
+
+
+def do_upload_video(
+    project: Project, user: User | None, name: str, fileobj: IO[bytes], size: int
+) -> Video:
+    """Validate and store an uploaded video, then queue its ingest job.
+
+    Returns the video row: ``status == "failed"`` with ``error`` set when the file was refused
+    (nothing is stored then); otherwise ``uploaded`` with an ingest job queued on commit.
+    The row is written even for refused files so the project page lists what went wrong.
+    """
+    video = Video.objects.create(
+        project=project,
+        name=name[:255] or "unnamed",
+        uploaded_by=user,
+        size_bytes=size,
+        annotation_fps=project.annotation_fps,
+    )
+    try:
+        check_video_filename(name)
+        if size > settings.MAX_UPLOAD_BYTES:
+            raise IngestError(
+                f"The file is {size:,} bytes; the upload limit is {settings.MAX_UPLOAD_BYTES:,} bytes"
+            )
+        with tempfile.TemporaryDirectory(prefix="ingest-") as tmp:
+            local = Path(tmp) / "source"
+            with local.open("wb") as out:
+                shutil.copyfileobj(fileobj, out, length=1024 * 1024)
+            probe = probe_video(local, video_limits())
+            key = storage.put_path(source_key(video.pk, name), local)
+    except IngestError as exc:
+        Video.objects.filter(pk=video.pk).update(status=Video.Status.FAILED, error=str(exc))
+        video.refresh_from_db()
+        return video
+    Video.objects.filter(pk=video.pk).update(
+        source_key=key,
+        codec=probe.codec,
+        width=probe.width,
+        height=probe.height,
+        source_fps=probe.fps,
+        duration=probe.duration,
+    )
+    video.refresh_from_db()
+    do_create_job(Job.Kind.INGEST, args={"video_id": video.pk}, project=project, video=video,
+                  created_by=user)
+    return video
+
+
+def run_ingest_job(job_id: int) -> None:
+    """Worker entry point: decode the job's video into frames. Safe to run twice."""
+    job = claim_job(job_id)
+    if job is None:
+        logger.info("ingest job %s not claimable (taken, finished or cancelled)", job_id)
+        return
+    video = Video.objects.get(pk=job.args["video_id"])
+    reporter = JobReporter(job)
+    try:
+        frame_count = _decode_and_store(video, reporter)
+    except (IngestError, JobCancelled) as exc:
+        _discard_frames(video)
+        Video.objects.filter(pk=video.pk).update(
+            status=Video.Status.FAILED, error=str(exc), progress=0.0, frame_count=0
+        )
+        fail_job(job, str(exc), cancelled=isinstance(exc, JobCancelled))
+        return
+    except Exception as exc:
+        _discard_frames(video)
+        Video.objects.filter(pk=video.pk).update(
+            status=Video.Status.FAILED, error=f"Internal error during ingest: {exc}", progress=0.0
+        )
+        fail_job(job, repr(exc))
+        raise
+    finish_job(job, {"frame_count": frame_count})
+
+
+def _decode_and_store(video: Video, reporter: JobReporter) -> int:
+    Video.objects.filter(pk=video.pk).update(status=Video.Status.DECODING, progress=0.0, error="")
+
+    def report(fraction: float, message: str) -> None:
+        reporter.progress(fraction, message)
+        Video.objects.filter(pk=video.pk).update(progress=reporter.job.progress)
+
+    with tempfile.TemporaryDirectory(prefix="decode-") as tmp:
+        local = storage.download_to(video.source_key, Path(tmp) / "source")
+        probe = probe_video(local, video_limits())
+        frames = decode_frames(
+            local,
+            Path(tmp) / "frames",
+            video.annotation_fps,
+            probe.duration,
+            on_progress=lambda f: report(0.5 * f, "decoding"),
+        )
+        # A re-run (redelivered job) overwrites the same keys; drop leftovers beyond the count.
+        for index, path in enumerate(frames):
+            storage.put_path(frame_key(video.pk, index), path)
+            report(0.5 + 0.5 * (index + 1) / len(frames), f"stored frame {index + 1}/{len(frames)}")
+        _delete_frames_from(video, len(frames))
+        thumb = Path(tmp) / "thumbnail.jpg"
+        with Image.open(frames[0]) as img:
+            img.thumbnail(THUMBNAIL_SIZE)
+            img.convert("RGB").save(thumb, "JPEG", quality=85)
+        storage.put_path(thumbnail_key(video.pk), thumb)
+    with transaction.atomic():
+        Video.objects.filter(pk=video.pk).update(
+            status=Video.Status.READY,
+            progress=1.0,
+            frame_count=len(frames),
+            width=probe.width,
+            height=probe.height,
+            source_fps=probe.fps,
+            duration=probe.duration,
+            codec=probe.codec,
+            thumbnail_key=thumbnail_key(video.pk),
+        )
+    return len(frames)
+
+
+def _delete_frames_from(video: Video, first_unused: int) -> None:
+    for key in list(storage.iter_keys(video.frames_prefix)):
+        index = int(Path(key).stem)
+        if index >= first_unused:
+            storage.delete_key(key)
+
+
+def _discard_frames(video: Video) -> None:
+    storage.delete_prefix(video.frames_prefix)
+    storage.delete_key(thumbnail_key(video.pk))

@@ -1,0 +1,134 @@
+"""Job rows: every long task is a ``Job`` first, claimed by a worker with a conditional update.
+
+Workers call :func:`claim_job`, then report through :class:`JobReporter` (progress, heartbeat,
+cancellation checks) and finish with :func:`finish_job` / :func:`fail_job`. Enqueueing uses the
+task *name* (``send_task``) after the surrounding transaction commits, so ``engine`` never imports
+``workers``.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import os
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from engine.models import Job
+
+logger = logging.getLogger(__name__)
+
+#: Task name and queue for each job kind (names are pinned by a test: queued messages use them).
+JOB_TASKS: dict[str, tuple[str, str]] = {
+    Job.Kind.INGEST: ("workers.ingest_video", "default"),
+    Job.Kind.EXPORT: ("workers.run_export", "default"),
+    Job.Kind.IMPORT: ("workers.run_import", "default"),
+    Job.Kind.PROPAGATE: ("workers.propagate", "propagate"),
+    Job.Kind.AUTO_MASKLETS: ("workers.auto_masklets", "propagate"),
+    Job.Kind.TRAIN: ("workers.train_round", "train"),
+}
+
+
+class JobCancelled(Exception):
+    """Raised inside a running job when its ``cancel_requested`` flag was set."""
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def do_create_job(kind: str, *, args: dict[str, Any] | None = None, **fields: Any) -> Job:
+    """Create a queued job and send its task once the current transaction commits."""
+    job = Job.objects.create(kind=kind, args=args or {}, **fields)
+    transaction.on_commit(lambda: enqueue_job(job.pk, kind))
+    return job
+
+
+def enqueue_job(job_id: int, kind: str) -> None:
+    from celery import current_app  # Celery's app registry; workers/celery.py configures it
+
+    task_name, queue = JOB_TASKS[kind]
+    current_app.send_task(task_name, args=[job_id], queue=queue)
+
+
+def claim_job(job_id: int) -> Job | None:
+    """Move a job from queued to running; None if another worker has it or it is finished.
+
+    A job found ``running`` with a heartbeat older than ``JOB_STALE_SECONDS`` belonged to a worker
+    that died (the broker redelivered its message), so it is claimed again as a new attempt.
+    """
+    now = timezone.now()
+    stale_before = now - timedelta(seconds=settings.JOB_STALE_SECONDS)
+    claimable = Q(status=Job.Status.QUEUED) | Q(status=Job.Status.RUNNING, heartbeat_at__lt=stale_before)
+    updated = (
+        Job.objects.filter(claimable, pk=job_id, cancel_requested=False)
+        .update(
+            status=Job.Status.RUNNING,
+            attempt=F("attempt") + 1,
+            worker=worker_name(),
+            heartbeat_at=now,
+            started_at=now,
+            error="",
+        )
+    )
+    if not updated:
+        Job.objects.filter(pk=job_id, status=Job.Status.QUEUED, cancel_requested=True).update(
+            status=Job.Status.CANCELLED, finished_at=now
+        )
+        return None
+    return Job.objects.get(pk=job_id)
+
+
+class JobReporter:
+    """Progress, heartbeat and cancellation for one running job (throttled writes)."""
+
+    def __init__(self, job: Job, *, min_interval: float = 0.5) -> None:
+        self.job = job
+        self.min_interval = min_interval
+        self._last_write = 0.0
+
+    def progress(self, fraction: float, message: str = "", *, force: bool = False) -> None:
+        import time
+
+        now = time.monotonic()
+        if not force and now - self._last_write < self.min_interval:
+            return
+        self._last_write = now
+        fraction = max(0.0, min(1.0, fraction))
+        Job.objects.filter(pk=self.job.pk).update(
+            progress=fraction, message=message[:500], heartbeat_at=timezone.now()
+        )
+        self.job.progress = fraction
+        if Job.objects.filter(pk=self.job.pk, cancel_requested=True).exists():
+            raise JobCancelled(f"job {self.job.pk} was cancelled")
+
+
+def finish_job(job: Job, result: dict[str, Any] | None = None) -> None:
+    Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(
+        status=Job.Status.SUCCEEDED,
+        progress=1.0,
+        result=result or {},
+        finished_at=timezone.now(),
+        heartbeat_at=timezone.now(),
+    )
+
+
+def fail_job(job: Job, error: str, *, cancelled: bool = False) -> None:
+    Job.objects.filter(pk=job.pk).update(
+        status=Job.Status.CANCELLED if cancelled else Job.Status.FAILED,
+        error=error[:5000],
+        finished_at=timezone.now(),
+    )
+
+
+def do_request_cancel(job: Job) -> None:
+    """Ask a job to stop: a queued job is cancelled at once, a running one at its next report."""
+    Job.objects.filter(pk=job.pk).update(cancel_requested=True)
+    Job.objects.filter(pk=job.pk, status=Job.Status.QUEUED).update(
+        status=Job.Status.CANCELLED, finished_at=timezone.now()
+    )

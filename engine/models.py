@@ -1,0 +1,372 @@
+"""ORM models of the data engine (DESIGN.md section 4).
+
+State changes go through the ``do_*`` functions of the engine modules, not through ``save()``
+calls scattered across views and tasks.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.db.models import Q
+
+
+class Role(models.TextChoices):
+    ANNOTATOR = "annotator", "Annotator"
+    REVIEWER = "reviewer", "Reviewer"
+    MANAGER = "manager", "Manager"
+    ADMIN = "admin", "Admin"
+
+
+class User(AbstractUser):
+    """A person or a worker account. ``role`` is the site-wide role; projects add memberships."""
+
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.ANNOTATOR)
+
+    @property
+    def is_manager(self) -> bool:
+        return self.role in (Role.MANAGER, Role.ADMIN) or self.is_superuser
+
+    @property
+    def is_site_admin(self) -> bool:
+        return self.role == Role.ADMIN or self.is_superuser
+
+
+class Project(models.Model):
+    class Phase(models.IntegerChoices):
+        SAM_PER_FRAME = 1, "Phase 1: SAM per frame"
+        SAM2_MASK = 2, "Phase 2: SAM 2 mask propagation"
+        SAM2_FULL = 3, "Phase 3: full SAM 2"
+
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    phase = models.IntegerField(choices=Phase.choices, default=Phase.SAM2_FULL)
+    annotation_fps = models.FloatField(default=6.0)
+    model_config = models.CharField(max_length=64, default="sam2.1_hiera_t")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="projects_created"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="Membership", related_name="projects"
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=16, choices=Role.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "user"], name="one_membership_per_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} as {self.role} in {self.project}"
+
+
+class Video(models.Model):
+    class Status(models.TextChoices):
+        UPLOADED = "uploaded", "Uploaded"
+        DECODING = "decoding", "Decoding"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="videos")
+    name = models.CharField(max_length=255)
+    source_key = models.CharField(max_length=1024, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.UPLOADED)
+    error = models.TextField(blank=True)
+    progress = models.FloatField(default=0.0)
+    size_bytes = models.BigIntegerField(default=0)
+    codec = models.CharField(max_length=64, blank=True)
+    width = models.IntegerField(null=True, blank=True)
+    height = models.IntegerField(null=True, blank=True)
+    source_fps = models.FloatField(null=True, blank=True)
+    annotation_fps = models.FloatField(default=6.0)
+    duration = models.FloatField(null=True, blank=True)
+    frame_count = models.IntegerField(default=0)
+    thumbnail_key = models.CharField(max_length=1024, blank=True)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["project", "status"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def frame_key(self, index: int) -> str:
+        return frame_key(self.pk, index)
+
+    @property
+    def frames_prefix(self) -> str:
+        return f"videos/{self.pk}/frames/"
+
+
+def frame_key(video_id: int, index: int) -> str:
+    """Storage key of a decoded frame: derived from the video id and the 0-based frame index."""
+    return f"videos/{video_id}/frames/{index:06d}.jpg"
+
+
+class Masklet(models.Model):
+    class Kind(models.TextChoices):
+        MANUAL = "manual", "Manual"
+        AUTO = "auto", "Auto"
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        SUBMITTED = "submitted", "Submitted"
+        VERIFIED = "verified", "Verified"
+        NEEDS_FIX = "needs_fix", "Needs fix"
+        REJECTED = "rejected", "Rejected"
+
+    video = models.ForeignKey(Video, on_delete=models.CASCADE, related_name="masklets")
+    object_id = models.IntegerField()
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.MANUAL)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
+    label = models.CharField(max_length=200, blank=True)
+    current_revision = models.ForeignKey(
+        "MaskletRevision", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["video", "object_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["video", "object_id"], name="one_object_id_per_video"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.video} #{self.object_id}"
+
+
+class MaskletRevision(models.Model):
+    """An immutable snapshot of a masklet's masks.
+
+    ``frames`` maps the frame index (as a string, JSON keys) to ``{"rle": COCO RLE or None,
+    "source": "click" | "propagated" | "brush" | "auto" | "import", "stability": float | None}``.
+    """
+
+    masklet = models.ForeignKey(Masklet, on_delete=models.CASCADE, related_name="revisions")
+    number = models.IntegerField()
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    frames = models.JSONField(default=dict)
+    edited_frames = models.JSONField(default=list)
+    note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["masklet", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["masklet", "number"], name="revision_number_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.masklet} r{self.number}"
+
+
+class Assignment(models.Model):
+    class Kind(models.TextChoices):
+        ANNOTATE = "annotate", "Annotate"
+        FIX = "fix", "Fix"
+        REVIEW = "review", "Review"
+
+    class State(models.TextChoices):
+        OPEN = "open", "Open"
+        LEASED = "leased", "Leased"
+        DONE = "done", "Done"
+        CANCELLED = "cancelled", "Cancelled"
+
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    state = models.CharField(max_length=12, choices=State.choices, default=State.OPEN)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="assignments",
+    )
+    video = models.ForeignKey(Video, on_delete=models.CASCADE, related_name="assignments")
+    masklet = models.ForeignKey(
+        Masklet, null=True, blank=True, on_delete=models.CASCADE, related_name="assignments"
+    )
+    flagged_frames = models.JSONField(default=list, blank=True)
+    note = models.TextField(blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["kind", "state"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.video} ({self.state})"
+
+
+class InteractionEvent(models.Model):
+    """Append-only telemetry: the source of time per frame, clicks and edited frames."""
+
+    class Kind(models.TextChoices):
+        PROMPT = "prompt", "Prompt"
+        PROPAGATE = "propagate", "Propagate"
+        BRUSH = "brush", "Brush"
+        UNDO = "undo", "Undo"
+        FRAME_VIEW = "frame_view", "Frame view"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    video = models.ForeignKey(Video, on_delete=models.CASCADE, related_name="events")
+    masklet = models.ForeignKey(
+        Masklet, null=True, blank=True, on_delete=models.CASCADE, related_name="events"
+    )
+    assignment = models.ForeignKey(
+        Assignment, null=True, blank=True, on_delete=models.SET_NULL, related_name="events"
+    )
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    frame_index = models.IntegerField(null=True, blank=True)
+    payload = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+
+class Review(models.Model):
+    class Verdict(models.TextChoices):
+        SATISFACTORY = "satisfactory", "Satisfactory"
+        UNSATISFACTORY = "unsatisfactory", "Unsatisfactory"
+        REJECT = "reject", "Reject as poorly defined"
+
+    revision = models.ForeignKey(MaskletRevision, on_delete=models.CASCADE, related_name="reviews")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reviews"
+    )
+    verdict = models.CharField(max_length=16, choices=Verdict.choices)
+    flagged_frames = models.JSONField(default=list, blank=True)
+    frame_notes = models.JSONField(default=dict, blank=True)
+    comment = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+
+class ModelVersion(models.Model):
+    class Status(models.TextChoices):
+        CANDIDATE = "candidate", "Candidate"
+        PROMOTED = "promoted", "Promoted"
+        RETIRED = "retired", "Retired"
+
+    name = models.CharField(max_length=200, unique=True)
+    config = models.CharField(max_length=64)
+    checkpoint_key = models.CharField(max_length=1024, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
+    )
+    training_snapshot = models.JSONField(default=dict, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.CANDIDATE)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["status"],
+                condition=Q(status="promoted"),
+                name="one_promoted_model",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Round(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="rounds")
+    number = models.IntegerField()
+    model_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="rounds"
+    )
+    phase = models.IntegerField(choices=Project.Phase.choices)
+    started_at = models.DateTimeField(auto_now_add=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["project", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "number"], name="round_number_unique"),
+        ]
+
+
+class Job(models.Model):
+    """A long task: a row first, then a Celery message carrying only its id."""
+
+    class Kind(models.TextChoices):
+        INGEST = "ingest", "Ingest video"
+        PROPAGATE = "propagate", "Propagate"
+        AUTO_MASKLETS = "auto_masklets", "Automatic masklets"
+        EXPORT = "export", "Export"
+        IMPORT = "import", "Import"
+        TRAIN = "train", "Train"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    args = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
+    progress = models.FloatField(default=0.0)
+    message = models.CharField(max_length=500, blank=True)
+    attempt = models.IntegerField(default=0)
+    worker = models.CharField(max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    error = models.TextField(blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    project = models.ForeignKey(
+        Project, null=True, blank=True, on_delete=models.CASCADE, related_name="jobs"
+    )
+    video = models.ForeignKey(
+        Video, null=True, blank=True, on_delete=models.CASCADE, related_name="jobs"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "kind"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} job {self.pk} ({self.status})"

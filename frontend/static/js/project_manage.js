@@ -1,0 +1,76 @@
+// Manager page: upload with a progress bar (XHR gives upload progress events), then poll the
+// project's video list until every video is ready or failed.
+const form = document.getElementById("upload-form");
+const fileInput = document.getElementById("upload-file");
+const bar = document.getElementById("upload-progress");
+const statusLine = document.getElementById("upload-status");
+const list = document.getElementById("video-list");
+const csrf = form.querySelector("input[name=csrfmiddlewaretoken]").value;
+
+function escapeHtml(text) {
+  const div = document.createElement("div");
+  div.textContent = text ?? "";
+  return div.innerHTML;
+}
+
+function row(v) {
+  const thumb = v.thumbnail_url ? `<img class="thumb" src="${v.thumbnail_url}" alt="">` : "";
+  const error = v.error ? `<div class="error">${escapeHtml(v.error)}</div>` : "";
+  const size = v.width ? `${v.width}×${v.height}` : "";
+  const duration = v.duration ? `${v.duration.toFixed(2)} s` : "";
+  return `<tr data-video-id="${v.id}" data-status="${v.status}"><td>${thumb}</td>` +
+    `<td><a href="/videos/${v.id}/">${escapeHtml(v.name)}</a></td>` +
+    `<td class="status status-${v.status}">${v.status}${error}</td>` +
+    `<td><progress max="1" value="${v.progress}"></progress></td><td>${size}</td>` +
+    `<td>${v.frame_count}</td><td>${duration}</td></tr>`;
+}
+
+let pollTimer = null;
+async function refresh() {
+  const response = await fetch(list.dataset.url, { credentials: "same-origin" });
+  if (!response.ok) return;
+  const page = await response.json();
+  const rows = page.results.map(row).join("") ||
+    '<tr class="empty"><td colspan="7" class="muted">No videos yet.</td></tr>';
+  list.querySelector("tbody").innerHTML = rows;
+  const busy = page.results.some((v) => v.status === "uploaded" || v.status === "decoding");
+  clearTimeout(pollTimer);
+  if (busy) pollTimer = setTimeout(refresh, 1000);
+}
+
+form.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const file = fileInput.files[0];
+  if (!file) return;
+  const data = new FormData();
+  data.append("file", file);
+  const xhr = new XMLHttpRequest();
+  xhr.open("POST", form.dataset.url);
+  xhr.setRequestHeader("X-CSRFToken", csrf);
+  bar.hidden = false;
+  bar.value = 0;
+  statusLine.className = "";
+  statusLine.textContent = `Uploading ${file.name}…`;
+  xhr.upload.addEventListener("progress", (e) => {
+    if (e.lengthComputable) bar.value = e.loaded / e.total;
+  });
+  xhr.addEventListener("load", () => {
+    let body = {};
+    try { body = JSON.parse(xhr.responseText); } catch { body = { detail: xhr.statusText }; }
+    if (xhr.status >= 200 && xhr.status < 300) {
+      statusLine.textContent = `Uploaded ${file.name}; decoding frames…`;
+    } else {
+      statusLine.className = "error";
+      statusLine.textContent = `Upload refused: ${body.detail || xhr.statusText}`;
+    }
+    form.reset();
+    refresh();
+  });
+  xhr.addEventListener("error", () => {
+    statusLine.className = "error";
+    statusLine.textContent = "Upload failed: the connection was interrupted.";
+  });
+  xhr.send(data);
+});
+
+refresh();

@@ -1,0 +1,1 @@
+"""REST API (Django REST framework): token auth, OpenAPI schema, user-scoped querysets."""

@@ -1,0 +1,84 @@
+"""REST endpoints: thin, scoped to the user, delegating changes to ``engine``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.parsers import JSONParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from api.parsers import StrictMultiPartParser
+from api.serializers import JobSerializer, ProjectSerializer, VideoSerializer, VideoUploadSerializer
+from engine import access, ingest, jobs, projects
+from engine.models import Job, Project, Video
+
+
+class ProjectViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+    viewsets.GenericViewSet,
+):
+    serializer_class = ProjectSerializer
+    parser_classes = [JSONParser, StrictMultiPartParser]
+
+    def get_queryset(self) -> QuerySet[Project]:
+        return access.projects_for_user(self.request.user)  # type: ignore[arg-type]
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        if not request.user.is_manager:  # type: ignore[union-attr]
+            raise PermissionDenied("Only managers may create projects")
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        project = projects.do_create_project(
+            creator=request.user,  # type: ignore[arg-type]
+            **serializer.validated_data,
+        )
+        return Response(ProjectSerializer(project).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request={"multipart/form-data": VideoUploadSerializer}, responses=VideoSerializer)
+    @action(detail=True, methods=["get", "post"], parser_classes=[StrictMultiPartParser])
+    def videos(self, request: Request, pk: str | None = None) -> Response:
+        """GET: the project's videos with status and progress. POST (managers): upload a video."""
+        if request.method == "GET":
+            project = access.access_project(request.user, int(pk or 0))  # type: ignore[arg-type]
+            page = self.paginate_queryset(project.videos.all())
+            return self.get_paginated_response(VideoSerializer(page, many=True).data)
+        project = access.access_project_as_manager(request.user, int(pk or 0))  # type: ignore[arg-type]
+        upload = request.FILES.get("file")
+        if upload is None:
+            return Response({"detail": "Send the video in a multipart field named 'file'"},
+                            status=status.HTTP_400_BAD_REQUEST)
+        video = ingest.do_upload_video(
+            project, request.user, upload.name or "", upload, upload.size or 0  # type: ignore[arg-type]
+        )
+        data = VideoSerializer(video).data
+        if video.status == Video.Status.FAILED:
+            code = 413 if "upload limit" in video.error else status.HTTP_400_BAD_REQUEST
+            return Response({"detail": video.error, "video": data}, status=code)
+        return Response(data, status=status.HTTP_202_ACCEPTED)
+
+
+class VideoViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = VideoSerializer
+
+    def get_queryset(self) -> QuerySet[Video]:
+        return access.videos_for_user(self.request.user)  # type: ignore[arg-type]
+
+
+class JobViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = JobSerializer
+
+    def get_queryset(self) -> QuerySet[Job]:
+        return access.jobs_for_user(self.request.user)  # type: ignore[arg-type]
+
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str | None = None) -> Response:
+        job = self.get_object()
+        jobs.do_request_cancel(job)
+        job.refresh_from_db()
+        return Response(JobSerializer(job).data)

@@ -1,0 +1,1 @@
+"""Server-rendered pages: login, projects, video lists, upload."""

@@ -1,0 +1,22 @@
+"""The Celery app. Start a worker with ``celery -A workers worker -Q default,interactive,...``."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+_ROOT = Path(__file__).resolve().parents[1]
+for _path in (str(_ROOT / "platform"), str(_ROOT)):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dataengine.settings")
+
+from celery import Celery  # noqa: E402
+from kombu import Queue  # noqa: E402
+
+app = Celery("dataengine")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.task_queues = [Queue(name) for name in ("default", "interactive", "propagate", "train")]
+app.conf.task_default_queue = "default"
+app.conf.imports = ("workers.tasks.ingest",)

@@ -1,0 +1,1 @@
+"""Celery tasks, one module per area. Task names are explicit and pinned by tests."""
