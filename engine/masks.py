@@ -48,8 +48,10 @@ def encode_rle(mask: np.ndarray) -> Rle:
     mask = _check_mask(mask)
     fortran = np.asfortranarray(mask.astype(np.uint8, copy=False))
     encoded = coco_mask.encode(fortran)
-    return {"size": [int(encoded["size"][0]), int(encoded["size"][1])],
-            "counts": encoded["counts"].decode("ascii")}
+    return {
+        "size": [int(encoded["size"][0]), int(encoded["size"][1])],
+        "counts": encoded["counts"].decode("ascii"),
+    }
 
 
 def encode_rle_batch(masks: np.ndarray) -> list[Rle]:
@@ -60,8 +62,10 @@ def encode_rle_batch(masks: np.ndarray) -> list[Rle]:
         return []
     # pycocotools takes [H, W, N] column-major.
     fortran = np.asfortranarray(np.moveaxis(masks != 0, 0, -1).astype(np.uint8))
-    return [{"size": [int(e["size"][0]), int(e["size"][1])], "counts": e["counts"].decode("ascii")}
-            for e in coco_mask.encode(fortran)]
+    return [
+        {"size": [int(e["size"][0]), int(e["size"][1])], "counts": e["counts"].decode("ascii")}
+        for e in coco_mask.encode(fortran)
+    ]
 
 
 def normalize_rle(rle: dict[str, Any]) -> Rle:

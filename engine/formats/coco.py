@@ -283,7 +283,10 @@ def read_coco(source: str | Path | IO[str]) -> CocoDataset:
         ],
         videos=[
             CocoVideo(
-                int(v["id"]), str(v["name"]), int(v["height"]), int(v["width"]),
+                int(v["id"]),
+                str(v["name"]),
+                int(v["height"]),
+                int(v["width"]),
                 int(v.get("frame_count", 0)),
             )
             for v in doc.get("videos", [])

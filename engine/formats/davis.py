@@ -291,4 +291,3 @@ def read_davis_video(
         frame_indices=[index for index, _ in per_frame],
         masklets=masklets,
     )
-

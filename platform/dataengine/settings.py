@@ -96,6 +96,9 @@ else:
             "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE"},
         }
     }
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # A file, not memory, so a worker process in the tests can share the test database.
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 MIGRATION_MODULES = {"engine": "migrations.engine"}
 AUTH_USER_MODEL = "engine.User"
@@ -108,6 +111,12 @@ STATIC_URL = "/static/"
 STATIC_ROOT = str(DATA_DIR / "static")
 STATICFILES_DIRS = [REPO_ROOT / "frontend" / "static"]
 
+# S3 credentials serve both the S3 storage backend and `import_videos s3://bucket/prefix`.
+S3_ENDPOINT_URL = env_str("S3_ENDPOINT_URL")
+S3_ACCESS_KEY_ID = env_str("S3_ACCESS_KEY_ID")
+S3_SECRET_ACCESS_KEY = env_str("S3_SECRET_ACCESS_KEY")
+S3_REGION = env_str("S3_REGION", "us-east-1")
+
 if STORAGE_BACKEND == "s3":
     _bucket = env_str("S3_BUCKET")
     if not _bucket:
@@ -116,10 +125,10 @@ if STORAGE_BACKEND == "s3":
         "BACKEND": "storages.backends.s3.S3Storage",
         "OPTIONS": {
             "bucket_name": _bucket,
-            "endpoint_url": env_str("S3_ENDPOINT_URL") or None,
-            "access_key": env_str("S3_ACCESS_KEY_ID") or None,
-            "secret_key": env_str("S3_SECRET_ACCESS_KEY") or None,
-            "region_name": env_str("S3_REGION", "us-east-1"),
+            "endpoint_url": S3_ENDPOINT_URL or None,
+            "access_key": S3_ACCESS_KEY_ID or None,
+            "secret_key": S3_SECRET_ACCESS_KEY or None,
+            "region_name": S3_REGION,
             "addressing_style": env_choice("S3_ADDRESSING_STYLE", "path", ("path", "virtual")),
             "signature_version": "s3v4",
             "file_overwrite": True,

@@ -1,0 +1,56 @@
+# The two commands of the README:
+#   make run    install everything and run the platform on its embedded default
+#   make test   install everything and run the checks and the tests (.ci/run calls this)
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+DATA_DIR ?= $(CURDIR)/var
+export DATA_DIR
+
+.PHONY: run test system system-test venv venv-test check pytest
+
+system:  ## Debian packages the platform needs (ffmpeg)
+	@command -v ffmpeg >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q ffmpeg; }
+
+system-test: system  ## + Chromium for browser tests, opencv-doc for its real test clips
+	@command -v /usr/bin/chromium >/dev/null && [ -e /usr/share/doc/opencv-doc/opencv4/html/box.mp4.gz ] || { \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends opencv-doc; }
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+venv: $(BIN)/python
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -r requirements.txt
+
+venv-test: venv
+	$(BIN)/pip install -q -r requirements-test.txt
+	# Meta's sam2 for the parity tests: --no-deps, or pip would replace torch with a CUDA build.
+	$(BIN)/python -c "import sam2" 2>/dev/null || SAM2_BUILD_CUDA=0 $(BIN)/pip install -q --no-deps --no-build-isolation sam2==1.1.0
+
+run: system venv
+	$(BIN)/python manage.py migrate --noinput -v0
+	$(BIN)/python manage.py create_demo_users
+	@mkdir -p $(DATA_DIR)
+	@$(BIN)/celery -A workers worker -Q default,interactive,propagate,train --concurrency 1 \
+	   --loglevel INFO --logfile $(DATA_DIR)/worker.log & worker=$$!; \
+	 trap "kill $$worker 2>/dev/null; wait $$worker 2>/dev/null" EXIT INT TERM; \
+	 echo ""; echo "  SAM 2 data engine is running: open http://$(HOST):$(PORT)/"; \
+	 echo "  log in as manager / manager-pass (also annotator, reviewer, admin: <name>-pass)"; \
+	 echo "  worker log: $(DATA_DIR)/worker.log   stop with Ctrl-C"; echo ""; \
+	 $(BIN)/uvicorn dataengine.asgi:application --app-dir platform --host $(HOST) --port $(PORT)
+
+check:
+	$(BIN)/ruff check .
+	$(BIN)/mypy platform engine workers model
+	$(BIN)/python manage.py makemigrations --check --dry-run
+
+pytest:
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+test: system-test venv-test check pytest

