@@ -1,0 +1,85 @@
+"""A real Celery worker on Redis runs the ingest task; frames land in a real S3 server.
+
+The database is whatever the run uses (PostgreSQL in CI via DATABASE_URL); the worker is a
+separate process that shares this test run's database.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from celery import Celery
+
+from engine.ingest import do_upload_video
+from engine.models import Job, Video
+from tests._services import celery_worker
+from tests.conftest import database_env_for_children
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
+
+
+def _wait_for(video: Video, timeout: float = 90.0) -> Video:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        video.refresh_from_db()
+        if video.status in (Video.Status.READY, Video.Status.FAILED):
+            return video
+        time.sleep(0.3)
+    raise AssertionError(f"video still {video.status} after {timeout} s")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_worker_on_redis_ingests_real_clip_into_s3(  # type: ignore[no-untyped-def]
+    project, cup_clip, s3_server, s3_storage, tmp_path: Path, django_capture_on_commit_callbacks
+):
+    # given an accepted upload stored in S3 (the on-commit send is captured, not executed)
+    with cup_clip.open("rb") as fh, django_capture_on_commit_callbacks(execute=False):
+        video = do_upload_video(project, project.created_by, "cup.mp4", fh,
+                                cup_clip.stat().st_size)
+    job = Job.objects.get(video=video)
+    client = s3_server.client()
+    assert [o["Key"] for o in client.list_objects_v2(Bucket=s3_storage)["Contents"]] == [
+        f"videos/{video.pk}/source/cup.mp4"
+    ]
+    env = {**database_env_for_children(), **s3_server.env(s3_storage),
+           "CELERY_BROKER_URL": REDIS_URL, "DATA_DIR": str(tmp_path)}
+    broker = Celery(broker=REDIS_URL)
+    broker.conf.broker_connection_retry_on_startup = True
+    # when the task is sent by name through Redis to a real worker
+    with celery_worker(env, tmp_path / "worker.log"):
+        broker.send_task("workers.ingest_video", args=[job.pk], queue="default")
+        video = _wait_for(video)
+    # then
+    log = (tmp_path / "worker.log").read_text()
+    assert video.status == Video.Status.READY, (video.error, log[-3000:])
+    assert video.frame_count == 49  # 8.104 s x 6 fps
+    keys = sorted(o["Key"] for o in client.list_objects_v2(
+        Bucket=s3_storage, Prefix=f"videos/{video.pk}/frames/")["Contents"])
+    assert keys == [f"videos/{video.pk}/frames/{i:06d}.jpg" for i in range(49)]
+    body = client.get_object(Bucket=s3_storage, Key=keys[0])["Body"].read()
+    assert body[:2] == b"\xff\xd8"
+    job.refresh_from_db()
+    assert job.status == Job.Status.SUCCEEDED
+    assert job.worker and job.heartbeat_at is not None
+    assert "workers.ingest_video" in log
+
+
+@pytest.mark.django_db(transaction=True)
+def test_import_command_reads_an_s3_prefix(project, small_clip, s3_server, s3_storage,  # type: ignore[no-untyped-def]
+                                           tmp_path: Path, django_capture_on_commit_callbacks):
+    from django.core.management import call_command
+
+    client = s3_server.client()
+    client.put_object(Bucket=s3_storage, Key="incoming/a.mp4", Body=small_clip.read_bytes())
+    client.put_object(Bucket=s3_storage, Key="incoming/notes.txt", Body=b"hello")
+    client.put_object(Bucket=s3_storage, Key="incoming/deeper/b.mp4", Body=small_clip.read_bytes())
+    with django_capture_on_commit_callbacks(execute=False):
+        call_command("import_videos", str(project.pk), f"s3://{s3_storage}/incoming")
+    videos = {v.name: v for v in Video.objects.filter(project=project)}
+    assert set(videos) == {"a.mp4", "notes.txt"}  # no recursion into deeper/
+    assert videos["a.mp4"].status == Video.Status.UPLOADED
+    assert videos["notes.txt"].status == Video.Status.FAILED
+    assert "Not a readable video file" in videos["notes.txt"].error

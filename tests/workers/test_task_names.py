@@ -1,0 +1,23 @@
+"""Task names are part of the message format: queued messages and schedules refer to them."""
+
+import json
+
+from engine.jobs import JOB_TASKS
+from workers.celery import app
+
+
+def test_task_names_are_pinned() -> None:
+    app.loader.import_default_modules()
+    assert "workers.ingest_video" in app.tasks
+    assert JOB_TASKS["ingest"] == ("workers.ingest_video", "default")
+
+
+def test_queues_match_the_design() -> None:
+    assert {q.name for q in app.conf.task_queues} == {"default", "interactive", "propagate", "train"}
+    assert app.conf.task_serializer == "json"
+    assert app.conf.task_acks_late is True
+
+
+def test_task_arguments_survive_json() -> None:
+    args = [42]
+    assert json.loads(json.dumps(args)) == args
