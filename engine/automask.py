@@ -173,8 +173,9 @@ def generate_crop_boxes(
         overlap = int(overlap_ratio * min(height, width) * (2 / per_side))
         crop_w = math.ceil((overlap * (per_side - 1) + width) / per_side)
         crop_h = math.ceil((overlap * (per_side - 1) + height) / per_side)
-        for row in range(per_side):
-            for col in range(per_side):
+        # Column by column, as SAM orders them (the order breaks NMS ties between equal crops).
+        for col in range(per_side):
+            for row in range(per_side):
                 x0 = (crop_w - overlap) * col
                 y0 = (crop_h - overlap) * row
                 boxes.append(
@@ -194,7 +195,8 @@ def stability_score(logits: np.ndarray, mask_threshold: float, offset: float) ->
         logits: ``[N, H, W]`` float mask logits.
 
     Returns:
-        ``[N]`` float64 in [0, 1]; 1 for an empty loose mask (nothing to be unstable about).
+        ``[N]`` float64 in [0, 1]. An empty loose mask scores 1 (SAM's code divides 0 by 0 there);
+        such a mask is empty and dropped by the area filter anyway.
     """
     tight = np.count_nonzero(logits > mask_threshold + offset, axis=(-2, -1))
     loose = np.count_nonzero(logits > mask_threshold - offset, axis=(-2, -1))

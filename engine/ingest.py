@@ -107,7 +107,8 @@ def run_ingest_job(job_id: int) -> None:
     """Worker entry point: decode the job's video into frames. Safe to run twice."""
     job = claim_job(job_id)
     if job is None:
-        logger.info("ingest job %s not claimable (taken, finished or cancelled)", job_id)
+        current = Job.objects.filter(pk=job_id).values_list("status", "worker").first()
+        logger.info("ingest job %s not claimable; its status and worker: %s", job_id, current)
         return
     video = Video.objects.get(pk=job.args["video_id"])
     reporter = JobReporter(job)

@@ -68,7 +68,7 @@ def encode_rle_batch(masks: np.ndarray) -> list[Rle]:
     ]
 
 
-def normalize_rle(rle: dict[str, Any]) -> Rle:
+def normalize_rle(rle: Rle | dict[str, Any]) -> Rle:
     """Return the compressed-string form of an RLE given with ``counts`` as str, bytes or a list.
 
     A list of counts is COCO's *uncompressed* RLE (column-major run lengths starting with zeros).
@@ -87,7 +87,7 @@ def normalize_rle(rle: dict[str, Any]) -> Rle:
 
 def _to_coco(rle: Rle | dict[str, Any]) -> dict[str, Any]:
     """pycocotools' C side wants ``counts`` as bytes."""
-    normalized = normalize_rle(rle)  # type: ignore[arg-type]
+    normalized = normalize_rle(rle)
     return {"size": normalized["size"], "counts": normalized["counts"].encode("ascii")}
 
 

@@ -128,10 +128,7 @@ def boundary_scores(
         gt_hits = np.count_nonzero(gt_boundary & _dilate(pred_boundary, footprint))
         precision = pred_hits / n_pred
         recall = gt_hits / n_gt
-    if precision + recall == 0:
-        f = 0.0
-    else:
-        f = 2 * precision * recall / (precision + recall)
+    f = 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
     return BoundaryScore(precision=precision, recall=recall, f=f)
 
 

@@ -80,7 +80,9 @@ class MultiScaleAttention(nn.Module):
             q = _pool_channels_last(q.reshape(b, h, w, -1), self.q_pool)
             h, w = q.shape[1:3]
             q = q.reshape(b, h * w, self.num_heads, -1)
-        out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
+        out = F.scaled_dot_product_attention(
+            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+        )
         out = out.transpose(1, 2).reshape(b, h, w, -1)
         return self.proj(out)
 
@@ -159,7 +161,9 @@ class Hiera(nn.Module):
         )
         self.pos_embed_window = nn.Parameter(torch.zeros(1, config.embed_dim, window0, window0))
 
-        drop_rates = [r.item() for r in torch.linspace(0, config.drop_path_rate, config.depth)]
+        # stochastic depth grows linearly over the blocks (plain floats: works on the meta device)
+        last = max(config.depth - 1, 1)
+        drop_rates = [config.drop_path_rate * i / last for i in range(config.depth)]
         dim, heads, stage = config.embed_dim, config.num_heads, 0
         self.blocks = nn.ModuleList()
         for i in range(config.depth):

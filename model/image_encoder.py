@@ -80,8 +80,7 @@ class ImageEncoder(nn.Module):
         super().__init__()
         if trunk.channel_list != neck.backbone_channel_list:
             raise ValueError(
-                f"trunk channels {trunk.channel_list} != neck channels "
-                f"{neck.backbone_channel_list}"
+                f"trunk channels {trunk.channel_list} != neck channels {neck.backbone_channel_list}"
             )
         self.trunk = trunk
         self.neck = neck

@@ -201,7 +201,11 @@ class MaskDecoder(nn.Module):
 
         single_logits = all_mask_logits[:, 0:1]
         single_ious = all_iou_scores[:, 0:1]
-        stable = self._get_stability_scores(single_logits) >= self.dynamic_multimask_stability_thresh
-        logits = torch.where(stable[..., None, None].expand_as(single_logits), single_logits, best_logits)
+        stable = (
+            self._get_stability_scores(single_logits) >= self.dynamic_multimask_stability_thresh
+        )
+        logits = torch.where(
+            stable[..., None, None].expand_as(single_logits), single_logits, best_logits
+        )
         ious = torch.where(stable.expand_as(single_ious), single_ious, best_ious)
         return logits, ious

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -50,6 +52,10 @@ class PromptEncoder(nn.Module):
         )
         self.no_mask_embed = nn.Embedding(1, embed_dim)
 
+    def _label_embedding(self, label: int) -> torch.Tensor:
+        """`[1, C]` learned embedding added to points of `label` (0..3)."""
+        return cast(nn.Embedding, self.point_embeddings[label]).weight
+
     def get_dense_pe(self) -> torch.Tensor:
         """`[1, embed_dim, S/16, S/16]` encoding of the decoder grid's cell centres."""
         return self.pe_layer(self.image_embedding_size).unsqueeze(0)
@@ -70,7 +76,7 @@ class PromptEncoder(nn.Module):
         for label in range(NUM_POINT_LABELS):
             embedding = torch.where(
                 (labels == label).unsqueeze(-1),
-                embedding + self.point_embeddings[label].weight,
+                embedding + self._label_embedding(label),
                 embedding,
             )
         return embedding
@@ -79,8 +85,8 @@ class PromptEncoder(nn.Module):
         """boxes `[B, 4]` (x0, y0, x1, y1) pixels -> `[B, 2, C]`."""
         coords = (boxes + 0.5).reshape(-1, 2, 2)
         corners = self.pe_layer.forward_with_coords(coords, self.input_image_size)
-        corners[:, 0, :] += self.point_embeddings[2].weight
-        corners[:, 1, :] += self.point_embeddings[3].weight
+        corners[:, 0, :] += self._label_embedding(2)
+        corners[:, 1, :] += self._label_embedding(3)
         return corners
 
     def forward(
@@ -103,7 +109,7 @@ class PromptEncoder(nn.Module):
             batch = masks.shape[0]
         else:
             batch = 1
-        device = self.point_embeddings[0].weight.device
+        device = self.not_a_point_embed.weight.device
         sparse = torch.empty((batch, 0, self.embed_dim), device=device)
         if points is not None:
             coords, labels = points

@@ -214,7 +214,9 @@ class TwoWayTransformer(nn.Module):
         key_pe = image_pe.flatten(2).permute(0, 2, 1)
         queries = point_embedding
         for layer in self.layers:
-            queries, keys = layer(queries=queries, keys=keys, query_pe=point_embedding, key_pe=key_pe)
+            queries, keys = layer(
+                queries=queries, keys=keys, query_pe=point_embedding, key_pe=key_pe
+            )
         q = queries + point_embedding
         k = keys + key_pe
         queries = self.norm_final_attn(queries + self.final_attn_token_to_image(q=q, k=k, v=keys))

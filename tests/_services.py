@@ -109,11 +109,11 @@ def _wait_until_s3_answers(server: S3Server, timeout: float = 60.0) -> None:
 
 
 @contextmanager
-def celery_worker(env: dict[str, str], log_path: Path, queues: str = "default") -> Iterator[
-    subprocess.Popen[bytes]
-]:
-    """A real ``celery worker`` child process with ``env`` layered over ours."""
-    full_env = {**os.environ, **env}
+def celery_worker(
+    env: dict[str, str], log_path: Path, queues: str = "default", *, inherit: bool = True
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A real ``celery worker`` child process with ``env`` (layered over ours if ``inherit``)."""
+    full_env = {**os.environ, **env} if inherit else dict(env)
     full_env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(REPO / "platform")])
     log = log_path.open("w")
     proc = subprocess.Popen(

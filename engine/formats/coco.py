@@ -6,10 +6,11 @@ masklet across its frames, as in YouTube-VIS / TAO-style files). Images carry ``
 ``frame_index``; a ``videos`` list describes the videos.
 
 The writer streams annotations straight to the output and spools the small ``images`` and
-``videos`` records to a temporary file (in memory up to a few MB, then on disk), appending them at
-``close``. So memory stays flat however many masks pass through, and frames and masks can be
-written in any interleaving. JSON object key order carries no meaning, so ``annotations``
-before ``images`` is still plain COCO for ``json.load`` and pycocotools.
+``videos`` records to a temporary file (in memory up to 256 KiB, then on disk), appending them at
+``close``. The writer remembers the sizes of the last 4,096 images only, to check annotations
+against them. So memory stays flat however many masks and frames pass through, and frames and
+masks can be written in any interleaving. JSON object key order carries no meaning, so
+``annotations`` before ``images`` is still plain COCO for ``json.load`` and pycocotools.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from engine.masks import Rle, encode_rle, normalize_rle, rle_area, rle_bbox
 
 MaskLike = Rle | dict[str, Any] | np.ndarray | None
 
-_SPOOL_BYTES = 4 * 1024 * 1024
+_SPOOL_BYTES = 256 * 1024
+_SIZE_WINDOW = 4096  # images whose sizes are remembered to validate annotations
 
 
 @dataclass(frozen=True)
@@ -93,10 +95,12 @@ class CocoWriter:
         self._stream = stream
         self._keep_empty = keep_empty
         self._category_ids = {c.id for c in categories}
+        # Insertion-ordered, trimmed to _SIZE_WINDOW: bounded memory on huge exports.
         self._image_hw: dict[int, tuple[int, int]] = {}
         self._video_ids: set[int] = set()
-        self._images = tempfile.SpooledTemporaryFile(_SPOOL_BYTES, mode="w+", encoding="utf-8")
-        self._videos = tempfile.SpooledTemporaryFile(_SPOOL_BYTES, mode="w+", encoding="utf-8")
+        # Both spools live until close(), which copies them out and closes them.
+        self._images = tempfile.SpooledTemporaryFile(_SPOOL_BYTES, mode="w+", encoding="utf-8")  # noqa: SIM115
+        self._videos = tempfile.SpooledTemporaryFile(_SPOOL_BYTES, mode="w+", encoding="utf-8")  # noqa: SIM115
         self._next_image_id = 1
         self._next_annotation_id = 1
         self._n_annotations = 0
@@ -126,15 +130,23 @@ class CocoWriter:
         width: int,
         image_id: int | None = None,
     ) -> int:
-        """Record one frame; returns its image id."""
+        """Record one frame; returns its image id.
+
+        Ids, given or assigned (1, 2, ...), must increase from call to call.
+        """
         if image_id is None:
             image_id = self._next_image_id
-        if image_id in self._image_hw:
-            raise ValueError(f"duplicate image id {image_id}")
-        self._next_image_id = max(self._next_image_id, image_id + 1)
+        if image_id < self._next_image_id:
+            # Ids only grow, so a duplicate is caught even after its size left the window.
+            raise ValueError(
+                f"duplicate or decreasing image id {image_id} (last {self._next_image_id - 1})"
+            )
+        self._next_image_id = image_id + 1
         image = CocoImage(image_id, file_name, height, width, video_id, frame_index)
         self._spool(self._images, image.__dict__)
         self._image_hw[image_id] = (height, width)
+        if len(self._image_hw) > _SIZE_WINDOW:
+            del self._image_hw[next(iter(self._image_hw))]
         return image_id
 
     def add_annotation(
@@ -155,15 +167,16 @@ class CocoWriter:
         """
         if self._closed:
             raise RuntimeError("writer is closed")
-        if image_id not in self._image_hw:
+        if image_id >= self._next_image_id:
             raise ValueError(f"unknown image id {image_id}: add_image first")
         if category_id not in self._category_ids:
             raise ValueError(f"unknown category id {category_id}")
         if mask is None:
             return None
         rle = encode_rle(mask) if isinstance(mask, np.ndarray) else normalize_rle(mask)
-        if tuple(rle["size"]) != self._image_hw[image_id]:
-            raise ValueError(f"mask size {rle['size']} != image {self._image_hw[image_id]}")
+        expected_hw = self._image_hw.get(image_id)  # None: an old image, out of the window
+        if expected_hw is not None and tuple(rle["size"]) != expected_hw:
+            raise ValueError(f"mask size {rle['size']} != image {expected_hw}")
         area = rle_area(rle)
         if area == 0 and not self._keep_empty:
             return None
@@ -206,7 +219,7 @@ class CocoWriter:
 
     def _copy(self, spool: IO[str]) -> None:
         spool.seek(0)
-        while chunk := spool.read(1 << 20):
+        while chunk := spool.read(1 << 16):
             self._stream.write(chunk)
         spool.close()
 
@@ -272,7 +285,7 @@ def read_coco(source: str | Path | IO[str]) -> CocoDataset:
                 track_id=int(a.get("track_id", a["id"])),
                 segmentation=rle,
                 area=float(a.get("area", rle_area(rle))),
-                bbox=tuple(a.get("bbox") or rle_bbox(rle)),  # type: ignore[arg-type]
+                bbox=tuple(a.get("bbox") or rle_bbox(rle)),
                 score=a.get("score"),
             )
         )

@@ -1,4 +1,6 @@
-"""DAVIS / YouTube-VOS folders: ``JPEGImages/<video>/<%05d>.jpg`` + ``Annotations/<video>/<%05d>.png``.
+"""DAVIS / YouTube-VOS folders of JPEG frames and palette-PNG annotations.
+
+Layout: ``JPEGImages/<video>/<%05d>.jpg`` and ``Annotations/<video>/<%05d>.png``.
 
 An annotation PNG is an indexed-palette ("P" mode) image of one frame: pixel value 0 is
 background and value k is object k (1..255), coloured with the DAVIS palette (the PASCAL VOC
@@ -291,3 +293,37 @@ def read_davis_video(
         frame_indices=[index for index, _ in per_frame],
         masklets=masklets,
     )
+
+
+def read_per_object_png_video(
+    root: Path, video_name: str, annotations_dir: str = "Annotations_6fps"
+) -> DavisVideoMasks:
+    """Read SA-V's val/test layout: ``<annotations_dir>/<video>/<obj:03d>/<%05d>.png``.
+
+    One binary PNG per object per annotated frame (pixel > 0 is foreground); objects may overlap,
+    which this layout, unlike the indexed one, can express. Object ids are the folder numbers.
+    """
+    video_dir = root / annotations_dir / video_name
+    object_dirs = sorted(
+        (int(p.name), p) for p in video_dir.iterdir() if p.is_dir() and p.name.isdigit()
+    )
+    if not object_dirs:
+        raise ValueError(f"no object folders under {video_dir}")
+    masklets: dict[int, dict[int, Rle]] = {}
+    frame_hw: tuple[int, int] | None = None
+    frames: set[int] = set()
+    for obj_id, folder in object_dirs:
+        masklets[obj_id] = {}
+        for index, path in _numbered_files(folder, (".png",)):
+            with Image.open(path) as image:
+                pixels = np.asarray(image)
+            # An RGB rendering counts any non-black pixel as foreground.
+            mask = (pixels.max(axis=2) if pixels.ndim == 3 else pixels) > 0
+            if frame_hw is None:
+                frame_hw = (int(mask.shape[0]), int(mask.shape[1]))
+            elif mask.shape != frame_hw:
+                raise ValueError(f"{path} has shape {mask.shape}, expected {frame_hw}")
+            masklets[obj_id][index] = encode_rle(mask)
+            frames.add(index)
+    assert frame_hw is not None
+    return DavisVideoMasks(video_name, frame_hw, sorted(frames), masklets)

@@ -1,8 +1,8 @@
 """SA-V training annotations: ``{video_id}_manual.json`` and ``{video_id}_auto.json``.
 
-One file per video and kind. ``masklet`` is frame-major: ``masklet[t][k]`` is the COCO RLE (or
-``null``) of object ``k`` on annotated frame ``t`` (annotated frames are every 4th video frame, 6 fps
-of 24). The per-masklet lists that follow are derived from the masks, except
+One file per video and kind. ``masklet`` is frame-major: ``masklet[t][k]`` is the COCO RLE
+(or ``null``) of object ``k`` on annotated frame ``t`` (annotated frames are every 4th video
+frame: 6 fps of 24). The per-masklet lists that follow are derived from the masks, except
 ``masklet_edited_frame_count`` and ``masklet_stability_score`` (annotation history and model
 output), which are carried through.
 
@@ -221,7 +221,7 @@ def parse_sav(doc: dict[str, Any]) -> SavAnnotation:
             raise ValueError(f"annotated frame {t} has {len(row)} masks, expected {n}")
     types = doc.get("masklet_type") or ["manual"] * n
     file_type: MaskletType = "auto" if types and types[0] == "auto" else "manual"
-    scores = doc.get("masklet_stability_score")
+    scores: list[Any] = doc.get("masklet_stability_score") or []
     per_frame_scores = bool(scores) and isinstance(scores[0], list)
     if per_frame_scores and len(scores) != len(rows):
         raise ValueError(f"{len(scores)} stability rows for {len(rows)} annotated frames")

@@ -33,8 +33,8 @@ def test_folder_import_on_embedded_default(tmp_path: Path, small_clip: Path) -> 
             "do_create_project('Embedded', User.objects.get(username='manager'))")
     out = _manage(env, "import_videos", "Embedded", str(folder), "--user", "manager")
     assert "[1/1] pattern.mp4: queued for decoding" in out
-    with celery_worker({"DATA_DIR": env["DATA_DIR"]}, tmp_path / "worker.log",
-                       queues="default,interactive,propagate,train") as _proc:
+    with celery_worker(env, tmp_path / "worker.log", queues="default,interactive,propagate,train",
+                       inherit=False):
         deadline = time.monotonic() + 120
         status = ""
         while time.monotonic() < deadline:

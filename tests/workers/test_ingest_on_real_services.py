@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-from celery import Celery
 
 from engine.ingest import do_upload_video
 from engine.models import Job, Video
@@ -31,12 +30,37 @@ def _wait_for(video: Video, timeout: float = 90.0) -> Video:
     raise AssertionError(f"video still {video.status} after {timeout} s")
 
 
+@pytest.fixture
+def redis_broker(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Send this process's tasks to the test Redis database (a fresh producer pool)."""
+    import redis
+
+    from workers.celery import app
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    previous = app.conf.broker_url
+    # Celery reads this variable before its own configuration.
+    monkeypatch.setenv("CELERY_BROKER_URL", REDIS_URL)
+    app.conf.broker_url = REDIS_URL
+    _drop_connection_pools(app)
+    yield REDIS_URL
+    app.conf.broker_url = previous
+    _drop_connection_pools(app)
+
+
+def _drop_connection_pools(app) -> None:  # type: ignore[no-untyped-def]
+    # Celery caches its connection and producer pools on first use; drop both so the next
+    # send connects to the current broker_url.
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
 @pytest.mark.django_db(transaction=True)
 def test_worker_on_redis_ingests_real_clip_into_s3(  # type: ignore[no-untyped-def]
-    project, cup_clip, s3_server, s3_storage, tmp_path: Path, django_capture_on_commit_callbacks
+    project, cup_clip, s3_server, s3_storage, redis_broker, tmp_path: Path
 ):
-    # given an accepted upload stored in S3 (the on-commit send is captured, not executed)
-    with cup_clip.open("rb") as fh, django_capture_on_commit_callbacks(execute=False):
+    # given an accepted upload stored in S3; its commit sent the ingest task to Redis
+    with cup_clip.open("rb") as fh:
         video = do_upload_video(project, project.created_by, "cup.mp4", fh,
                                 cup_clip.stat().st_size)
     job = Job.objects.get(video=video)
@@ -45,12 +69,9 @@ def test_worker_on_redis_ingests_real_clip_into_s3(  # type: ignore[no-untyped-d
         f"videos/{video.pk}/source/cup.mp4"
     ]
     env = {**database_env_for_children(), **s3_server.env(s3_storage),
-           "CELERY_BROKER_URL": REDIS_URL, "DATA_DIR": str(tmp_path)}
-    broker = Celery(broker=REDIS_URL)
-    broker.conf.broker_connection_retry_on_startup = True
-    # when the task is sent by name through Redis to a real worker
+           "CELERY_BROKER_URL": redis_broker, "DATA_DIR": str(tmp_path)}
+    # when a real worker on Redis picks it up
     with celery_worker(env, tmp_path / "worker.log"):
-        broker.send_task("workers.ingest_video", args=[job.pk], queue="default")
         video = _wait_for(video)
     # then
     log = (tmp_path / "worker.log").read_text()
@@ -69,17 +90,19 @@ def test_worker_on_redis_ingests_real_clip_into_s3(  # type: ignore[no-untyped-d
 
 @pytest.mark.django_db(transaction=True)
 def test_import_command_reads_an_s3_prefix(project, small_clip, s3_server, s3_storage,  # type: ignore[no-untyped-def]
-                                           tmp_path: Path, django_capture_on_commit_callbacks):
+                                           redis_broker, tmp_path: Path):
     from django.core.management import call_command
 
     client = s3_server.client()
     client.put_object(Bucket=s3_storage, Key="incoming/a.mp4", Body=small_clip.read_bytes())
     client.put_object(Bucket=s3_storage, Key="incoming/notes.txt", Body=b"hello")
     client.put_object(Bucket=s3_storage, Key="incoming/deeper/b.mp4", Body=small_clip.read_bytes())
-    with django_capture_on_commit_callbacks(execute=False):
-        call_command("import_videos", str(project.pk), f"s3://{s3_storage}/incoming")
+    call_command("import_videos", str(project.pk), f"s3://{s3_storage}/incoming")
     videos = {v.name: v for v in Video.objects.filter(project=project)}
     assert set(videos) == {"a.mp4", "notes.txt"}  # no recursion into deeper/
     assert videos["a.mp4"].status == Video.Status.UPLOADED
     assert videos["notes.txt"].status == Video.Status.FAILED
     assert "Not a readable video file" in videos["notes.txt"].error
+    import redis
+
+    assert redis.Redis.from_url(redis_broker).llen("default") == 1  # one ingest task queued

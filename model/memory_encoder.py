@@ -33,7 +33,9 @@ class MaskDownSampler(nn.Module):
         for _ in range(num_layers):
             out_chans = in_chans * stride**2
             self.encoder.append(
-                nn.Conv2d(in_chans, out_chans, kernel_size=kernel_size, stride=stride, padding=padding)
+                nn.Conv2d(
+                    in_chans, out_chans, kernel_size=kernel_size, stride=stride, padding=padding
+                )
             )
             self.encoder.append(LayerNorm2d(out_chans))
             self.encoder.append(nn.GELU())
