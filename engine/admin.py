@@ -53,5 +53,6 @@ for _model in (
     models.Review,
     models.ModelVersion,
     models.Round,
+    models.DatasetSnapshot,
 ):
     admin.site.register(_model)

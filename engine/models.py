@@ -98,6 +98,8 @@ class Video(models.Model):
     duration = models.FloatField(null=True, blank=True)
     frame_count = models.IntegerField(default=0)
     thumbnail_key = models.CharField(max_length=1024, blank=True)
+    # Extra descriptive fields, e.g. SA-V's video_environment / video_split on import.
+    metadata = models.JSONField(default=dict, blank=True)
     uploaded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -270,6 +272,24 @@ class Review(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
+
+
+class DatasetSnapshot(models.Model):
+    """A frozen set of masklet revisions (usually the verified ones) for export or training."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="snapshots")
+    name = models.CharField(max_length=200, blank=True)
+    revisions = models.ManyToManyField(MaskletRevision, related_name="snapshots")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.name or f"snapshot {self.pk}"
 
 
 class ModelVersion(models.Model):

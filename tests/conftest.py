@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -184,3 +185,42 @@ def database_env_for_children() -> dict[str, str]:
     host, port = conf.get("HOST") or "127.0.0.1", conf.get("PORT") or 5432
     auth = conf["USER"] + (f":{conf['PASSWORD']}" if conf.get("PASSWORD") else "")
     return {"DATABASE_URL": f"postgresql://{auth}@{host}:{port}/{conf['NAME']}"}
+
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
+
+
+@pytest.fixture
+def redis_broker(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Send this process's tasks to the test Redis database (a fresh producer pool)."""
+    import redis
+
+    from workers.celery import app
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    previous = app.conf.broker_url
+    # Celery reads this variable before its own configuration.
+    monkeypatch.setenv("CELERY_BROKER_URL", REDIS_URL)
+    app.conf.broker_url = REDIS_URL
+    _drop_connection_pools(app)
+    yield REDIS_URL
+    app.conf.broker_url = previous
+    _drop_connection_pools(app)
+
+
+def _drop_connection_pools(app) -> None:  # type: ignore[no-untyped-def]
+    # Celery caches its connection and producer pools on first use; drop both so the next
+    # send connects to the current broker_url.
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
+@pytest.fixture
+def live_worker(redis_broker, tmp_path: Path, settings):  # type: ignore[no-untyped-def]
+    """A real Celery worker process on Redis sharing this test's database and media folder."""
+    from tests._services import celery_worker
+
+    env = {**database_env_for_children(), "CELERY_BROKER_URL": redis_broker,
+           "MEDIA_ROOT": settings.MEDIA_ROOT, "DATA_DIR": str(tmp_path / "worker-data")}
+    with celery_worker(env, tmp_path / "worker.log", queues="default,interactive,propagate,train") as proc:
+        yield proc

@@ -19,4 +19,9 @@ app = Celery("dataengine")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_queues = [Queue(name) for name in ("default", "interactive", "propagate", "train")]
 app.conf.task_default_queue = "default"
-app.conf.imports = ("workers.tasks.ingest",)
+# Explicit list: every task module is imported by web and worker processes alike.
+app.conf.imports = (
+    "workers.tasks.ingest",
+    "workers.tasks.datasets",
+    "workers.tasks.propagation",
+)

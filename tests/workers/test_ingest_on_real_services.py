@@ -6,7 +6,6 @@ separate process that shares this test run's database.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -17,7 +16,6 @@ from engine.models import Job, Video
 from tests._services import celery_worker
 from tests.conftest import database_env_for_children
 
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
 
 
 def _wait_for(video: Video, timeout: float = 90.0) -> Video:
@@ -28,31 +26,6 @@ def _wait_for(video: Video, timeout: float = 90.0) -> Video:
             return video
         time.sleep(0.3)
     raise AssertionError(f"video still {video.status} after {timeout} s")
-
-
-@pytest.fixture
-def redis_broker(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    """Send this process's tasks to the test Redis database (a fresh producer pool)."""
-    import redis
-
-    from workers.celery import app
-
-    redis.Redis.from_url(REDIS_URL).flushdb()
-    previous = app.conf.broker_url
-    # Celery reads this variable before its own configuration.
-    monkeypatch.setenv("CELERY_BROKER_URL", REDIS_URL)
-    app.conf.broker_url = REDIS_URL
-    _drop_connection_pools(app)
-    yield REDIS_URL
-    app.conf.broker_url = previous
-    _drop_connection_pools(app)
-
-
-def _drop_connection_pools(app) -> None:  # type: ignore[no-untyped-def]
-    # Celery caches its connection and producer pools on first use; drop both so the next
-    # send connects to the current broker_url.
-    app._pool = None
-    app.amqp._producer_pool = None
 
 
 @pytest.mark.django_db(transaction=True)

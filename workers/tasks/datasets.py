@@ -1,0 +1,1 @@
+"""Celery tasks (datasets): thin wrappers that load by id and call engine/."""

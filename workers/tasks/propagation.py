@@ -1,0 +1,1 @@
+"""Celery tasks (propagation): thin wrappers that load by id and call engine/."""
