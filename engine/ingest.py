@@ -77,7 +77,8 @@ def do_upload_video(
         check_video_filename(name)
         if size > settings.MAX_UPLOAD_BYTES:
             raise IngestError(
-                f"The file is {size:,} bytes; the upload limit is {settings.MAX_UPLOAD_BYTES:,} bytes"
+                f"The file is {size:,} bytes; "
+                f"the upload limit is {settings.MAX_UPLOAD_BYTES:,} bytes"
             )
         with tempfile.TemporaryDirectory(prefix="ingest-") as tmp:
             local = Path(tmp) / "source"
@@ -98,8 +99,9 @@ def do_upload_video(
         duration=probe.duration,
     )
     video.refresh_from_db()
-    do_create_job(Job.Kind.INGEST, args={"video_id": video.pk}, project=project, video=video,
-                  created_by=user)
+    do_create_job(
+        Job.Kind.INGEST, args={"video_id": video.pk}, project=project, video=video, created_by=user
+    )
     return video
 
 

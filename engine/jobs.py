@@ -9,8 +9,8 @@ task *name* (``send_task``) after the surrounding transaction commits, so ``engi
 from __future__ import annotations
 
 import logging
-import socket
 import os
+import socket
 from datetime import timedelta
 from typing import Any
 
@@ -64,17 +64,16 @@ def claim_job(job_id: int) -> Job | None:
     """
     now = timezone.now()
     stale_before = now - timedelta(seconds=settings.JOB_STALE_SECONDS)
-    claimable = Q(status=Job.Status.QUEUED) | Q(status=Job.Status.RUNNING, heartbeat_at__lt=stale_before)
-    updated = (
-        Job.objects.filter(claimable, pk=job_id, cancel_requested=False)
-        .update(
-            status=Job.Status.RUNNING,
-            attempt=F("attempt") + 1,
-            worker=worker_name(),
-            heartbeat_at=now,
-            started_at=now,
-            error="",
-        )
+    claimable = Q(status=Job.Status.QUEUED) | Q(
+        status=Job.Status.RUNNING, heartbeat_at__lt=stale_before
+    )
+    updated = Job.objects.filter(claimable, pk=job_id, cancel_requested=False).update(
+        status=Job.Status.RUNNING,
+        attempt=F("attempt") + 1,
+        worker=worker_name(),
+        heartbeat_at=now,
+        started_at=now,
+        error="",
     )
     if not updated:
         Job.objects.filter(pk=job_id, status=Job.Status.QUEUED, cancel_requested=True).update(

@@ -42,8 +42,11 @@ class FrameMask:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> FrameMask:
         rle = data.get("rle")
-        return cls(normalize_rle(rle) if rle is not None else None,
-                   data.get("source", "propagated"), data.get("stability"))
+        return cls(
+            normalize_rle(rle) if rle is not None else None,
+            data.get("source", "propagated"),
+            data.get("stability"),
+        )
 
 
 def _frames_json(video: Video, frames: Mapping[int, FrameMask]) -> dict[str, Any]:
@@ -68,8 +71,10 @@ def _frames_json(video: Video, frames: Mapping[int, FrameMask]) -> dict[str, Any
 
 def revision_frames(revision: MaskletRevision) -> dict[int, FrameMask]:
     """The revision's frame masks keyed by frame index, in frame order."""
-    return {int(k): FrameMask.from_json(v) for k, v in sorted(revision.frames.items(),
-                                                              key=lambda kv: int(kv[0]))}
+    return {
+        int(k): FrameMask.from_json(v)
+        for k, v in sorted(revision.frames.items(), key=lambda kv: int(kv[0]))
+    }
 
 
 @transaction.atomic
@@ -93,11 +98,16 @@ def do_create_masklet(
     if object_id is None:
         top = Masklet.objects.filter(video=video).aggregate(top=Max("object_id"))["top"]
         object_id = 0 if top is None else top + 1
-    masklet = Masklet.objects.create(video=video, object_id=object_id, kind=kind, status=status,
-                                     label=label)
+    masklet = Masklet.objects.create(
+        video=video, object_id=object_id, kind=kind, status=status, label=label
+    )
     revision = MaskletRevision.objects.create(
-        masklet=masklet, number=1, author=author, frames=_frames_json(video, frames),
-        edited_frames=sorted(set(edited_frames)), note=note,
+        masklet=masklet,
+        number=1,
+        author=author,
+        frames=_frames_json(video, frames),
+        edited_frames=sorted(set(edited_frames)),
+        note=note,
     )
     masklet.current_revision = revision
     masklet.save(update_fields=["current_revision"])
@@ -131,9 +141,12 @@ def do_save_revision(
     merged.update(frames)
     number = (base.number if base else 0) + 1
     revision = MaskletRevision.objects.create(
-        masklet=locked, number=number, author=author,
+        masklet=locked,
+        number=number,
+        author=author,
         frames=_frames_json(locked.video, merged),
-        edited_frames=sorted(set(edited_frames)), note=note,
+        edited_frames=sorted(set(edited_frames)),
+        note=note,
     )
     locked.current_revision = revision
     locked.save(update_fields=["current_revision", "updated_at"])

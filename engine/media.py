@@ -17,8 +17,24 @@ import ffmpeg
 
 #: Codecs the decoder is known to handle; anything else is refused up front.
 SUPPORTED_CODECS = frozenset(
-    {"h264", "hevc", "vp8", "vp9", "av1", "mpeg4", "mpeg2video", "mpeg1video", "mjpeg",
-     "prores", "theora", "cinepak", "msmpeg4v2", "msmpeg4v3", "wmv2", "wmv3"}
+    {
+        "h264",
+        "hevc",
+        "vp8",
+        "vp9",
+        "av1",
+        "mpeg4",
+        "mpeg2video",
+        "mpeg1video",
+        "mjpeg",
+        "prores",
+        "theora",
+        "cinepak",
+        "msmpeg4v2",
+        "msmpeg4v3",
+        "wmv2",
+        "wmv3",
+    }
 )
 # Demuxer messages that mean the container itself is cut short or damaged. Decoder chatter such as
 # "non-intra slice in an IDR NAL unit" (present in many valid camera files) is not listed.
@@ -94,8 +110,21 @@ def probe_video(path: Path, limits: VideoLimits) -> ProbeResult:
 def _scan_packets(path: Path) -> None:
     """Read every video packet without decoding; a truncated or damaged container shows here."""
     proc = subprocess.run(  # noqa: S603 - fixed argument list, no shell
-        ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-map", "0:v:0", "-c", "copy",
-         "-f", "null", "-"],
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-v",
+            "error",
+            "-i",
+            str(path),
+            "-map",
+            "0:v:0",
+            "-c",
+            "copy",
+            "-f",
+            "null",
+            "-",
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -112,7 +141,7 @@ def decode_frames(
     duration: float,
     on_progress: Callable[[float], None] | None = None,
 ) -> list[Path]:
-    """Decode ``path`` at ``fps`` into ``out_dir/000000.jpg ...``; return the frame paths in order."""
+    """Decode ``path`` at ``fps`` into ``out_dir/000000.jpg ...``; return frame paths in order."""
     out_dir.mkdir(parents=True, exist_ok=True)
     cmd = (
         ffmpeg.input(str(path))
@@ -124,7 +153,8 @@ def decode_frames(
     proc = subprocess.Popen(  # noqa: S603 - argument list built by ffmpeg-python
         cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout is not None
+    assert proc.stderr is not None
     for seconds in _progress_seconds(proc.stdout):
         if on_progress and duration > 0:
             on_progress(min(1.0, seconds / duration))

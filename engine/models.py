@@ -253,6 +253,9 @@ class InteractionEvent(models.Model):
     class Meta:
         ordering = ["created_at", "id"]
 
+    def __str__(self) -> str:
+        return f"{self.kind} by {self.user_id} on video {self.video_id}"
+
 
 class Review(models.Model):
     class Verdict(models.TextChoices):
@@ -272,6 +275,9 @@ class Review(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.verdict} by {self.reviewer_id} on revision {self.revision_id}"
 
 
 class DatasetSnapshot(models.Model):
@@ -340,6 +346,9 @@ class Round(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["project", "number"], name="round_number_unique"),
         ]
+
+    def __str__(self) -> str:
+        return f"round {self.number} of project {self.project_id}"
 
 
 class Job(models.Model):

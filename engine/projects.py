@@ -10,8 +10,7 @@ from engine.models import Membership, Project, Role, User
 def do_create_user(username: str, password: str, role: str = Role.ANNOTATOR, **extra: str) -> User:
     if role not in Role.values:
         raise ValueError(f"unknown role {role!r}; choose one of {', '.join(Role.values)}")
-    user = User.objects.create_user(username=username, password=password, role=role, **extra)
-    return user
+    return User.objects.create_user(username=username, password=password, role=role, **extra)
 
 
 @transaction.atomic

@@ -74,10 +74,17 @@ def list_source(source: str) -> list[SourceFile]:
             Bucket=bucket, Prefix=prefix, Delimiter="/"
         ):
             for obj in page.get("Contents", []):
-                name = obj["Key"][len(prefix):]
+                name = obj["Key"][len(prefix) :]
                 if name:
-                    files.append(S3File(name=name, size=obj["Size"], location=obj["Key"],
-                                        bucket=bucket, client=client))
+                    files.append(
+                        S3File(
+                            name=name,
+                            size=obj["Size"],
+                            location=obj["Key"],
+                            bucket=bucket,
+                            client=client,
+                        )
+                    )
         return sorted(files, key=lambda f: f.name)
     folder = Path(source)
     if not folder.is_dir():

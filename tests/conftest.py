@@ -83,12 +83,32 @@ def project(manager, annotator, reviewer):  # type: ignore[no-untyped-def]
 # --- media -----------------------------------------------------------------------------------
 
 
-def make_clip(path: Path, *, seconds: float = 2.0, size: str = "320x240", rate: int = 24,
-              codec: str = "libx264", extra: tuple[str, ...] = ()) -> Path:
+def make_clip(
+    path: Path,
+    *,
+    seconds: float = 2.0,
+    size: str = "320x240",
+    rate: int = 24,
+    codec: str = "libx264",
+    extra: tuple[str, ...] = (),
+) -> Path:
     subprocess.run(
-        ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi",
-         "-i", f"testsrc=duration={seconds}:size={size}:rate={rate}", "-c:v", codec,
-         *(["-pix_fmt", "yuv420p"] if codec == "libx264" else []), *extra, str(path)],
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc=duration={seconds}:size={size}:rate={rate}",
+            "-c:v",
+            codec,
+            *(["-pix_fmt", "yuv420p"] if codec == "libx264" else []),
+            *extra,
+            str(path),
+        ],
         check=True,
     )
     return path
@@ -220,7 +240,13 @@ def live_worker(redis_broker, tmp_path: Path, settings):  # type: ignore[no-unty
     """A real Celery worker process on Redis sharing this test's database and media folder."""
     from tests._services import celery_worker
 
-    env = {**database_env_for_children(), "CELERY_BROKER_URL": redis_broker,
-           "MEDIA_ROOT": settings.MEDIA_ROOT, "DATA_DIR": str(tmp_path / "worker-data")}
-    with celery_worker(env, tmp_path / "worker.log", queues="default,interactive,propagate,train") as proc:
+    env = {
+        **database_env_for_children(),
+        "CELERY_BROKER_URL": redis_broker,
+        "MEDIA_ROOT": settings.MEDIA_ROOT,
+        "DATA_DIR": str(tmp_path / "worker-data"),
+    }
+    with celery_worker(
+        env, tmp_path / "worker.log", queues="default,interactive,propagate,train"
+    ) as proc:
         yield proc

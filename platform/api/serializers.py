@@ -8,8 +8,15 @@ from engine.models import Job, Project, Video
 class ProjectSerializer(serializers.ModelSerializer):
     class Meta:
         model = Project
-        fields = ["id", "name", "description", "phase", "annotation_fps", "model_config",
-                  "created_at"]
+        fields = [
+            "id",
+            "name",
+            "description",
+            "phase",
+            "annotation_fps",
+            "model_config",
+            "created_at",
+        ]
         read_only_fields = ["id", "created_at"]
 
     def validate_annotation_fps(self, value: float) -> float:
@@ -23,9 +30,24 @@ class VideoSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Video
-        fields = ["id", "project", "name", "status", "error", "progress", "size_bytes", "codec",
-                  "width", "height", "source_fps", "annotation_fps", "duration", "frame_count",
-                  "thumbnail_url", "created_at"]
+        fields = [
+            "id",
+            "project",
+            "name",
+            "status",
+            "error",
+            "progress",
+            "size_bytes",
+            "codec",
+            "width",
+            "height",
+            "source_fps",
+            "annotation_fps",
+            "duration",
+            "frame_count",
+            "thumbnail_url",
+            "created_at",
+        ]
         read_only_fields = fields
 
     def get_thumbnail_url(self, video: Video) -> str | None:
@@ -39,6 +61,19 @@ class VideoUploadSerializer(serializers.Serializer):
 class JobSerializer(serializers.ModelSerializer):
     class Meta:
         model = Job
-        fields = ["id", "kind", "status", "progress", "message", "attempt", "error", "result",
-                  "project", "video", "created_at", "started_at", "finished_at"]
+        fields = [
+            "id",
+            "kind",
+            "status",
+            "progress",
+            "message",
+            "attempt",
+            "error",
+            "result",
+            "project",
+            "video",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
         read_only_fields = fields

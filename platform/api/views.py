@@ -16,45 +16,58 @@ from rest_framework.response import Response
 from api.parsers import StrictMultiPartParser
 from api.serializers import JobSerializer, ProjectSerializer, VideoSerializer, VideoUploadSerializer
 from engine import access, ingest, jobs, projects
-from engine.models import Job, Project, Video
+from engine.models import Job, Project, User, Video
+
+
+def request_user(request: Request) -> User:
+    """The authenticated user (every endpoint requires authentication)."""
+    user = request.user
+    assert isinstance(user, User)
+    return user
 
 
 class ProjectViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
     viewsets.GenericViewSet,
 ):
     serializer_class = ProjectSerializer
     parser_classes = [JSONParser, StrictMultiPartParser]
 
     def get_queryset(self) -> QuerySet[Project]:
-        return access.projects_for_user(self.request.user)  # type: ignore[arg-type]
+        return access.projects_for_user(request_user(self.request))
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        if not request.user.is_manager:  # type: ignore[union-attr]
+        if not request_user(request).is_manager:
             raise PermissionDenied("Only managers may create projects")
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         project = projects.do_create_project(
-            creator=request.user,  # type: ignore[arg-type]
+            creator=request_user(request),
             **serializer.validated_data,
         )
         return Response(ProjectSerializer(project).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request={"multipart/form-data": VideoUploadSerializer}, responses=VideoSerializer)
+    @extend_schema(
+        request={"multipart/form-data": VideoUploadSerializer}, responses=VideoSerializer
+    )
     @action(detail=True, methods=["get", "post"], parser_classes=[StrictMultiPartParser])
     def videos(self, request: Request, pk: str | None = None) -> Response:
         """GET: the project's videos with status and progress. POST (managers): upload a video."""
         if request.method == "GET":
-            project = access.access_project(request.user, int(pk or 0))  # type: ignore[arg-type]
+            project = access.access_project(request_user(request), int(pk or 0))
             page = self.paginate_queryset(project.videos.all())
             return self.get_paginated_response(VideoSerializer(page, many=True).data)
-        project = access.access_project_as_manager(request.user, int(pk or 0))  # type: ignore[arg-type]
+        project = access.access_project_as_manager(request_user(request), int(pk or 0))
         upload = request.FILES.get("file")
         if upload is None:
-            return Response({"detail": "Send the video in a multipart field named 'file'"},
-                            status=status.HTTP_400_BAD_REQUEST)
+            return Response(
+                {"detail": "Send the video in a multipart field named 'file'"},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
         video = ingest.do_upload_video(
-            project, request.user, upload.name or "", upload, upload.size or 0  # type: ignore[arg-type]
+            project, request_user(request), upload.name or "", upload, upload.size or 0
         )
         data = VideoSerializer(video).data
         if video.status == Video.Status.FAILED:
@@ -67,14 +80,14 @@ class VideoViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = VideoSerializer
 
     def get_queryset(self) -> QuerySet[Video]:
-        return access.videos_for_user(self.request.user)  # type: ignore[arg-type]
+        return access.videos_for_user(request_user(self.request))
 
 
 class JobViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = JobSerializer
 
     def get_queryset(self) -> QuerySet[Job]:
-        return access.jobs_for_user(self.request.user)  # type: ignore[arg-type]
+        return access.jobs_for_user(request_user(self.request))
 
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str | None = None) -> Response:

@@ -53,8 +53,12 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
     return render(
         request,
         "project_detail.html",
-        {"project": project, "videos": project.videos.all(), "role": role,
-         "is_manager": role == Role.MANAGER},
+        {
+            "project": project,
+            "videos": project.videos.all(),
+            "role": role,
+            "is_manager": role == Role.MANAGER,
+        },
     )
 
 
@@ -66,15 +70,17 @@ def project_manage(request: HttpRequest, project_id: int) -> HttpResponse:
         project = access.access_project_as_manager(user, project_id)
     except access.AccessDenied as exc:
         raise PermissionDenied(str(exc)) from None
-    return render(request, "project_manage.html", {"project": project,
-                                                   "videos": project.videos.all()})
+    return render(
+        request, "project_manage.html", {"project": project, "videos": project.videos.all()}
+    )
 
 
 @login_required
 def video_detail(request: HttpRequest, video_id: int) -> HttpResponse:
     video = access.access_video(_user(request), video_id)
-    return render(request, "video_detail.html", {"video": video,
-                                                 "frames": range(min(video.frame_count, 500))})
+    return render(
+        request, "video_detail.html", {"video": video, "frames": range(min(video.frame_count, 500))}
+    )
 
 
 @login_required

@@ -10,8 +10,14 @@ from tests.e2e.conftest import log_in
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
-def test_manager_uploads_video_and_annotator_is_kept_out(page, manager, annotator, small_clip,  # type: ignore[no-untyped-def]
-                                                         tmp_path, live_worker):
+def test_manager_uploads_video_and_annotator_is_kept_out(
+    page,
+    manager,
+    annotator,
+    small_clip,  # type: ignore[no-untyped-def]
+    tmp_path,
+    live_worker,
+):
     # given a manager on the site
     log_in(page, "maria", "maria-pass")
     page.get_by_role("link", name="New project").click()

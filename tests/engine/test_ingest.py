@@ -17,8 +17,9 @@ from tests.conftest import make_clip
 
 def _upload(project, path: Path, name: str | None = None):  # type: ignore[no-untyped-def]
     with path.open("rb") as fh:
-        return ingest.do_upload_video(project, project.created_by, name or path.name, fh,
-                                      path.stat().st_size)
+        return ingest.do_upload_video(
+            project, project.created_by, name or path.name, fh, path.stat().st_size
+        )
 
 
 def _ingest(project, path: Path, name: str | None = None) -> Video:  # type: ignore[no-untyped-def]
@@ -56,9 +57,21 @@ def test_pattern_clip_becomes_ready_with_frames_at_annotation_fps(project, small
 def test_real_clip_frame_count_matches_ffprobe_duration_times_fps(project, clip, request):  # type: ignore[no-untyped-def]
     path = request.getfixturevalue(clip)
     probed = subprocess.run(
-        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
-         "stream=duration", "-of", "csv=p=0", str(path)],
-        capture_output=True, text=True, check=True,
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=duration",
+            "-of",
+            "csv=p=0",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     duration = float(probed.stdout.strip())
     video = _ingest(project, path)
@@ -85,7 +98,8 @@ def test_rerun_after_worker_death_overwrites_instead_of_duplicating(project, sma
     from django.utils import timezone
 
     Job.objects.filter(pk=job.pk).update(
-        status=Job.Status.RUNNING, attempt=1,
+        status=Job.Status.RUNNING,
+        attempt=1,
         heartbeat_at=timezone.now() - timedelta(seconds=settings.JOB_STALE_SECONDS + 5),
     )
     storage.put_file(video.frame_key(40), __import__("io").BytesIO(b"stale"))
@@ -128,8 +142,9 @@ def test_not_a_video(project, tmp_path):  # type: ignore[no-untyped-def]
 
 
 def test_truncated_video(project, tmp_path):  # type: ignore[no-untyped-def]
-    full = make_clip(tmp_path / "full.mp4", seconds=10, size="640x480",
-                     extra=("-movflags", "+faststart"))
+    full = make_clip(
+        tmp_path / "full.mp4", seconds=10, size="640x480", extra=("-movflags", "+faststart")
+    )
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
     _assert_refused(_upload(project, cut), "truncated or corrupt")
@@ -183,7 +198,8 @@ def test_decode_failure_in_worker_leaves_no_frames(project, small_clip, tmp_path
     job = Job.objects.get(video=video)
     assert video.status == Video.Status.FAILED
     assert "Not a readable video file" in video.error
-    assert job.status == Job.Status.FAILED and job.error == video.error
+    assert job.status == Job.Status.FAILED
+    assert job.error == video.error
     assert _stored_frames(video) == []
     assert not default_storage.exists(ingest.thumbnail_key(video.pk))
 

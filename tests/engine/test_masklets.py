@@ -19,8 +19,9 @@ from engine.models import MaskletRevision, Video
 
 @pytest.fixture
 def video(project):  # type: ignore[no-untyped-def]
-    return Video.objects.create(project=project, name="v.mp4", status=Video.Status.READY,
-                                width=8, height=6, frame_count=5)
+    return Video.objects.create(
+        project=project, name="v.mp4", status=Video.Status.READY, width=8, height=6, frame_count=5
+    )
 
 
 def _mask(x0: int, x1: int) -> FrameMask:
@@ -39,12 +40,14 @@ def test_object_ids_are_assigned_in_order(video, annotator):  # type: ignore[no-
 def test_new_revision_merges_frames_and_keeps_history(video, annotator):  # type: ignore[no-untyped-def]
     masklet = do_create_masklet(video, author=annotator, frames={0: _mask(0, 2), 1: _mask(0, 2)})
     base = masklet.current_revision_id
-    revision = do_save_revision(masklet, author=annotator, frames={1: _mask(4, 8)},
-                                base_revision_id=base, edited_frames=[1])
+    revision = do_save_revision(
+        masklet, author=annotator, frames={1: _mask(4, 8)}, base_revision_id=base, edited_frames=[1]
+    )
     frames = revision_frames(revision)
     assert sorted(frames) == [0, 1]
     assert decode_rle(frames[1].rle)[2].tolist() == [False] * 4 + [True] * 4
-    assert revision.number == 2 and revision.edited_frames == [1]
+    assert revision.number == 2
+    assert revision.edited_frames == [1]
     old = revision_frames(MaskletRevision.objects.get(pk=base))
     assert decode_rle(old[1].rle)[2].tolist() == [True] * 2 + [False] * 6
 

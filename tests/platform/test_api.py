@@ -32,8 +32,11 @@ def test_anonymous_requests_are_refused(project):  # type: ignore[no-untyped-def
 def test_openapi_schema_lists_the_endpoints(manager):  # type: ignore[no-untyped-def]
     response = _client(manager).get("/api/schema/", HTTP_ACCEPT="application/json")
     assert response.status_code == 200
-    paths = response.json()["paths"] if response["Content-Type"].startswith("application/json") \
+    paths = (
+        response.json()["paths"]
+        if response["Content-Type"].startswith("application/json")
         else __import__("yaml").safe_load(response.content)["paths"]
+    )
     assert "/api/projects/{id}/videos/" in paths
     assert "/api/jobs/{id}/cancel/" in paths
 
@@ -57,8 +60,9 @@ def test_querysets_are_scoped_to_membership(project, outsider, annotator, small_
 def test_only_managers_create_projects(annotator, manager):  # type: ignore[no-untyped-def]
     refused = _client(annotator).post("/api/projects/", {"name": "X"}, format="json")
     assert refused.status_code == 403
-    created = _client(manager).post("/api/projects/", {"name": "X", "annotation_fps": 4},
-                                    format="json")
+    created = _client(manager).post(
+        "/api/projects/", {"name": "X", "annotation_fps": 4}, format="json"
+    )
     assert created.status_code == 201
     assert created.json()["annotation_fps"] == 4.0
     bad = _client(manager).post("/api/projects/", {"name": "Y", "annotation_fps": 0}, format="json")
@@ -66,22 +70,29 @@ def test_only_managers_create_projects(annotator, manager):  # type: ignore[no-u
     assert "annotation fps" in str(bad.json())
 
 
-def test_manager_uploads_and_a_job_is_queued(project, manager, small_clip,  # type: ignore[no-untyped-def]
-                                             django_capture_on_commit_callbacks):
+def test_manager_uploads_and_a_job_is_queued(
+    project,
+    manager,
+    small_clip,  # type: ignore[no-untyped-def]
+    django_capture_on_commit_callbacks,
+):
     with small_clip.open("rb") as fh, django_capture_on_commit_callbacks(execute=False) as hooks:
-        response = _client(manager).post(f"/api/projects/{project.pk}/videos/", {"file": fh},
-                                         format="multipart")
+        response = _client(manager).post(
+            f"/api/projects/{project.pk}/videos/", {"file": fh}, format="multipart"
+        )
     assert response.status_code == 202, response.json()
     body = response.json()
-    assert body["status"] == "uploaded" and body["width"] == 320
+    assert body["status"] == "uploaded"
+    assert body["width"] == 320
     assert Job.objects.get(video_id=body["id"]).status == Job.Status.QUEUED
     assert len(hooks) == 1  # the task is sent only once the upload's transaction commits
 
 
 def test_annotator_cannot_upload(project, annotator, small_clip):  # type: ignore[no-untyped-def]
     with small_clip.open("rb") as fh:
-        response = _client(annotator).post(f"/api/projects/{project.pk}/videos/", {"file": fh},
-                                           format="multipart")
+        response = _client(annotator).post(
+            f"/api/projects/{project.pk}/videos/", {"file": fh}, format="multipart"
+        )
     assert response.status_code == 403
     assert not Video.objects.exists()
 
@@ -90,8 +101,9 @@ def test_bad_file_gets_400_with_the_reason(project, manager, tmp_path):  # type:
     path = tmp_path / "x.mp4"
     path.write_bytes(b"not a video at all" * 100)
     with path.open("rb") as fh:
-        response = _client(manager).post(f"/api/projects/{project.pk}/videos/", {"file": fh},
-                                         format="multipart")
+        response = _client(manager).post(
+            f"/api/projects/{project.pk}/videos/", {"file": fh}, format="multipart"
+        )
     assert response.status_code == 400
     assert "Not a readable video file" in response.json()["detail"]
     assert response.json()["video"]["status"] == "failed"
@@ -100,8 +112,9 @@ def test_bad_file_gets_400_with_the_reason(project, manager, tmp_path):  # type:
 def test_oversize_upload_gets_413(project, manager, small_clip, settings):  # type: ignore[no-untyped-def]
     settings.MAX_UPLOAD_BYTES = 2000
     with small_clip.open("rb") as fh:
-        response = _client(manager).post(f"/api/projects/{project.pk}/videos/", {"file": fh},
-                                         format="multipart")
+        response = _client(manager).post(
+            f"/api/projects/{project.pk}/videos/", {"file": fh}, format="multipart"
+        )
     assert response.status_code in (400, 413)
     assert "limit" in response.json()["detail"]
 
@@ -109,11 +122,17 @@ def test_oversize_upload_gets_413(project, manager, small_clip, settings):  # ty
 def test_file_name_with_path_parts_is_refused_not_trimmed(project, manager, small_clip):  # type: ignore[no-untyped-def]
     boundary = "XyZ"
     body = (
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
-        f"filename=\"../../etc/evil.mp4\"\r\nContent-Type: video/mp4\r\n\r\n"
-    ).encode() + small_clip.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+            f'filename="../../etc/evil.mp4"\r\nContent-Type: video/mp4\r\n\r\n'
+        ).encode()
+        + small_clip.read_bytes()
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     response = _client(manager).generic(
-        "POST", f"/api/projects/{project.pk}/videos/", body,
+        "POST",
+        f"/api/projects/{project.pk}/videos/",
+        body,
         content_type=f"multipart/form-data; boundary={boundary}",
     )
     assert response.status_code == 400

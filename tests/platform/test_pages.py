@@ -17,12 +17,14 @@ def _login(user) -> Client:  # type: ignore[no-untyped-def]
 def test_login_page_and_redirect(db):  # type: ignore[no-untyped-def]
     assert Client().get("/").status_code == 302
     page = Client().get("/login/")
-    assert page.status_code == 200 and b"Log in" in page.content
+    assert page.status_code == 200
+    assert b"Log in" in page.content
 
 
 def test_manager_creates_a_project_from_the_form(manager):  # type: ignore[no-untyped-def]
-    response = _login(manager).post("/projects/new/", {"name": "Birds", "annotation_fps": 6,
-                                                       "phase": 3, "description": ""})
+    response = _login(manager).post(
+        "/projects/new/", {"name": "Birds", "annotation_fps": 6, "phase": 3, "description": ""}
+    )
     project = Project.objects.get(name="Birds")
     assert response.status_code == 302
     assert response["Location"] == f"/projects/{project.pk}/manage/"

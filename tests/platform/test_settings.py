@@ -16,15 +16,32 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _load_settings(extra_env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    env_vars = {k: v for k, v in os.environ.items()
-                if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "STORAGE_BACKEND")}
-    env_vars.update({"DATA_DIR": str(tmp_path), "PYTHONPATH": f"{REPO}:{REPO / 'platform'}",
-                     "DJANGO_SETTINGS_MODULE": "dataengine.settings", **extra_env})
-    code = ("import django; django.setup(); from django.conf import settings as s; "
-            "print(s.DATABASES['default']['ENGINE'], s.CELERY_BROKER_URL, "
-            "s.STORAGES['default']['BACKEND'])")
-    return subprocess.run([sys.executable, "-c", code], env=env_vars, capture_output=True,
-                          text=True, cwd=REPO, check=False)
+    env_vars = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "STORAGE_BACKEND")
+    }
+    env_vars.update(
+        {
+            "DATA_DIR": str(tmp_path),
+            "PYTHONPATH": f"{REPO}:{REPO / 'platform'}",
+            "DJANGO_SETTINGS_MODULE": "dataengine.settings",
+            **extra_env,
+        }
+    )
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.DATABASES['default']['ENGINE'], s.CELERY_BROKER_URL, "
+        "s.STORAGES['default']['BACKEND'])"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env=env_vars,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=False,
+    )
 
 
 def test_embedded_default_needs_no_server(tmp_path: Path) -> None:
@@ -37,14 +54,20 @@ def test_embedded_default_needs_no_server(tmp_path: Path) -> None:
 
 
 def test_real_services_from_environment(tmp_path: Path) -> None:
-    result = _load_settings({
-        "DATABASE_URL": "postgresql://u@127.0.0.1:5432/x",
-        "CELERY_BROKER_URL": "redis://127.0.0.1:6379/3",
-        "STORAGE_BACKEND": "s3", "S3_BUCKET": "frames", "S3_ENDPOINT_URL": "http://127.0.0.1:9",
-    }, tmp_path)
+    result = _load_settings(
+        {
+            "DATABASE_URL": "postgresql://u@127.0.0.1:5432/x",
+            "CELERY_BROKER_URL": "redis://127.0.0.1:6379/3",
+            "STORAGE_BACKEND": "s3",
+            "S3_BUCKET": "frames",
+            "S3_ENDPOINT_URL": "http://127.0.0.1:9",
+        },
+        tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [
-        "django.db.backends.postgresql", "redis://127.0.0.1:6379/3",
+        "django.db.backends.postgresql",
+        "redis://127.0.0.1:6379/3",
         "storages.backends.s3.S3Storage",
     ]
 

@@ -17,7 +17,6 @@ from tests._services import celery_worker
 from tests.conftest import database_env_for_children
 
 
-
 def _wait_for(video: Video, timeout: float = 90.0) -> Video:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -34,15 +33,18 @@ def test_worker_on_redis_ingests_real_clip_into_s3(  # type: ignore[no-untyped-d
 ):
     # given an accepted upload stored in S3; its commit sent the ingest task to Redis
     with cup_clip.open("rb") as fh:
-        video = do_upload_video(project, project.created_by, "cup.mp4", fh,
-                                cup_clip.stat().st_size)
+        video = do_upload_video(project, project.created_by, "cup.mp4", fh, cup_clip.stat().st_size)
     job = Job.objects.get(video=video)
     client = s3_server.client()
     assert [o["Key"] for o in client.list_objects_v2(Bucket=s3_storage)["Contents"]] == [
         f"videos/{video.pk}/source/cup.mp4"
     ]
-    env = {**database_env_for_children(), **s3_server.env(s3_storage),
-           "CELERY_BROKER_URL": redis_broker, "DATA_DIR": str(tmp_path)}
+    env = {
+        **database_env_for_children(),
+        **s3_server.env(s3_storage),
+        "CELERY_BROKER_URL": redis_broker,
+        "DATA_DIR": str(tmp_path),
+    }
     # when a real worker on Redis picks it up
     with celery_worker(env, tmp_path / "worker.log"):
         video = _wait_for(video)
@@ -50,20 +52,31 @@ def test_worker_on_redis_ingests_real_clip_into_s3(  # type: ignore[no-untyped-d
     log = (tmp_path / "worker.log").read_text()
     assert video.status == Video.Status.READY, (video.error, log[-3000:])
     assert video.frame_count == 49  # 8.104 s x 6 fps
-    keys = sorted(o["Key"] for o in client.list_objects_v2(
-        Bucket=s3_storage, Prefix=f"videos/{video.pk}/frames/")["Contents"])
+    keys = sorted(
+        o["Key"]
+        for o in client.list_objects_v2(Bucket=s3_storage, Prefix=f"videos/{video.pk}/frames/")[
+            "Contents"
+        ]
+    )
     assert keys == [f"videos/{video.pk}/frames/{i:06d}.jpg" for i in range(49)]
     body = client.get_object(Bucket=s3_storage, Key=keys[0])["Body"].read()
     assert body[:2] == b"\xff\xd8"
     job.refresh_from_db()
     assert job.status == Job.Status.SUCCEEDED
-    assert job.worker and job.heartbeat_at is not None
+    assert job.worker
+    assert job.heartbeat_at is not None
     assert "workers.ingest_video" in log
 
 
 @pytest.mark.django_db(transaction=True)
-def test_import_command_reads_an_s3_prefix(project, small_clip, s3_server, s3_storage,  # type: ignore[no-untyped-def]
-                                           redis_broker, tmp_path: Path):
+def test_import_command_reads_an_s3_prefix(
+    project,
+    small_clip,
+    s3_server,
+    s3_storage,  # type: ignore[no-untyped-def]
+    redis_broker,
+    tmp_path: Path,
+):
     from django.core.management import call_command
 
     client = s3_server.client()

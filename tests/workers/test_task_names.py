@@ -13,7 +13,12 @@ def test_task_names_are_pinned() -> None:
 
 
 def test_queues_match_the_design() -> None:
-    assert {q.name for q in app.conf.task_queues} == {"default", "interactive", "propagate", "train"}
+    assert {q.name for q in app.conf.task_queues} == {
+        "default",
+        "interactive",
+        "propagate",
+        "train",
+    }
     assert app.conf.task_serializer == "json"
     assert app.conf.task_acks_late is True
 

@@ -46,7 +46,9 @@ class Command(BaseCommand):
 
 
 def _find_project(ref: str) -> Project:
-    query = Project.objects.filter(pk=int(ref)) if ref.isdigit() else Project.objects.filter(name=ref)
+    query = (
+        Project.objects.filter(pk=int(ref)) if ref.isdigit() else Project.objects.filter(name=ref)
+    )
     project = query.first()
     if project is None:
         raise CommandError(f"No project {ref!r}")
