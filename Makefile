@@ -9,6 +9,8 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 DATA_DIR ?= $(CURDIR)/var
 export DATA_DIR
+# platform/ is a source root (not a package); both roots go on the import path.
+export PYTHONPATH := $(CURDIR):$(CURDIR)/platform
 
 .PHONY: run test system system-test venv venv-test check pytest
 
@@ -43,7 +45,7 @@ run: system venv
 	 echo ""; echo "  SAM 2 data engine is running: open http://$(HOST):$(PORT)/"; \
 	 echo "  log in as manager / manager-pass (also annotator, reviewer, admin: <name>-pass)"; \
 	 echo "  worker log: $(DATA_DIR)/worker.log   stop with Ctrl-C"; echo ""; \
-	 $(BIN)/uvicorn dataengine.asgi:application --app-dir platform --host $(HOST) --port $(PORT)
+	 $(BIN)/uvicorn dataengine.asgi:application --host $(HOST) --port $(PORT)
 
 check:
 	$(BIN)/ruff check .
