@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import weakref
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -55,6 +56,8 @@ class SpillStore:
 
     def __init__(self, parent: str | Path | None = None) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="sam2-session-", dir=parent))
+        # removed even if the session is never closed explicitly
+        self._finalizer = weakref.finalize(self, shutil.rmtree, self.root, True)
 
     def _path(self, bank_key: str, frame_idx: int) -> Path:
         return self.root / f"{bank_key}-{frame_idx}.pt"
@@ -79,7 +82,7 @@ class SpillStore:
         self._path(bank_key, frame_idx).unlink(missing_ok=True)
 
     def close(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
+        self._finalizer()
 
 
 class MemoryBank:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
@@ -283,7 +283,7 @@ class VideoSession:
         max_frame_num_to_track: int | None = None,
         reverse: bool = False,
         cancel: CancelFlag | None = None,
-    ) -> Iterator[FrameResult]:
+    ) -> Generator[FrameResult, None, None]:
         """Track all objects through the video, one `FrameResult` per frame.
 
         Input errors (no prompts, bad start frame) raise here, before the generator is returned.
@@ -631,7 +631,7 @@ class VideoSession:
 
     def _propagation(
         self, order: list[int], reverse: bool, cancel: CancelFlag | None
-    ) -> Iterator[FrameResult]:
+    ) -> Generator[FrameResult, None, None]:
         for frame_idx in order:
             if cancel is not None and cancel.is_set():
                 return

@@ -3,7 +3,7 @@ from drf_spectacular.views import SpectacularAPIView
 from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
 
-from api import views
+from api import review_views, views
 
 router = DefaultRouter()
 router.register("projects", views.ProjectViewSet, basename="project")
@@ -13,5 +13,8 @@ router.register("jobs", views.JobViewSet, basename="job")
 urlpatterns = [
     path("token/", obtain_auth_token, name="api-token"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("", include("api.dataset_views")),
+    path("", include("api.automask_views")),
     path("", include(router.urls)),
+    path("", include(review_views.review_urlpatterns)),
 ]

@@ -1,5 +1,5 @@
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
 from webapp import views
 
@@ -12,4 +12,5 @@ urlpatterns = [
     path("projects/<int:project_id>/manage/", views.project_manage, name="project-manage"),
     path("videos/<int:video_id>/", views.video_detail, name="video-detail"),
     path("media/<path:key>", views.media, name="media"),
+    path("", include("webapp.review_urls")),
 ]

@@ -52,7 +52,7 @@ def _args(root: Path, prompts: Path, out: Path, *extra: str) -> list[str]:
 
 
 def test_predict_video_subprocess_writes_npz(video: Path) -> None:
-    actions = [
+    actions: list[dict[str, Any]] = [
         {"op": "add", "frame": 1, "obj_id": 7, "points": [[10, 10], [40, 30]], "labels": [1, 0]},
         {"op": "add", "frame": 1, "obj_id": 3, "box": [4, 4, 30, 30]},
         {"op": "add", "frame": 2, "obj_id": 5, "mask": "masks/m.png"},
@@ -70,8 +70,10 @@ def test_predict_video_subprocess_writes_npz(video: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     with np.load(out) as data:
         obj_ids, logits = data["obj_ids"], data["logits"]
-    assert obj_ids.dtype == np.int64 and list(obj_ids) == [3, 5, 7]
-    assert logits.dtype == np.float32 and logits.shape == (N, 3, H, W)
+    assert obj_ids.dtype == np.int64
+    assert list(obj_ids) == [3, 5, 7]
+    assert logits.dtype == np.float32
+    assert logits.shape == (N, 3, H, W)
     assert np.all(logits[0] == -1024)  # never predicted
     assert np.all(logits[1, 1] == -1024)  # object 5 has no output on frame 1
     assert not np.all(logits[1, 2] == -1024)
@@ -80,7 +82,7 @@ def test_predict_video_subprocess_writes_npz(video: Path) -> None:
 
 
 def test_latest_output_wins_and_remove(video: Path, tmp_path: Path) -> None:
-    actions = [
+    actions: list[dict[str, Any]] = [
         {"op": "add", "frame": 0, "obj_id": 1, "points": [[10, 10]], "labels": [1]},
         {"op": "add", "frame": 0, "obj_id": 2, "mask": str(video / "masks/m.png")},
         {"op": "propagate"},
@@ -110,11 +112,18 @@ def test_latest_output_wins_and_remove(video: Path, tmp_path: Path) -> None:
             "outside the video",
         ),
         (
-            {"actions": [{"op": "add", "frame": 0, "obj_id": 1, "points": [[99, 1]], "labels": [1]}]},
+            {
+                "actions": [
+                    {"op": "add", "frame": 0, "obj_id": 1, "points": [[99, 1]], "labels": [1]}
+                ]
+            },
             "outside the 48x40 frame",
         ),
         ({"actions": [{"op": "propagate"}]}, "no object has prompts"),
-        ({"actions": [{"op": "add", "frame": 0, "obj_id": 1, "mask": "nope.png"}]}, "cannot read mask"),
+        (
+            {"actions": [{"op": "add", "frame": 0, "obj_id": 1, "mask": "nope.png"}]},
+            "cannot read mask",
+        ),
     ],
 )
 def test_bad_actions_exit_2_with_message(
@@ -132,7 +141,9 @@ def test_bad_actions_exit_2_with_message(
     assert not out.exists()
 
 
-def test_missing_frames_folder(video: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_frames_folder(
+    video: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     prompts = _write_actions(tmp_path, [])
     args = _args(video, prompts, tmp_path / "o.npz")
     args[args.index("--frames") + 1] = str(tmp_path / "nothing")

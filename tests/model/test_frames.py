@@ -41,7 +41,8 @@ def test_folder_orders_integer_names_numerically(tmp_path: Path) -> None:
     assert [p.name for p in src.paths] == ["0.jpg", "1.jpg", "2.jpg", "10.jpg"]
     assert (len(src), src.width, src.height) == (4, 20, 10)
     frame = src.read(3)
-    assert isinstance(frame, Image.Image) and frame.mode == "RGB"
+    assert isinstance(frame, Image.Image)
+    assert frame.mode == "RGB"
     assert abs(int(np.asarray(frame).mean()) - 200) <= 2
 
 
@@ -97,7 +98,8 @@ def test_array_source() -> None:
 
 def test_frame_to_tensor_normalises_a_constant_image() -> None:
     x = frame_to_tensor(_img(255, 33, 17), 64)
-    assert x.shape == (3, 64, 64) and x.dtype == torch.float32
+    assert x.shape == (3, 64, 64)
+    assert x.dtype == torch.float32
     for c in range(3):
         expected = (1.0 - IMAGENET_MEAN[c]) / IMAGENET_STD[c]
         assert torch.allclose(x[c], torch.full((64, 64), expected), atol=1e-6)
@@ -138,8 +140,10 @@ def test_connected_components_are_eight_connected() -> None:
     mask[0, 0, 4, 4] = True
     labels, areas = connected_components(mask)
     assert labels[0, 0, 0, 0] == labels[0, 0, 1, 1] != labels[0, 0, 4, 4]
-    assert areas[0, 0, 0, 0] == 2 and areas[0, 0, 4, 4] == 1
-    assert areas[0, 0, 2, 2] == 0 and labels[1].sum() == 0
+    assert areas[0, 0, 0, 0] == 2
+    assert areas[0, 0, 4, 4] == 1
+    assert areas[0, 0, 2, 2] == 0
+    assert labels[1].sum() == 0
     with pytest.raises(ValueError, match="N, 1, H, W"):
         connected_components(mask[:, 0])
 

@@ -60,12 +60,14 @@ def test_embedding_is_computed_once_for_many_prompts(predictor: ImagePredictor) 
     finally:
         del predictor.model.forward_image
     assert calls == [(1, 3, size, size)]
-    assert multi.masks.shape == (3, 48, 64) and multi.masks.dtype == np.bool_
+    assert multi.masks.shape == (3, 48, 64)
+    assert multi.masks.dtype == np.bool_
     assert multi.iou_predictions.shape == (3,)
     assert multi.low_res_logits.shape == (3, size // 4, size // 4)
     assert np.abs(multi.low_res_logits).max() <= 32
     assert single.masks.shape == (1, 48, 64)
-    assert refined.masks.dtype == np.float32 and refined.masks.shape == (1, 48, 64)
+    assert refined.masks.dtype == np.float32
+    assert refined.masks.shape == (1, 48, 64)
     assert predictor.get_image_embedding().shape == (1, 256, size // 16, size // 16)
 
 
@@ -95,7 +97,7 @@ def test_bad_prompts(predictor: ImagePredictor, kwargs: dict[str, Any], message:
 
 def test_bad_images(predictor: ImagePredictor) -> None:
     with pytest.raises(InvalidPromptError, match="uint8"):
-        predictor.set_image(np.zeros((4, 4), np.float32))  # type: ignore[arg-type]
+        predictor.set_image(np.zeros((4, 4), np.float32))
     with pytest.raises(InvalidPromptError):
         predictor.set_image("image.png")  # type: ignore[arg-type]
     assert not predictor.is_image_set
@@ -153,9 +155,7 @@ def _fake_torchvision() -> dict[str, types.ModuleType]:
 
 
 @pytest.mark.official
-def test_matches_official_image_predictor(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_matches_official_image_predictor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("sam2")
     from sam2.build_sam import build_sam2 as official_build
 

@@ -185,7 +185,8 @@ def _assert_parity(
 ) -> None:
     our_ids, our_logits = ours
     off_ids, off_logits = official
-    assert our_ids.dtype == np.int64 and our_logits.dtype == np.float32
+    assert our_ids.dtype == np.int64
+    assert our_logits.dtype == np.float32
     np.testing.assert_array_equal(our_ids, off_ids)
     assert our_logits.shape == off_logits.shape == (NUM_FRAMES, len(off_ids), HEIGHT, WIDTH)
     worst = 1.0

@@ -68,8 +68,10 @@ def _two_objects(s: VideoSession) -> None:
 
 def test_add_returns_all_objects_on_frame(session: VideoSession) -> None:
     r1 = session.add_points(2, 7, [[10, 10], [40, 30]], [1, 0])
-    assert r1.frame_idx == 2 and r1.obj_ids == [7]
-    assert r1.logits.shape == (1, 1, H, W) and r1.logits.dtype == torch.float32
+    assert r1.frame_idx == 2
+    assert r1.obj_ids == [7]
+    assert r1.logits.shape == (1, 1, H, W)
+    assert r1.logits.dtype == torch.float32
     mask = np.zeros((H, W), bool)
     mask[5:20, 5:30] = True
     r2 = session.add_mask(3, 9, mask)
@@ -97,7 +99,8 @@ def test_backbone_runs_once_per_frame_for_all_objects(tiny_model: Any) -> None:
     s.add_points(0, 3, [[50, 40]], [1])
     runs_before = s.backbone_runs
     results = list(s.propagate())
-    assert len(results) == 6 and all(r.logits.shape[0] == 3 for r in results)
+    assert len(results) == 6
+    assert all(r.logits.shape[0] == 3 for r in results)
     # frame 0 was cached by the prompts; frames 1..5 ran the backbone once each
     assert s.backbone_runs - runs_before == 5
     assert sorted(set(source.reads)) == list(range(6))
@@ -150,7 +153,9 @@ def test_memory_bank_is_bounded_over_long_video(tiny_model: Any) -> None:
     s.close()
 
 
-def test_eviction_spills_so_corrections_match_unbounded(make_tiny_model: Callable[..., Any]) -> None:
+def test_eviction_spills_so_corrections_match_unbounded(
+    make_tiny_model: Callable[..., Any],
+) -> None:
     """A correction deep inside an already propagated video sees the evicted memories again."""
     model = make_tiny_model(seed=5)
     frames = ArrayFrameSource(_frames(30))
@@ -163,7 +168,8 @@ def test_eviction_spills_so_corrections_match_unbounded(make_tiny_model: Callabl
         results.append((logits, s._objects[1].pending_non_cond[12].object_score_logits))
         if spill:
             spill_root = s._spill.root if s._spill is not None else None
-            assert spill_root is not None and any(spill_root.iterdir())
+            assert spill_root is not None
+            assert any(spill_root.iterdir())
             s.close()
             assert not spill_root.exists()
     # reference without eviction: windows as large as the video
@@ -284,7 +290,8 @@ def test_bad_frames_masks_and_propagation(session: VideoSession) -> None:
     session.add_points(0, 1, [[1, 1]], [1])
     with pytest.raises(FrameIndexError):
         session.propagate(start_frame_idx=20)
-    assert issubclass(FrameIndexError, ValueError) and issubclass(PromptError, ValueError)
+    assert issubclass(FrameIndexError, ValueError)
+    assert issubclass(PromptError, ValueError)
 
 
 def test_bf16_autocast_session_runs_and_agrees(tiny_model: Any) -> None:

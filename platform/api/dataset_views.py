@@ -1,0 +1,130 @@
+"""Dataset endpoints: start an export (managers), download it (members), import files (managers).
+
+Poll either job at ``/api/jobs/<id>/``. Included from ``api/urls.py``::
+
+    POST /api/projects/<id>/exports/   {"format": "sav", "videos": [ids], "kinds": ["manual"]}
+    GET  /api/exports/<job id>/download/
+    POST /api/projects/<id>/imports/   multipart: file (.json or .zip), format?, video?, status?
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.files.storage import default_storage
+from django.http import FileResponse
+from django.urls import path
+from rest_framework import serializers, status
+from rest_framework.parsers import JSONParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from api.parsers import StrictMultiPartParser
+from api.serializers import JobSerializer
+from engine import access
+from engine.datasets import EXPORT_FORMATS, ExportError, do_start_export
+from engine.datasets_import import IMPORT_FORMATS, DatasetImportError, do_start_import
+from engine.models import Job, Masklet
+
+
+class ExportRequestSerializer(serializers.Serializer):
+    format = serializers.ChoiceField(choices=EXPORT_FORMATS)
+    videos = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False)
+    kinds = serializers.ListField(
+        child=serializers.ChoiceField(choices=Masklet.Kind.values), required=False
+    )
+
+
+class ImportRequestSerializer(serializers.Serializer):
+    file = serializers.FileField()
+    format = serializers.ChoiceField(choices=IMPORT_FORMATS, required=False)
+    video = serializers.CharField(required=False, max_length=255)
+    status = serializers.ChoiceField(choices=Masklet.Status.values, required=False)
+
+
+def _user(request: Request) -> Any:
+    return request.user
+
+
+class ExportView(APIView):
+    parser_classes = [JSONParser]
+
+    def post(self, request: Request, project_id: int) -> Response:
+        project = access.access_project_as_manager(_user(request), project_id)
+        serializer = ExportRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        try:
+            job = do_start_export(
+                project,
+                user=_user(request),
+                fmt=data["format"],
+                video_ids=data.get("videos"),
+                kinds=data.get("kinds"),
+            )
+        except ExportError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ExportDownloadView(APIView):
+    def get(self, request: Request, job_id: int) -> Response | FileResponse:
+        job = access.jobs_for_user(_user(request)).filter(pk=job_id, kind=Job.Kind.EXPORT).first()
+        if job is None:
+            return Response({"detail": "No such export"}, status=status.HTTP_404_NOT_FOUND)
+        if job.status != Job.Status.SUCCEEDED:
+            return Response(
+                {
+                    "detail": f"The export is {job.status}, not ready to download",
+                    "job": JobSerializer(job).data,
+                },
+                status=status.HTTP_409_CONFLICT,
+            )
+        key = job.result.get("key", "")
+        if not key or not default_storage.exists(key):
+            return Response(
+                {"detail": "The export file is gone; start a new export"},
+                status=status.HTTP_410_GONE,
+            )
+        return FileResponse(
+            default_storage.open(key, "rb"),
+            as_attachment=True,
+            filename=job.result.get("filename") or "export.zip",
+            content_type="application/zip",
+        )
+
+
+class ImportView(APIView):
+    parser_classes = [StrictMultiPartParser]
+
+    def post(self, request: Request, project_id: int) -> Response:
+        project = access.access_project_as_manager(_user(request), project_id)
+        serializer = ImportRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        upload = data["file"]
+        try:
+            job = do_start_import(
+                project,
+                user=_user(request),
+                fileobj=upload,
+                filename=upload.name or "upload",
+                fmt=data.get("format"),
+                video_name=data.get("video"),
+                status=data.get("status") or Masklet.Status.VERIFIED,
+            )
+        except DatasetImportError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+urlpatterns = [
+    path("projects/<int:project_id>/exports/", ExportView.as_view(), name="dataset-export"),
+    path(
+        "exports/<int:job_id>/download/",
+        ExportDownloadView.as_view(),
+        name="dataset-export-download",
+    ),
+    path("projects/<int:project_id>/imports/", ImportView.as_view(), name="dataset-import"),
+]

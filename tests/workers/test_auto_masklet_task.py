@@ -1,0 +1,71 @@
+"""The auto-masklets task: pinned name and queue, and a real Celery worker running a job."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.jobs import JOB_TASKS
+from engine.models import Job, Masklet, ModelVersion, Video
+from workers.celery import app
+
+
+def test_task_is_registered_under_its_pinned_name_on_the_propagate_queue() -> None:
+    app.loader.import_default_modules()
+    assert "workers.auto_masklets" in app.tasks
+    assert JOB_TASKS[Job.Kind.AUTO_MASKLETS] == ("workers.auto_masklets", "propagate")
+
+
+def _wait(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_real_worker_runs_an_auto_masklet_job(
+    project: Any, small_clip: Path, tmp_path: Path, live_worker: Any, settings: Any
+) -> None:
+    from engine import ingest, model_registry
+    from engine.auto_masklets import do_start_auto_masklets
+    from tests.engine.test_auto_masklets import SMALL_GRID, tiny_checkpoint
+
+    # given: a promoted tiny model in storage and the clip ingested by the worker
+    version = ModelVersion.objects.create(
+        name="tiny", config="test_tiny", status=ModelVersion.Status.PROMOTED
+    )
+    model_registry.store_checkpoint_for_version(version, tiny_checkpoint(tmp_path / "m.pt"))
+    with small_clip.open("rb") as fh:
+        video = ingest.do_upload_video(
+            project, project.created_by, "pattern.mp4", fh, small_clip.stat().st_size
+        )
+
+    def ready() -> bool:
+        video.refresh_from_db()
+        return video.status in (Video.Status.READY, Video.Status.FAILED)
+
+    _wait(ready, 120, "the ingest")
+    assert video.status == Video.Status.READY, video.error
+    # when: the job is queued (sent to the propagate queue on commit)
+    job = do_start_auto_masklets(video, project.created_by, SMALL_GRID)
+
+    def finished() -> bool:
+        job.refresh_from_db()
+        return job.status in (Job.Status.SUCCEEDED, Job.Status.FAILED, Job.Status.CANCELLED)
+
+    _wait(finished, 240, "the auto-masklets job")
+    # then
+    log = (tmp_path / "worker.log").read_text()
+    assert job.status == Job.Status.SUCCEEDED, (job.error, log[-3000:])
+    assert "workers.auto_masklets" in log
+    assert job.worker
+    assert job.progress == 1.0
+    masklets = Masklet.objects.filter(video=video, kind=Masklet.Kind.AUTO)
+    assert masklets.count() == len(job.result["masklet_ids"]) >= 1
+    assert set(masklets.values_list("status", flat=True)) == {Masklet.Status.SUBMITTED}

@@ -1,0 +1,123 @@
+"""Export and import tasks: called directly, and an export run by a real Celery worker on Redis."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from engine import storage
+from engine.datasets import do_start_export, export_key
+from engine.datasets_import import import_path
+from engine.jobs import JOB_TASKS, do_request_cancel
+from engine.models import Job
+from tests._services import celery_worker
+from tests.conftest import database_env_for_children
+from workers.tasks.datasets import run_export, run_import
+
+EXAMPLE = Path(__file__).parents[1] / "engine" / "data" / "sav_example"
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+
+
+def test_task_names_match_the_job_table() -> None:
+    assert run_export.name == JOB_TASKS[Job.Kind.EXPORT][0] == "workers.run_export"
+    assert run_import.name == JOB_TASKS[Job.Kind.IMPORT][0] == "workers.run_import"
+
+
+@pytest.mark.django_db
+def test_export_task_rerun_overwrites_the_same_key(project, manager) -> None:
+    import_path(project, EXAMPLE, author=manager)
+    job = do_start_export(project, user=manager, fmt="sav")
+    run_export(job.pk)
+    job.refresh_from_db()
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    key = job.result["key"]
+    assert key == export_key(job.pk, job.result["filename"])
+    assert key.startswith(f"exports/{job.pk}/")
+    assert job.result["masklets"] == 14
+    assert job.result["masks"] == 14 * 121
+    first = storage.read_bytes(key)
+    # a redelivered message for a finished job does nothing; a requeued one rewrites the key
+    run_export(job.pk)
+    Job.objects.filter(pk=job.pk).update(status=Job.Status.QUEUED)
+    run_export(job.pk)
+    job.refresh_from_db()
+    assert job.attempt == 2
+    assert job.status == Job.Status.SUCCEEDED
+    assert list(storage.iter_keys(f"exports/{job.pk}/")) == [key]
+    with (
+        zipfile.ZipFile(io.BytesIO(first)) as a,
+        zipfile.ZipFile(io.BytesIO(storage.read_bytes(key))) as b,
+    ):
+        assert a.read("sav_000001_manual.json") == b.read("sav_000001_manual.json")
+
+
+@pytest.mark.django_db
+def test_cancelled_export_writes_nothing(project, manager) -> None:
+    import_path(project, EXAMPLE, author=manager)
+    job = do_start_export(project, user=manager, fmt="davis")
+    do_request_cancel(job)
+    run_export(job.pk)
+    job.refresh_from_db()
+    assert job.status == Job.Status.CANCELLED
+    assert list(storage.iter_keys(f"exports/{job.pk}/")) == []
+
+
+@pytest.fixture
+def redis_broker(monkeypatch: pytest.MonkeyPatch):
+    """Send this process's tasks to a test Redis database (fresh connection pools)."""
+    import redis
+
+    from workers.celery import app
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    previous = app.conf.broker_url
+    monkeypatch.setenv("CELERY_BROKER_URL", REDIS_URL)
+    app.conf.broker_url = REDIS_URL
+    app._pool = None
+    app.amqp._producer_pool = None
+    yield REDIS_URL
+    app.conf.broker_url = previous
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_real_worker_on_redis_exports_into_s3(
+    project, manager, s3_server, s3_storage, redis_broker, tmp_path: Path
+):
+    # given the SA-V example in the database and an export job sent to Redis on commit
+    import_path(project, EXAMPLE, author=manager)
+    job = do_start_export(project, user=manager, fmt="sav")
+    env = {
+        **database_env_for_children(),
+        **s3_server.env(s3_storage),
+        "CELERY_BROKER_URL": redis_broker,
+        "DATA_DIR": str(tmp_path),
+    }
+    # when a real worker process picks it up
+    with celery_worker(env, tmp_path / "worker.log"):
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            job.refresh_from_db()
+            if job.status in (Job.Status.SUCCEEDED, Job.Status.FAILED):
+                break
+            time.sleep(0.3)
+    log = (tmp_path / "worker.log").read_text()
+    # then the zip is in the bucket under the job's key and holds both SA-V files
+    assert job.status == Job.Status.SUCCEEDED, (job.error, log[-3000:])
+    assert "workers.run_export" in log
+    assert job.worker
+    assert job.progress == 1.0
+    body = s3_server.client().get_object(Bucket=s3_storage, Key=job.result["key"])["Body"].read()
+    with zipfile.ZipFile(io.BytesIO(body)) as zf:
+        manual = json.loads(zf.read("sav_000001_manual.json"))
+    original = json.loads((EXAMPLE / "sav_000001_manual.json").read_text())
+    assert manual["masklet_size_abs"] == original["masklet_size_abs"]
+    assert manual["masklet"][60] == original["masklet"][60]
