@@ -213,7 +213,8 @@ def load_model(spec: ModelSpec | None = None, device: str | None = None) -> Load
     """The spec's model (default: :func:`resolve_model_spec`), built once per process.
 
     Keeps at most ``settings.SAM2_MODEL_CACHE_SIZE`` (default 1) models; the least recently used
-    is dropped first. The checkpoint's sha256 is verified before loading.
+    is dropped first. The checkpoint's sha256 is verified before loading. A positive
+    ``settings.SAM2_TORCH_THREADS`` sets torch's intra-op thread count.
 
     Raises:
         ModelNotConfigured: nothing usable configured, the file is missing, or it does not load
@@ -221,6 +222,9 @@ def load_model(spec: ModelSpec | None = None, device: str | None = None) -> Load
     """
     spec = spec or resolve_model_spec()
     device = device or model_device()
+    threads = int(getattr(settings, "SAM2_TORCH_THREADS", 0) or 0)
+    if threads > 0:  # CPU workers sharing a machine: a small pool avoids threads spinning
+        torch.set_num_threads(threads)
     key = (spec.config, spec.sha256, device)
     with _lock:
         loaded = _cache.get(key)

@@ -38,7 +38,7 @@ def browser() -> Iterator[object]:
 
 
 @pytest.fixture
-def page(browser, live_server):  # type: ignore[no-untyped-def]
+def page(browser, live_server):
     context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
     context.set_default_timeout(20_000)
     page = context.new_page()
@@ -46,7 +46,7 @@ def page(browser, live_server):  # type: ignore[no-untyped-def]
     context.close()
 
 
-def log_in(page, username: str, password: str) -> None:  # type: ignore[no-untyped-def]
+def log_in(page, username: str, password: str) -> None:
     page.goto("/login/")
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", password)

@@ -79,10 +79,16 @@ def promoted_model(tmp_path: Path) -> ModelVersion:
 
 
 @pytest.fixture(autouse=True)
-def _model_cache_dir(settings: Any, tmp_path: Path) -> None:
+def _model_settings(settings: Any, tmp_path: Path) -> Any:
     settings.SAM2_CACHE_DIR = str(tmp_path / "model-cache")
     settings.SAM2_CHECKPOINT = ""
     settings.SAM2_DEVICE = "cpu"
+    # one intra-op thread: on a shared 2-core machine, torch's thread pool spinning against
+    # other processes makes a tiny model about 50x slower
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture

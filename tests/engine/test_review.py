@@ -263,6 +263,9 @@ def test_take_next_leases_and_lease_expiry_returns_work(video, annotator, review
         lease_expires_at=timezone.now() - timedelta(seconds=1)
     )
     assert first.pk in [m.pk for m in review.review_queue(manager)]
+    assert review.assignments.expire_review_leases() == 1
+    assert Assignment.objects.get(kind="review", user=reviewer).state == "cancelled"
+    assert review.do_take_next_review(manager, project) == second  # still holds its lease
     review.do_review(_current(second), manager, "satisfactory")
     assert Assignment.objects.get(kind="review", user=manager).state == "done"
     with pytest.raises(AccessDenied):

@@ -28,9 +28,15 @@ def _wait(predicate: Any, timeout: float, what: str) -> None:
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
+@pytest.fixture
+def _single_thread_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker process inherits this: one torch thread (a shared 2-core machine)."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+
+
 @pytest.mark.django_db(transaction=True)
 def test_real_worker_runs_an_auto_masklet_job(
-    project: Any, small_clip: Path, tmp_path: Path, live_worker: Any, settings: Any
+    project: Any, small_clip: Path, tmp_path: Path, _single_thread_worker: None, live_worker: Any
 ) -> None:
     from engine import ingest, model_registry
     from engine.auto_masklets import do_start_auto_masklets
