@@ -7,6 +7,7 @@ folder and a Celery broker on the filesystem (no server needed). ``DATABASE_URL`
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import dj_database_url
@@ -97,8 +98,9 @@ else:
         }
     }
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-    # A file, not memory, so a worker process in the tests can share the test database.
-    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
+    # A file, not memory, so a worker process in the tests can share the test database; one per
+    # test process so concurrent runs do not write into each other's database.
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / f"test-{os.getpid()}.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 MIGRATION_MODULES = {"engine": "migrations.engine"}
 AUTH_USER_MODEL = "engine.User"
