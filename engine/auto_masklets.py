@@ -23,10 +23,9 @@ import logging
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from django.db import transaction
 
 from engine import model_registry, storage
@@ -45,9 +44,13 @@ from engine.jobs import JobCancelled, JobReporter, claim_job, do_create_job, fai
 from engine.masklets import FrameMask, do_create_masklet
 from engine.masks import encode_rle
 from engine.models import Job, Masklet, MaskletRevision, User, Video, frame_key
-from model.frames import CallableFrameSource, FrameSource
-from model.image_predictor import ImagePredictor
-from model.video_predictor import VideoPredictor
+
+if TYPE_CHECKING:
+    from model.frames import CallableFrameSource, FrameSource
+    from model.image_predictor import ImagePredictor
+
+# torch and the model are imported where they run, so the web process that starts jobs (it only
+# checks the request) never loads them.
 
 logger = logging.getLogger(__name__)
 
@@ -241,6 +244,8 @@ def first_frame_proposals(
 
     ``progress`` receives fractions in [0, 1] of the prompts done.
     """
+    from model.image_predictor import ImagePredictor
+
     first = frames.read(0)
     image = np.asarray(first.convert("RGB")) if hasattr(first, "convert") else np.asarray(first)
     image_hw = (int(image.shape[0]), int(image.shape[1]))
@@ -279,6 +284,8 @@ def propagate_proposals(
     every later frame gets the propagated mask, cleaned, and the stability score of its logits.
     ``progress`` receives the fraction of frames done and may raise to stop between frames.
     """
+    from model.video_predictor import VideoPredictor
+
     if not proposals:
         return []
     cleanup = config.proposals.min_region_area
@@ -314,17 +321,16 @@ def propagate_proposals(
             del logits, result
             done = len(per_object[0])
             progress(done / num_frames, f"frame {done}/{num_frames}")
-    return [AutoMasklet(p, frames) for p, frames in zip(proposals, per_object)]
+    return [AutoMasklet(p, masks) for p, masks in zip(proposals, per_object)]
 
 
 def compute_auto_masklets(
     model: Any, frames: FrameSource, config: AutoMaskletConfig, progress: Progress
 ) -> list[AutoMasklet]:
     """Proposals on frame 0, then propagation; ``progress`` spans both in [0, 1]."""
-    with torch.inference_mode():
-        proposals = first_frame_proposals(
-            model, frames, config, lambda f, m: progress(_PROPOSAL_SHARE * f, m)
-        )
+    proposals = first_frame_proposals(
+        model, frames, config, lambda f, m: progress(_PROPOSAL_SHARE * f, m)
+    )
     progress(_PROPOSAL_SHARE, f"{len(proposals)} proposals on frame 0")
     share = 1.0 - _PROPOSAL_SHARE
     return propagate_proposals(
@@ -338,6 +344,8 @@ def compute_auto_masklets(
 
 def storage_frame_source(video: Video) -> CallableFrameSource:
     """The video's decoded JPEG frames, read from object storage one at a time."""
+    from model.frames import CallableFrameSource
+
     if not video.width or not video.height:
         raise VideoNotReady(f"video {video.pk} has no recorded frame size")
     return CallableFrameSource(

@@ -13,7 +13,10 @@ original 24 fps frame is 4i; SA-V's ``video_frame_count`` counts 24 fps frames a
 Memory: an export walks the snapshot one video at a time (``.iterator()`` over that video's
 revisions) and holds only that video's compressed RLEs; frames are copied from storage one JPEG
 at a time; the format writers stream into zip members. So the bound is set by the largest video,
-not by the number of videos or masklets (``benchmarks/bench_export_db.py`` measures it).
+not by the number of videos or masklets (``benchmarks/bench_export_db.py`` measures it), plus
+about 0.5 KiB per zip member for the zip's central directory, which ``zipfile`` must keep until it
+writes it at the end: negligible for SA-V and COCO (a few members), one entry per PNG / JPEG for
+DAVIS (about 4.5 MiB per 10,000 annotated frames).
 
 Video metadata written by imports and read here (all keys optional)::
 
@@ -250,24 +253,35 @@ def export_snapshot(
         if fmt == "coco":
             _export_coco(snapshot, zf, stats, total, report, include_frames)
         else:
-            davis_meta: dict[str, Any] = {}
-            for item in iter_snapshot_videos(snapshot):
-                if fmt == "sav":
-                    _export_sav_video(item, zf, stats)
-                else:
-                    davis_meta[item.name] = _export_davis_video(item, zf, stats, include_frames)
-                stats.videos += 1
-                stats.masklets += len(item.masklets)
-                report(stats.masklets / total, f"video {item.name}: {stats.masklets}/{total}")
-            if fmt == "davis":
-                # YouTube-VOS style meta.json (object ids, categories, frame names per video).
-                _write_json(zf, "meta.json", {"videos": davis_meta})
+            # YouTube-VOS style meta.json (object ids, categories, frame names per video): its
+            # entries grow with the dataset, so they are spooled to disk, then copied in last.
+            with tempfile.SpooledTemporaryFile(256 * 1024, mode="w+", encoding="utf-8") as meta:
+                for item in iter_snapshot_videos(snapshot):
+                    if fmt == "sav":
+                        _export_sav_video(item, zf, stats)
+                    else:
+                        entry = _export_davis_video(item, zf, stats, include_frames)
+                        meta.write(
+                            ("" if stats.videos == 0 else ", ")
+                            + f"{json.dumps(item.name)}: {json.dumps(entry)}"
+                        )
+                    stats.videos += 1
+                    stats.masklets += len(item.masklets)
+                    report(stats.masklets / total, f"video {item.name}: {stats.masklets}/{total}")
+                if fmt == "davis":
+                    _copy_json_object(zf, "meta.json", "videos", meta)
     report(1.0, f"exported {stats.masklets} masklets, {stats.masks} masks")
     return stats
 
 
-def _write_json(zf: zipfile.ZipFile, name: str, doc: Any) -> None:
-    zf.writestr(name, json.dumps(doc))
+def _copy_json_object(zf: zipfile.ZipFile, name: str, key: str, spool: IO[str]) -> None:
+    """Write ``{key: {<spooled "name": value pairs>}}`` as zip member ``name``, in chunks."""
+    spool.seek(0)
+    with _text_member(zf, name) as text:
+        text.write(f"{{{json.dumps(key)}: {{")
+        while chunk := spool.read(1 << 16):
+            text.write(chunk)
+        text.write("}}")
 
 
 def _text_member(zf: zipfile.ZipFile, name: str) -> io.TextIOWrapper:

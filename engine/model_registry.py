@@ -15,25 +15,27 @@ picked up by the next job while jobs on the same model share one copy.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import tempfile
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
 from django.conf import settings
 from django.core.files.storage import default_storage
 
 from engine import storage
 from engine.models import ModelVersion
-from model.build import build_sam2
-from model.checkpoint import CheckpointError, sha256_file
 from model.config import CONFIGS
-from model.download import OFFICIAL_CHECKPOINTS, resolve_checkpoint_name
-from model.sam2_base import Sam2Model
+
+if TYPE_CHECKING:
+    from model.sam2_base import Sam2Model
+
+# torch and the model code are imported inside the functions that load weights: the web process
+# resolves the spec (to refuse a job early) without loading torch.
 
 ModelSource = Literal["promoted", "path", "official"]
 
@@ -78,12 +80,25 @@ _lock = threading.Lock()
 # sha256 of local files by (path, size, mtime): hashing a large checkpoint once per process
 _file_digests: dict[tuple[str, int, int], str] = {}
 
-_HOW_TO_CONFIGURE = (
-    "promote a ModelVersion, or set SAM2_CHECKPOINT to a checkpoint file (with SAM2_CONFIG naming "
-    "its config) or to an official name ("
-    + ", ".join(OFFICIAL_CHECKPOINTS)
-    + ") downloaded into SAM2_CHECKPOINT_DIR with `python -m model download NAME --dest DIR`"
-)
+
+def _how_to_configure() -> str:
+    from model.download import OFFICIAL_CHECKPOINTS
+
+    return (
+        "promote a ModelVersion, or set SAM2_CHECKPOINT to a checkpoint file (with SAM2_CONFIG "
+        "naming its config) or to an official name ("
+        + ", ".join(OFFICIAL_CHECKPOINTS)
+        + ") downloaded into SAM2_CHECKPOINT_DIR with `python -m model download NAME --dest DIR`"
+    )
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _check_config_name(name: str, where: str) -> str:
@@ -125,7 +140,7 @@ def resolve_model_spec() -> ModelSpec:
         )
     setting = str(getattr(settings, "SAM2_CHECKPOINT", "") or "").strip()
     if not setting:
-        raise ModelNotConfigured(f"No SAM 2 model is configured: {_HOW_TO_CONFIGURE}")
+        raise ModelNotConfigured(f"No SAM 2 model is configured: {_how_to_configure()}")
     path = Path(setting).expanduser()
     if path.is_file():
         config = str(getattr(settings, "SAM2_CONFIG", "") or "").strip()
@@ -140,12 +155,14 @@ def resolve_model_spec() -> ModelSpec:
             source="path",
             location=str(path),
         )
+    from model.download import OFFICIAL_CHECKPOINTS, resolve_checkpoint_name
+
     try:
         name = resolve_checkpoint_name(setting)
     except ValueError:
         raise ModelNotConfigured(
             f"SAM2_CHECKPOINT={setting!r} is neither an existing file nor an official checkpoint "
-            f"name; {_HOW_TO_CONFIGURE}"
+            f"name; {_how_to_configure()}"
         ) from None
     entry = OFFICIAL_CHECKPOINTS[name]
     folder = str(getattr(settings, "SAM2_CHECKPOINT_DIR", "") or "").strip()
@@ -167,6 +184,8 @@ def resolve_model_spec() -> ModelSpec:
 
 def model_device() -> str:
     """``settings.SAM2_DEVICE``, default "auto": CUDA when present, else CPU."""
+    import torch
+
     device = str(getattr(settings, "SAM2_DEVICE", "auto") or "auto").strip()
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -220,6 +239,11 @@ def load_model(spec: ModelSpec | None = None, device: str | None = None) -> Load
         ModelNotConfigured: nothing usable configured, the file is missing, or it does not load
             (wrong digest, wrong format, keys that do not match the config).
     """
+    import torch
+
+    from model.build import build_sam2
+    from model.checkpoint import CheckpointError
+
     spec = spec or resolve_model_spec()
     device = device or model_device()
     threads = int(getattr(settings, "SAM2_TORCH_THREADS", 0) or 0)

@@ -14,6 +14,8 @@ from typing import Any
 from django.core.files.storage import default_storage
 from django.http import FileResponse
 from django.urls import path
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
@@ -50,6 +52,7 @@ def _user(request: Request) -> Any:
 class ExportView(APIView):
     parser_classes = [JSONParser]
 
+    @extend_schema(request=ExportRequestSerializer, responses={202: JobSerializer})
     def post(self, request: Request, project_id: int) -> Response:
         project = access.access_project_as_manager(_user(request), project_id)
         serializer = ExportRequestSerializer(data=request.data)
@@ -69,6 +72,7 @@ class ExportView(APIView):
 
 
 class ExportDownloadView(APIView):
+    @extend_schema(responses={(200, "application/zip"): OpenApiTypes.BINARY})
     def get(self, request: Request, job_id: int) -> Response | FileResponse:
         job = access.jobs_for_user(_user(request)).filter(pk=job_id, kind=Job.Kind.EXPORT).first()
         if job is None:
@@ -98,6 +102,9 @@ class ExportDownloadView(APIView):
 class ImportView(APIView):
     parser_classes = [StrictMultiPartParser]
 
+    @extend_schema(
+        request={"multipart/form-data": ImportRequestSerializer}, responses={202: JobSerializer}
+    )
     def post(self, request: Request, project_id: int) -> Response:
         project = access.access_project_as_manager(_user(request), project_id)
         serializer = ImportRequestSerializer(data=request.data)

@@ -247,6 +247,7 @@ def test_cancel_stops_between_frames_and_writes_nothing(
     # given: a cancel request arrives while frame 3 is being propagated
     job = _start(ready_video)
     real_progress = auto_masklets._job_progress
+    seen: list[str] = []
 
     def cancelling_progress(reporter: Any) -> Any:
         inner = real_progress(reporter)
@@ -254,6 +255,7 @@ def test_cancel_stops_between_frames_and_writes_nothing(
         def progress(fraction: float, message: str) -> None:
             if message.startswith("frame 3/"):
                 do_request_cancel(Job.objects.get(pk=job.pk))
+                seen.append(message)
             inner(fraction, message)
 
         return progress
@@ -265,7 +267,8 @@ def test_cancel_stops_between_frames_and_writes_nothing(
     job.refresh_from_db()
     assert job.status == Job.Status.CANCELLED
     assert "cancelled" in job.error
-    assert 0.3 < job.progress < 1.0
+    assert seen == [f"frame 3/{N_FRAMES}"]  # stopped at the first check after the request
+    assert job.progress < 1.0
     assert not Masklet.objects.filter(video=ready_video).exists()
 
 
@@ -373,3 +376,39 @@ def test_api_refuses_bad_requests_with_clear_errors(
     # and the same request succeeds once the video is ready
     Video.objects.filter(pk=ready_video.pk).update(status=Video.Status.READY)
     assert _post(manager, ready_video.pk, {}).status_code == 202
+
+
+def test_crop_layers_prompt_each_crop_and_map_masks_back(tmp_path: Path) -> None:
+    from model.frames import ArrayFrameSource
+
+    net = build_sam2("test_tiny", tiny_checkpoint(tmp_path / "m.pt"))
+    rng = np.random.default_rng(1)
+    image = np.kron(rng.integers(0, 255, (6, 8, 3)), np.ones((40, 40, 1))).astype(np.uint8)
+    calls: list[float] = []
+    config = config_from_overrides(
+        {
+            **SMALL_GRID,
+            "crop_n_layers": 1,
+            "crop_n_points_downscale_factor": 1,
+            "max_objects": 100,
+            "nms_iou_thresh": 1.0,
+            # random masks run to the crop edges; keep them to check how crops map back
+            # (the edge filter itself is tested in test_automask)
+            "crop_edge_tolerance_px": -1.0,
+        }
+    )
+    found = auto_masklets.first_frame_proposals(
+        net, ArrayFrameSource([image]), config, lambda f, m: calls.append(f)
+    )
+    # 3 x 3 points on the image, then 3 x 3 on each of the 4 crops: progress ends exactly at 1
+    assert auto_masklets.count_prompts((240, 320), config.proposals) == 9 + 4 * 9
+    assert calls[-1] == 1.0
+    assert len(calls) == 5 * 3  # 5 crops (the image is one), 3 batches of <= 4 points each
+    crops = {p.crop_box for p in found}
+    assert any(c.layer == 1 for c in crops)
+    for p in found:
+        assert p.mask.shape == (240, 320)
+        ys, xs = np.nonzero(p.mask)
+        c = p.crop_box
+        assert c.x0 <= xs.min() <= xs.max() < c.x1
+        assert c.y0 <= ys.min() <= ys.max() < c.y1

@@ -35,8 +35,9 @@ def _single_thread_worker(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("_single_thread_worker")  # before live_worker starts the process
 def test_real_worker_runs_an_auto_masklet_job(
-    project: Any, small_clip: Path, tmp_path: Path, _single_thread_worker: None, live_worker: Any
+    project: Any, small_clip: Path, tmp_path: Path, live_worker: Any
 ) -> None:
     from engine import ingest, model_registry
     from engine.auto_masklets import do_start_auto_masklets
