@@ -40,7 +40,7 @@ class S3Server:
     access_key: str
     secret_key: str
 
-    def client(self):  # type: ignore[no-untyped-def]
+    def client(self):
         import boto3
 
         return boto3.client(

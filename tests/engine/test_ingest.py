@@ -15,14 +15,14 @@ from engine.models import Job, Video
 from tests.conftest import make_clip
 
 
-def _upload(project, path: Path, name: str | None = None):  # type: ignore[no-untyped-def]
+def _upload(project, path: Path, name: str | None = None):
     with path.open("rb") as fh:
         return ingest.do_upload_video(
             project, project.created_by, name or path.name, fh, path.stat().st_size
         )
 
 
-def _ingest(project, path: Path, name: str | None = None) -> Video:  # type: ignore[no-untyped-def]
+def _ingest(project, path: Path, name: str | None = None) -> Video:
     video = _upload(project, path, name)
     assert video.status == Video.Status.UPLOADED, video.error
     job = Job.objects.get(video=video, kind=Job.Kind.INGEST)
@@ -35,7 +35,7 @@ def _stored_frames(video: Video) -> list[str]:
     return sorted(storage.iter_keys(video.frames_prefix))
 
 
-def test_pattern_clip_becomes_ready_with_frames_at_annotation_fps(project, small_clip):  # type: ignore[no-untyped-def]
+def test_pattern_clip_becomes_ready_with_frames_at_annotation_fps(project, small_clip):
     # when
     video = _ingest(project, small_clip)
     # then: 2 s at 6 fps
@@ -54,7 +54,7 @@ def test_pattern_clip_becomes_ready_with_frames_at_annotation_fps(project, small
 
 
 @pytest.mark.parametrize("clip", ["cup_clip", "box_clip"])
-def test_real_clip_frame_count_matches_ffprobe_duration_times_fps(project, clip, request):  # type: ignore[no-untyped-def]
+def test_real_clip_frame_count_matches_ffprobe_duration_times_fps(project, clip, request):
     path = request.getfixturevalue(clip)
     probed = subprocess.run(
         [
@@ -81,14 +81,14 @@ def test_real_clip_frame_count_matches_ffprobe_duration_times_fps(project, clip,
     assert (video.width, video.height) == (640, 480)
 
 
-def test_project_annotation_fps_is_used(project, small_clip):  # type: ignore[no-untyped-def]
+def test_project_annotation_fps_is_used(project, small_clip):
     project.annotation_fps = 3.0
     project.save()
     video = _ingest(project, small_clip)
     assert video.frame_count == 6
 
 
-def test_rerun_after_worker_death_overwrites_instead_of_duplicating(project, small_clip, settings):  # type: ignore[no-untyped-def]
+def test_rerun_after_worker_death_overwrites_instead_of_duplicating(project, small_clip, settings):
     # given a job whose first worker died mid-run (running, stale heartbeat) after writing a
     # stray frame beyond the real count
     video = _upload(project, small_clip)
@@ -112,7 +112,7 @@ def test_rerun_after_worker_death_overwrites_instead_of_duplicating(project, sma
     assert _stored_frames(video) == [video.frame_key(i) for i in range(12)]
 
 
-def test_running_job_with_fresh_heartbeat_is_not_claimed_twice(project, small_clip):  # type: ignore[no-untyped-def]
+def test_running_job_with_fresh_heartbeat_is_not_claimed_twice(project, small_clip):
     video = _upload(project, small_clip)
     job = Job.objects.get(video=video)
     from django.utils import timezone
@@ -135,13 +135,13 @@ def _assert_refused(video: Video, message: str) -> None:
     assert list(storage.iter_keys(f"videos/{video.pk}/source/")) == []
 
 
-def test_not_a_video(project, tmp_path):  # type: ignore[no-untyped-def]
+def test_not_a_video(project, tmp_path):
     path = tmp_path / "notes.mp4"
     path.write_text("these are my notes, not a video\n" * 50)
     _assert_refused(_upload(project, path), "Not a readable video file")
 
 
-def test_truncated_video(project, tmp_path):  # type: ignore[no-untyped-def]
+def test_truncated_video(project, tmp_path):
     full = make_clip(
         tmp_path / "full.mp4", seconds=10, size="640x480", extra=("-movflags", "+faststart")
     )
@@ -150,44 +150,44 @@ def test_truncated_video(project, tmp_path):  # type: ignore[no-untyped-def]
     _assert_refused(_upload(project, cut), "truncated or corrupt")
 
 
-def test_truncated_without_index(project, tmp_path):  # type: ignore[no-untyped-def]
+def test_truncated_without_index(project, tmp_path):
     full = make_clip(tmp_path / "full.mp4", seconds=10, size="640x480")
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
     _assert_refused(_upload(project, cut), "Not a readable video file")
 
 
-def test_zero_frames(project, tmp_path):  # type: ignore[no-untyped-def]
+def test_zero_frames(project, tmp_path):
     path = make_clip(tmp_path / "zero.mp4", seconds=1, extra=("-frames:v", "0"))
     _assert_refused(_upload(project, path), "no video stream")
 
 
-def test_unsupported_codec(project, tmp_path):  # type: ignore[no-untyped-def]
+def test_unsupported_codec(project, tmp_path):
     path = make_clip(tmp_path / "lossless.mkv", seconds=1, codec="ffv1")
     _assert_refused(_upload(project, path), "Unsupported video codec 'ffv1'")
 
 
-def test_resolution_over_limit(project, small_clip, settings):  # type: ignore[no-untyped-def]
+def test_resolution_over_limit(project, small_clip, settings):
     settings.MAX_VIDEO_WIDTH, settings.MAX_VIDEO_HEIGHT = 160, 120
     _assert_refused(_upload(project, small_clip), "Resolution 320x240 is over the limit of 160x120")
 
 
-def test_duration_over_limit(project, small_clip, settings):  # type: ignore[no-untyped-def]
+def test_duration_over_limit(project, small_clip, settings):
     settings.MAX_VIDEO_SECONDS = 1.0
     _assert_refused(_upload(project, small_clip), "Duration 2.0 s is over the limit of 1 s")
 
 
-def test_oversize_upload(project, small_clip, settings):  # type: ignore[no-untyped-def]
+def test_oversize_upload(project, small_clip, settings):
     settings.MAX_UPLOAD_BYTES = 1000
     _assert_refused(_upload(project, small_clip), "the upload limit is 1,000 bytes")
 
 
 @pytest.mark.parametrize("name", ["../../etc/clip.mp4", "sub/clip.mp4", "C:\\clips\\a.mp4", ".."])
-def test_file_name_with_path_parts(project, small_clip, name):  # type: ignore[no-untyped-def]
+def test_file_name_with_path_parts(project, small_clip, name):
     _assert_refused(_upload(project, small_clip, name=name), "path parts")
 
 
-def test_decode_failure_in_worker_leaves_no_frames(project, small_clip, tmp_path):  # type: ignore[no-untyped-def]
+def test_decode_failure_in_worker_leaves_no_frames(project, small_clip, tmp_path):
     # given an accepted upload whose stored source is damaged before the worker decodes it
     video = _upload(project, small_clip)
     storage.put_file(video.source_key, __import__("io").BytesIO(b"\x00" * 4096))
@@ -204,7 +204,7 @@ def test_decode_failure_in_worker_leaves_no_frames(project, small_clip, tmp_path
     assert not default_storage.exists(ingest.thumbnail_key(video.pk))
 
 
-def test_probe_reads_real_clip_metadata(cup_clip):  # type: ignore[no-untyped-def]
+def test_probe_reads_real_clip_metadata(cup_clip):
     result = probe_video(cup_clip, VideoLimits(4000, 4000, 600))
     assert (result.codec, result.width, result.height) == ("h264", 640, 480)
     assert result.fps == pytest.approx(26.777, abs=0.01)

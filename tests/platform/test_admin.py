@@ -11,17 +11,20 @@ from engine.models import User
 
 
 @pytest.fixture
-def site_admin(db) -> User:  # type: ignore[no-untyped-def]
+def site_admin(db) -> User:
     return User.objects.create_superuser("root", "root@example.org", "root-pass", role="admin")
 
 
 def test_all_engine_models_are_registered() -> None:
-    missing = [m.__name__ for m in apps.get_app_config("engine").get_models()
-               if m not in admin.site._registry]
+    missing = [
+        m.__name__
+        for m in apps.get_app_config("engine").get_models()
+        if m not in admin.site._registry
+    ]
     assert missing == []
 
 
-def test_changelists_render(site_admin, project) -> None:  # type: ignore[no-untyped-def]
+def test_changelists_render(site_admin, project) -> None:
     client = Client()
     client.force_login(site_admin)
     for model in apps.get_app_config("engine").get_models():
@@ -29,7 +32,7 @@ def test_changelists_render(site_admin, project) -> None:  # type: ignore[no-unt
         assert client.get(url).status_code == 200, url
 
 
-def test_non_staff_cannot_open_admin(annotator) -> None:  # type: ignore[no-untyped-def]
+def test_non_staff_cannot_open_admin(annotator) -> None:
     client = Client()
     client.force_login(annotator)
     assert client.get("/admin/engine/video/").status_code == 302

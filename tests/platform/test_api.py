@@ -10,14 +10,14 @@ from rest_framework.test import APIClient
 from engine.models import Job, Video
 
 
-def _client(user) -> APIClient:  # type: ignore[no-untyped-def]
+def _client(user) -> APIClient:
     client = APIClient()
     token, _ = Token.objects.get_or_create(user=user)
     client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
     return client
 
 
-def test_token_is_issued_for_valid_credentials(manager):  # type: ignore[no-untyped-def]
+def test_token_is_issued_for_valid_credentials(manager):
     response = APIClient().post("/api/token/", {"username": "maria", "password": "maria-pass"})
     assert response.status_code == 200
     assert response.json()["token"] == Token.objects.get(user=manager).key
@@ -25,11 +25,11 @@ def test_token_is_issued_for_valid_credentials(manager):  # type: ignore[no-unty
     assert bad.status_code == 400
 
 
-def test_anonymous_requests_are_refused(project):  # type: ignore[no-untyped-def]
+def test_anonymous_requests_are_refused(project):
     assert APIClient().get("/api/projects/").status_code == 401
 
 
-def test_openapi_schema_lists_the_endpoints(manager):  # type: ignore[no-untyped-def]
+def test_openapi_schema_lists_the_endpoints(manager):
     response = _client(manager).get("/api/schema/", HTTP_ACCEPT="application/json")
     assert response.status_code == 200
     paths = (
@@ -41,7 +41,7 @@ def test_openapi_schema_lists_the_endpoints(manager):  # type: ignore[no-untyped
     assert "/api/jobs/{id}/cancel/" in paths
 
 
-def test_querysets_are_scoped_to_membership(project, outsider, annotator, small_clip):  # type: ignore[no-untyped-def]
+def test_querysets_are_scoped_to_membership(project, outsider, annotator, small_clip):
     from engine.ingest import do_upload_video
 
     with small_clip.open("rb") as fh:
@@ -57,7 +57,7 @@ def test_querysets_are_scoped_to_membership(project, outsider, annotator, small_
     assert member.get(f"/api/videos/{video.pk}/").json()["name"] == "a.mp4"
 
 
-def test_only_managers_create_projects(annotator, manager):  # type: ignore[no-untyped-def]
+def test_only_managers_create_projects(annotator, manager):
     refused = _client(annotator).post("/api/projects/", {"name": "X"}, format="json")
     assert refused.status_code == 403
     created = _client(manager).post(
@@ -73,7 +73,7 @@ def test_only_managers_create_projects(annotator, manager):  # type: ignore[no-u
 def test_manager_uploads_and_a_job_is_queued(
     project,
     manager,
-    small_clip,  # type: ignore[no-untyped-def]
+    small_clip,
     django_capture_on_commit_callbacks,
 ):
     with small_clip.open("rb") as fh, django_capture_on_commit_callbacks(execute=False) as hooks:
@@ -88,7 +88,7 @@ def test_manager_uploads_and_a_job_is_queued(
     assert len(hooks) == 1  # the task is sent only once the upload's transaction commits
 
 
-def test_annotator_cannot_upload(project, annotator, small_clip):  # type: ignore[no-untyped-def]
+def test_annotator_cannot_upload(project, annotator, small_clip):
     with small_clip.open("rb") as fh:
         response = _client(annotator).post(
             f"/api/projects/{project.pk}/videos/", {"file": fh}, format="multipart"
@@ -97,7 +97,7 @@ def test_annotator_cannot_upload(project, annotator, small_clip):  # type: ignor
     assert not Video.objects.exists()
 
 
-def test_bad_file_gets_400_with_the_reason(project, manager, tmp_path):  # type: ignore[no-untyped-def]
+def test_bad_file_gets_400_with_the_reason(project, manager, tmp_path):
     path = tmp_path / "x.mp4"
     path.write_bytes(b"not a video at all" * 100)
     with path.open("rb") as fh:
@@ -109,7 +109,7 @@ def test_bad_file_gets_400_with_the_reason(project, manager, tmp_path):  # type:
     assert response.json()["video"]["status"] == "failed"
 
 
-def test_oversize_upload_gets_413(project, manager, small_clip, settings):  # type: ignore[no-untyped-def]
+def test_oversize_upload_gets_413(project, manager, small_clip, settings):
     settings.MAX_UPLOAD_BYTES = 2000
     with small_clip.open("rb") as fh:
         response = _client(manager).post(
@@ -119,7 +119,7 @@ def test_oversize_upload_gets_413(project, manager, small_clip, settings):  # ty
     assert "limit" in response.json()["detail"]
 
 
-def test_file_name_with_path_parts_is_refused_not_trimmed(project, manager, small_clip):  # type: ignore[no-untyped-def]
+def test_file_name_with_path_parts_is_refused_not_trimmed(project, manager, small_clip):
     boundary = "XyZ"
     body = (
         (
@@ -140,13 +140,13 @@ def test_file_name_with_path_parts_is_refused_not_trimmed(project, manager, smal
     assert not Video.objects.exists()
 
 
-def test_missing_file_field(project, manager):  # type: ignore[no-untyped-def]
+def test_missing_file_field(project, manager):
     response = _client(manager).post(f"/api/projects/{project.pk}/videos/", {}, format="multipart")
     assert response.status_code == 400
     assert "'file'" in response.json()["detail"]
 
 
-def test_cancel_a_queued_job(project, manager, small_clip):  # type: ignore[no-untyped-def]
+def test_cancel_a_queued_job(project, manager, small_clip):
     from engine.ingest import do_upload_video
 
     with small_clip.open("rb") as fh:
@@ -157,7 +157,7 @@ def test_cancel_a_queued_job(project, manager, small_clip):  # type: ignore[no-u
 
 
 @pytest.mark.parametrize("path", ["/api/projects/", "/api/videos/", "/api/jobs/"])
-def test_session_auth_works_for_pages(path, manager):  # type: ignore[no-untyped-def]
+def test_session_auth_works_for_pages(path, manager):
     client = Client()
     client.force_login(manager)
     assert client.get(path).status_code == 200

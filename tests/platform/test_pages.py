@@ -8,20 +8,20 @@ from engine import ingest
 from engine.models import Job, Project
 
 
-def _login(user) -> Client:  # type: ignore[no-untyped-def]
+def _login(user) -> Client:
     client = Client()
     client.force_login(user)
     return client
 
 
-def test_login_page_and_redirect(db):  # type: ignore[no-untyped-def]
+def test_login_page_and_redirect(db):
     assert Client().get("/").status_code == 302
     page = Client().get("/login/")
     assert page.status_code == 200
     assert b"Log in" in page.content
 
 
-def test_manager_creates_a_project_from_the_form(manager):  # type: ignore[no-untyped-def]
+def test_manager_creates_a_project_from_the_form(manager):
     response = _login(manager).post(
         "/projects/new/", {"name": "Birds", "annotation_fps": 6, "phase": 3, "description": ""}
     )
@@ -30,7 +30,7 @@ def test_manager_creates_a_project_from_the_form(manager):  # type: ignore[no-un
     assert response["Location"] == f"/projects/{project.pk}/manage/"
 
 
-def test_annotator_cannot_see_manager_pages(project, annotator):  # type: ignore[no-untyped-def]
+def test_annotator_cannot_see_manager_pages(project, annotator):
     client = _login(annotator)
     assert client.get("/projects/new/").status_code == 403
     assert client.get(f"/projects/{project.pk}/manage/").status_code == 403
@@ -39,13 +39,13 @@ def test_annotator_cannot_see_manager_pages(project, annotator):  # type: ignore
     assert b"Manage and upload videos" not in page.content
 
 
-def test_outsider_gets_404_for_other_projects(project, outsider):  # type: ignore[no-untyped-def]
+def test_outsider_gets_404_for_other_projects(project, outsider):
     client = _login(outsider)
     assert client.get(f"/projects/{project.pk}/").status_code == 404
     assert project.name.encode() not in client.get("/").content
 
 
-def test_frames_are_served_to_members_only(project, annotator, outsider, small_clip):  # type: ignore[no-untyped-def]
+def test_frames_are_served_to_members_only(project, annotator, outsider, small_clip):
     with small_clip.open("rb") as fh:
         video = ingest.do_upload_video(project, None, "p.mp4", fh, small_clip.stat().st_size)
     ingest.run_ingest_job(Job.objects.get(video=video).pk)

@@ -28,7 +28,7 @@ def _wait_for(video: Video, timeout: float = 90.0) -> Video:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_worker_on_redis_ingests_real_clip_into_s3(  # type: ignore[no-untyped-def]
+def test_worker_on_redis_ingests_real_clip_into_s3(
     project, cup_clip, s3_server, s3_storage, redis_broker, tmp_path: Path
 ):
     # given an accepted upload stored in S3; its commit sent the ingest task to Redis
@@ -73,7 +73,7 @@ def test_import_command_reads_an_s3_prefix(
     project,
     small_clip,
     s3_server,
-    s3_storage,  # type: ignore[no-untyped-def]
+    s3_storage,
     redis_broker,
     tmp_path: Path,
 ):
