@@ -8,7 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from engine.datasets import EXPORT_FORMATS, ExportError, do_create_snapshot, export_snapshot
-from engine.models import Project
+from engine.management._cli import ProgressPrinter, find_project
 
 
 class Command(BaseCommand):
@@ -36,12 +36,7 @@ class Command(BaseCommand):
         out = Path(options["out"])
         if out.suffix.lower() != ".zip":
             raise CommandError("--out must name a .zip file")
-        last = [-1.0]
-
-        def progress(fraction: float, message: str) -> None:
-            if fraction - last[0] >= 0.05 or fraction >= 1.0:
-                last[0] = fraction
-                self.stdout.write(f"{fraction * 100:5.1f}%  {message}")
+        progress = ProgressPrinter(self.stdout)
 
         try:
             snapshot = do_create_snapshot(
@@ -65,11 +60,3 @@ class Command(BaseCommand):
             f"wrote {out} ({out.stat().st_size:,} bytes): {stats.videos} videos, "
             f"{stats.masklets} masklets, {stats.masks} masks"
         )
-
-
-def find_project(ref: str) -> Project:
-    projects = Project.objects.all()
-    project = (projects.filter(pk=int(ref)) if ref.isdigit() else projects.filter(name=ref)).first()
-    if project is None:
-        raise CommandError(f"No project {ref!r}")
-    return project

@@ -8,7 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from engine.datasets_import import IMPORT_FORMATS, DatasetImportError, import_path
-from engine.management.commands.export_dataset import find_project
+from engine.management._cli import ProgressPrinter, find_project
 from engine.models import Masklet, User
 
 
@@ -35,12 +35,7 @@ class Command(BaseCommand):
             author = User.objects.filter(username=options["user"]).first()
             if author is None:
                 raise CommandError(f"No user named {options['user']!r}")
-        last = [-1.0]
-
-        def progress(fraction: float, message: str) -> None:
-            if fraction - last[0] >= 0.05 or fraction >= 1.0:
-                last[0] = fraction
-                self.stdout.write(f"{fraction * 100:5.1f}%  {message}")
+        progress = ProgressPrinter(self.stdout)
 
         try:
             report = import_path(

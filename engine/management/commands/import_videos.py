@@ -7,7 +7,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from engine.ingest import do_upload_video
-from engine.models import Project, User, Video
+from engine.management._cli import find_project
+from engine.models import User, Video
 from engine.sources import list_source
 
 
@@ -20,7 +21,7 @@ class Command(BaseCommand):
         parser.add_argument("--user", help="username recorded as the uploader")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        project = _find_project(options["project"])
+        project = find_project(options["project"])
         user = None
         if options["user"]:
             user = User.objects.filter(username=options["user"]).first()
@@ -43,13 +44,3 @@ class Command(BaseCommand):
             else:
                 self.stdout.write(f"{prefix}: queued for decoding as video {video.pk}")
         self.stdout.write(f"{len(files) - failed} queued, {failed} refused")
-
-
-def _find_project(ref: str) -> Project:
-    query = (
-        Project.objects.filter(pk=int(ref)) if ref.isdigit() else Project.objects.filter(name=ref)
-    )
-    project = query.first()
-    if project is None:
-        raise CommandError(f"No project {ref!r}")
-    return project

@@ -122,23 +122,7 @@
 
   function renderFlagList(player) {
     const list = document.getElementById("flagged-list");
-    list.textContent = "";
-    [...player.flagged.keys()].sort((a, b) => a - b).forEach((frame) => {
-      const li = document.createElement("li");
-      li.dataset.frame = String(frame);
-      const link = document.createElement("a");
-      link.href = "#";
-      link.textContent = `frame ${frame}`;
-      link.addEventListener("click", (e) => {
-        e.preventDefault();
-        player.pause();
-        player.show(frame);
-      });
-      li.appendChild(link);
-      const note = player.flagged.get(frame);
-      if (note) li.appendChild(document.createTextNode(`: ${note}`));
-      list.appendChild(li);
-    });
+    player.renderFlagList(list);
     if (!player.flagged.size) list.innerHTML = "<li class='muted'>No frames flagged.</li>";
   }
 

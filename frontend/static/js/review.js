@@ -265,6 +265,27 @@
       return this.data.edits[String(i)] || [];
     }
 
+    /** Fill `list` with one link per flagged frame (jumping there) and its note. */
+    renderFlagList(list) {
+      list.textContent = "";
+      [...this.flagged.keys()].sort((a, b) => a - b).forEach((frame) => {
+        const li = document.createElement("li");
+        li.dataset.frame = String(frame);
+        const link = document.createElement("a");
+        link.href = "#";
+        link.textContent = `frame ${frame}`;
+        link.addEventListener("click", (e) => {
+          e.preventDefault();
+          this.pause();
+          this.show(frame);
+        });
+        li.appendChild(link);
+        const note = this.flagged.get(frame);
+        if (note) li.appendChild(document.createTextNode(`: ${note}`));
+        list.appendChild(li);
+      });
+    }
+
     updateTimeline() {
       for (let i = 0; i < this.cells.length; i++) {
         const cell = this.cells[i];
@@ -328,23 +349,7 @@
       toggle.textContent = flagged ? "Unflag this frame" : "Flag this frame";
       note.disabled = !flagged;
       note.value = flagged ? player.flagged.get(player.frame) : "";
-      list.textContent = "";
-      [...player.flagged.keys()].sort((a, b) => a - b).forEach((frame) => {
-        const li = document.createElement("li");
-        li.dataset.frame = String(frame);
-        const link = document.createElement("a");
-        link.href = "#";
-        link.textContent = `frame ${frame}`;
-        link.addEventListener("click", (e) => {
-          e.preventDefault();
-          player.pause();
-          player.show(frame);
-        });
-        li.appendChild(link);
-        const text = player.flagged.get(frame);
-        if (text) li.appendChild(document.createTextNode(`: ${text}`));
-        list.appendChild(li);
-      });
+      player.renderFlagList(list);
       player.updateTimeline();
     }
 
