@@ -159,8 +159,11 @@ def memory_table(args: argparse.Namespace, ckpt: Path, workdir: Path) -> None:
     print(f"\n== peak memory: hiera_t at {args.mem_size}, {args.mem_objects} object(s), "
           f"{args.mem_dtype}, fresh process per case ==")  # fmt: skip
     print(f"{'impl':>8} {'frames':>6} {'peak RSS MiB':>12} {'tracemalloc MiB':>15} {'s/frame':>8}")
-    cases = [("ours", n) for n in args.mem_frames]
-    cases += [("official", n) for n in args.mem_frames if n <= args.official_mem_max_frames]
+    cases = []
+    for n in sorted(args.mem_frames):
+        cases.append(("ours", n))
+        if n <= args.official_mem_max_frames:
+            cases.append(("official", n))
     for impl, n in cases:
         frames = workdir / f"video{n}"
         make_video(frames, n)
