@@ -8,13 +8,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from engine.models import Job, Video
-
-
-def _client(user) -> APIClient:
-    client = APIClient()
-    token, _ = Token.objects.get_or_create(user=user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
-    return client
+from tests._clients import api_client
 
 
 def test_token_is_issued_for_valid_credentials(manager):
@@ -30,7 +24,7 @@ def test_anonymous_requests_are_refused(project):
 
 
 def test_openapi_schema_lists_the_endpoints(manager):
-    response = _client(manager).get("/api/schema/", HTTP_ACCEPT="application/json")
+    response = api_client(manager).get("/api/schema/", HTTP_ACCEPT="application/json")
     assert response.status_code == 200
     paths = (
         response.json()["paths"]
@@ -46,26 +40,28 @@ def test_querysets_are_scoped_to_membership(project, outsider, annotator, small_
 
     with small_clip.open("rb") as fh:
         video = do_upload_video(project, project.created_by, "a.mp4", fh, small_clip.stat().st_size)
-    stranger = _client(outsider)
+    stranger = api_client(outsider)
     assert stranger.get("/api/projects/").json()["results"] == []
     assert stranger.get(f"/api/projects/{project.pk}/").status_code == 404
     assert stranger.get(f"/api/videos/{video.pk}/").status_code == 404
     assert stranger.get(f"/api/projects/{project.pk}/videos/").status_code == 404
     assert stranger.get("/api/jobs/").json()["results"] == []
-    member = _client(annotator)
+    member = api_client(annotator)
     assert [p["id"] for p in member.get("/api/projects/").json()["results"]] == [project.pk]
     assert member.get(f"/api/videos/{video.pk}/").json()["name"] == "a.mp4"
 
 
 def test_only_managers_create_projects(annotator, manager):
-    refused = _client(annotator).post("/api/projects/", {"name": "X"}, format="json")
+    refused = api_client(annotator).post("/api/projects/", {"name": "X"}, format="json")
     assert refused.status_code == 403
-    created = _client(manager).post(
+    created = api_client(manager).post(
         "/api/projects/", {"name": "X", "annotation_fps": 4}, format="json"
     )
     assert created.status_code == 201
     assert created.json()["annotation_fps"] == 4.0
-    bad = _client(manager).post("/api/projects/", {"name": "Y", "annotation_fps": 0}, format="json")
+    bad = api_client(manager).post(
+        "/api/projects/", {"name": "Y", "annotation_fps": 0}, format="json"
+    )
     assert bad.status_code == 400
     assert "annotation fps" in str(bad.json())
 
@@ -77,7 +73,7 @@ def test_manager_uploads_and_a_job_is_queued(
     django_capture_on_commit_callbacks,
 ):
     with small_clip.open("rb") as fh, django_capture_on_commit_callbacks(execute=False) as hooks:
-        response = _client(manager).post(
+        response = api_client(manager).post(
             f"/api/projects/{project.pk}/videos/", {"file": fh}, format="multipart"
         )
     assert response.status_code == 202, response.json()
@@ -90,7 +86,7 @@ def test_manager_uploads_and_a_job_is_queued(
 
 def test_annotator_cannot_upload(project, annotator, small_clip):
     with small_clip.open("rb") as fh:
-        response = _client(annotator).post(
+        response = api_client(annotator).post(
             f"/api/projects/{project.pk}/videos/", {"file": fh}, format="multipart"
         )
     assert response.status_code == 403
@@ -101,7 +97,7 @@ def test_bad_file_gets_400_with_the_reason(project, manager, tmp_path):
     path = tmp_path / "x.mp4"
     path.write_bytes(b"not a video at all" * 100)
     with path.open("rb") as fh:
-        response = _client(manager).post(
+        response = api_client(manager).post(
             f"/api/projects/{project.pk}/videos/", {"file": fh}, format="multipart"
         )
     assert response.status_code == 400
@@ -112,7 +108,7 @@ def test_bad_file_gets_400_with_the_reason(project, manager, tmp_path):
 def test_oversize_upload_gets_413(project, manager, small_clip, settings):
     settings.MAX_UPLOAD_BYTES = 2000
     with small_clip.open("rb") as fh:
-        response = _client(manager).post(
+        response = api_client(manager).post(
             f"/api/projects/{project.pk}/videos/", {"file": fh}, format="multipart"
         )
     assert response.status_code in (400, 413)
@@ -129,7 +125,7 @@ def test_file_name_with_path_parts_is_refused_not_trimmed(project, manager, smal
         + small_clip.read_bytes()
         + f"\r\n--{boundary}--\r\n".encode()
     )
-    response = _client(manager).generic(
+    response = api_client(manager).generic(
         "POST",
         f"/api/projects/{project.pk}/videos/",
         body,
@@ -141,7 +137,9 @@ def test_file_name_with_path_parts_is_refused_not_trimmed(project, manager, smal
 
 
 def test_missing_file_field(project, manager):
-    response = _client(manager).post(f"/api/projects/{project.pk}/videos/", {}, format="multipart")
+    response = api_client(manager).post(
+        f"/api/projects/{project.pk}/videos/", {}, format="multipart"
+    )
     assert response.status_code == 400
     assert "'file'" in response.json()["detail"]
 
@@ -152,7 +150,7 @@ def test_cancel_a_queued_job(project, manager, small_clip):
     with small_clip.open("rb") as fh:
         video = do_upload_video(project, manager, "a.mp4", fh, small_clip.stat().st_size)
     job = Job.objects.get(video=video)
-    response = _client(manager).post(f"/api/jobs/{job.pk}/cancel/")
+    response = api_client(manager).post(f"/api/jobs/{job.pk}/cancel/")
     assert response.json()["status"] == "cancelled"
 
 

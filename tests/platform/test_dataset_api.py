@@ -9,21 +9,14 @@ from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from engine.datasets import run_export_job
 from engine.datasets_import import run_import_job
 from engine.models import Job, Masklet, Video
+from tests._clients import api_client
 
 EXAMPLE = Path(__file__).parents[1] / "engine" / "data" / "sav_example"
-
-
-def _client(user) -> APIClient:
-    client = APIClient()
-    token, _ = Token.objects.get_or_create(user=user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
-    return client
 
 
 def _upload(name: str, content: bytes) -> SimpleUploadedFile:
@@ -45,7 +38,7 @@ def _import_example(client: APIClient, project) -> Job:
 
 @pytest.mark.django_db(transaction=True)
 def test_import_export_download_round_trip(project, manager, annotator) -> None:
-    client = _client(manager)
+    client = api_client(manager)
     job = _import_example(client, project)
     assert job.status == Job.Status.SUCCEEDED
     assert job.result["masklets"] == 9
@@ -53,18 +46,18 @@ def test_import_export_download_round_trip(project, manager, annotator) -> None:
     polled = client.get(f"/api/jobs/{job.pk}/").json()
     assert polled["status"] == "succeeded"
     # an annotator may not start exports
-    refused = _client(annotator).post(
+    refused = api_client(annotator).post(
         f"/api/projects/{project.pk}/exports/", {"format": "sav"}, format="json"
     )
     assert refused.status_code == 403
     started = client.post(f"/api/projects/{project.pk}/exports/", {"format": "coco"}, format="json")
     assert started.status_code == 202
     export_id = started.json()["id"]
-    early = _client(annotator).get(f"/api/exports/{export_id}/download/")
+    early = api_client(annotator).get(f"/api/exports/{export_id}/download/")
     assert early.status_code == 409
     run_export_job(export_id)
     assert client.get(f"/api/jobs/{export_id}/").json()["progress"] == 1.0
-    download = _client(annotator).get(f"/api/exports/{export_id}/download/")
+    download = api_client(annotator).get(f"/api/exports/{export_id}/download/")
     assert download.status_code == 200
     assert download["Content-Disposition"].startswith("attachment")
     body = download.getvalue()
@@ -75,14 +68,14 @@ def test_import_export_download_round_trip(project, manager, annotator) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_outsiders_cannot_see_or_download_exports(project, manager, outsider) -> None:
-    _import_example(_client(manager), project)
+    _import_example(api_client(manager), project)
     export_id = (
-        _client(manager)
+        api_client(manager)
         .post(f"/api/projects/{project.pk}/exports/", {"format": "sav"}, format="json")
         .json()["id"]
     )
     run_export_job(export_id)
-    stranger = _client(outsider)
+    stranger = api_client(outsider)
     assert stranger.get(f"/api/exports/{export_id}/download/").status_code == 404
     assert (
         stranger.post(
@@ -110,7 +103,7 @@ def test_outsiders_cannot_see_or_download_exports(project, manager, outsider) ->
     ],
 )
 def test_bad_uploads_get_400_and_leave_nothing(project, manager, name, content, message) -> None:
-    response = _client(manager).post(
+    response = api_client(manager).post(
         f"/api/projects/{project.pk}/imports/", {"file": _upload(name, content)}, format="multipart"
     )
     assert response.status_code == 400
@@ -123,7 +116,7 @@ def test_mask_size_mismatch_and_unknown_project(project, manager) -> None:
     Video.objects.create(
         project=project, name="sav_000001", width=100, height=100, frame_count=121, status="ready"
     )
-    client = _client(manager)
+    client = api_client(manager)
     content = (EXAMPLE / "sav_000001_manual.json").read_bytes()
     response = client.post(
         f"/api/projects/{project.pk}/imports/",

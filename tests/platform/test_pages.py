@@ -6,12 +6,7 @@ from django.test import Client
 
 from engine import ingest
 from engine.models import Job, Project
-
-
-def _login(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
+from tests._clients import web_client
 
 
 def test_login_page_and_redirect(db):
@@ -22,7 +17,7 @@ def test_login_page_and_redirect(db):
 
 
 def test_manager_creates_a_project_from_the_form(manager):
-    response = _login(manager).post(
+    response = web_client(manager).post(
         "/projects/new/", {"name": "Birds", "annotation_fps": 6, "phase": 3, "description": ""}
     )
     project = Project.objects.get(name="Birds")
@@ -31,7 +26,7 @@ def test_manager_creates_a_project_from_the_form(manager):
 
 
 def test_annotator_cannot_see_manager_pages(project, annotator):
-    client = _login(annotator)
+    client = web_client(annotator)
     assert client.get("/projects/new/").status_code == 403
     assert client.get(f"/projects/{project.pk}/manage/").status_code == 403
     page = client.get(f"/projects/{project.pk}/")
@@ -40,7 +35,7 @@ def test_annotator_cannot_see_manager_pages(project, annotator):
 
 
 def test_outsider_gets_404_for_other_projects(project, outsider):
-    client = _login(outsider)
+    client = web_client(outsider)
     assert client.get(f"/projects/{project.pk}/").status_code == 404
     assert project.name.encode() not in client.get("/").content
 
@@ -50,11 +45,11 @@ def test_frames_are_served_to_members_only(project, annotator, outsider, small_c
         video = ingest.do_upload_video(project, None, "p.mp4", fh, small_clip.stat().st_size)
     ingest.run_ingest_job(Job.objects.get(video=video).pk)
     key = video.frame_key(0)
-    response = _login(annotator).get(f"/media/{key}")
+    response = web_client(annotator).get(f"/media/{key}")
     assert response.status_code == 200
     assert response["Content-Type"] == "image/jpeg"
     assert b"".join(response.streaming_content)[:2] == b"\xff\xd8"  # type: ignore[attr-defined]
-    assert _login(outsider).get(f"/media/{key}").status_code == 404
-    assert _login(annotator).get("/media/videos/1/../../secret").status_code == 404
-    detail = _login(annotator).get(f"/videos/{video.pk}/")
+    assert web_client(outsider).get(f"/media/{key}").status_code == 404
+    assert web_client(annotator).get("/media/videos/1/../../secret").status_code == 404
+    detail = web_client(annotator).get(f"/videos/{video.pk}/")
     assert b"12 frames" in detail.content

@@ -4,22 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from rest_framework.authtoken.models import Token
-from rest_framework.test import APIClient
 
 from engine import review
 from engine.masklets import FrameMask, do_create_masklet
 from engine.masks import decode_rle, encode_rle
 from engine.models import Assignment, Masklet, Review, Video
+from tests._clients import api_client
 
 H, W, N_FRAMES = 24, 32, 8
-
-
-def _client(user) -> APIClient:
-    client = APIClient()
-    token, _ = Token.objects.get_or_create(user=user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
-    return client
 
 
 def _box(top: int, left: int, size: int = 5) -> np.ndarray:
@@ -40,11 +32,11 @@ def masklet(project, annotator):
 
 
 def test_queue_and_review_data(masklet, reviewer, annotator, outsider):
-    queue = _client(reviewer).get("/api/review/queue/").json()["results"]
+    queue = api_client(reviewer).get("/api/review/queue/").json()["results"]
     assert [m["id"] for m in queue] == [masklet.pk]
     assert queue[0]["revision_number"] == 1
-    assert _client(annotator).get("/api/review/queue/").json()["results"] == []
-    data = _client(reviewer).get(f"/api/masklets/{masklet.pk}/review/").json()
+    assert api_client(annotator).get("/api/review/queue/").json()["results"] == []
+    data = api_client(reviewer).get(f"/api/masklets/{masklet.pk}/review/").json()
     assert data["video"]["frame_url_prefix"] == f"/media/videos/{masklet.video_id}/frames/"
     assert data["video"]["frame_count"] == N_FRAMES
     assert sorted(data["frames"], key=int) == ["0", "1", "2", "3", "5"]
@@ -52,24 +44,28 @@ def test_queue_and_review_data(masklet, reviewer, annotator, outsider):
     assert np.array_equal(decode_rle(data["frames"]["2"]), _box(2, 2))
     assert data["edits"]["2"][0]["author"] == "alice"
     assert data["revision"]["author"] == "alice"
-    assert _client(outsider).get(f"/api/masklets/{masklet.pk}/review/").status_code == 404
-    assert _client(reviewer).get("/api/masklets/999999/review/").status_code == 404
+    assert api_client(outsider).get(f"/api/masklets/{masklet.pk}/review/").status_code == 404
+    assert api_client(reviewer).get("/api/masklets/999999/review/").status_code == 404
 
 
 def test_take_next(masklet, reviewer, annotator):
     project = masklet.video.project_id
-    taken = _client(reviewer).post("/api/review/queue/next/", {"project": project}, format="json")
+    taken = api_client(reviewer).post(
+        "/api/review/queue/next/", {"project": project}, format="json"
+    )
     assert taken.status_code == 200
     assert taken.json()["id"] == masklet.pk
     assert Assignment.objects.get(kind="review").user == reviewer
-    refused = _client(annotator).post(
+    refused = api_client(annotator).post(
         "/api/review/queue/next/", {"project": project}, format="json"
     )
     assert refused.status_code == 403
     review.do_review(masklet.current_revision, reviewer, "satisfactory")
-    empty = _client(reviewer).post("/api/review/queue/next/", {"project": project}, format="json")
+    empty = api_client(reviewer).post(
+        "/api/review/queue/next/", {"project": project}, format="json"
+    )
     assert empty.status_code == 204
-    bad = _client(reviewer).post("/api/review/queue/next/", {"project": "x"}, format="json")
+    bad = api_client(reviewer).post("/api/review/queue/next/", {"project": "x"}, format="json")
     assert bad.status_code == 400
 
 
@@ -86,7 +82,7 @@ def test_verdict_errors_are_4xx_and_change_nothing(masklet, reviewer, annotator)
         ({"revision": rev + 1000, "verdict": "satisfactory"}, 404),
         ({"revision": rev, "verdict": "satisfactory", "fix_assignee": 99999}, 400),
     ]
-    client = _client(reviewer)
+    client = api_client(reviewer)
     for body, code in cases:
         response = client.post(url, body, format="json")
         assert response.status_code == code, (body, response.content)
@@ -97,7 +93,9 @@ def test_verdict_errors_are_4xx_and_change_nothing(masklet, reviewer, annotator)
         content_type="application/json",
     )
     assert nan.status_code == 400
-    own = _client(annotator).post(url, {"revision": rev, "verdict": "satisfactory"}, format="json")
+    own = api_client(annotator).post(
+        url, {"revision": rev, "verdict": "satisfactory"}, format="json"
+    )
     assert own.status_code == 403
     masklet.refresh_from_db()
     assert masklet.status == Masklet.Status.SUBMITTED
@@ -108,7 +106,7 @@ def test_self_review_is_403(project, reviewer):
     video = Video.objects.create(project=project, name="w.mp4", width=W, height=H, frame_count=2)
     own = do_create_masklet(video, author=reviewer, frames={0: FrameMask(encode_rle(_box(0, 0)))})
     review.do_submit_masklet(own, reviewer)
-    response = _client(reviewer).post(
+    response = api_client(reviewer).post(
         f"/api/masklets/{own.pk}/reviews/",
         {"revision": own.current_revision_id, "verdict": "satisfactory"},
         format="json",
@@ -119,7 +117,7 @@ def test_self_review_is_403(project, reviewer):
 
 def test_unsatisfactory_fix_resubmit_accept(masklet, reviewer, annotator):
     first = masklet.current_revision_id
-    posted = _client(reviewer).post(
+    posted = api_client(reviewer).post(
         f"/api/masklets/{masklet.pk}/reviews/",
         {
             "revision": first,
@@ -132,12 +130,12 @@ def test_unsatisfactory_fix_resubmit_accept(masklet, reviewer, annotator):
     )
     assert posted.status_code == 201
     assert posted.json()["masklet"]["status"] == "needs_fix"
-    fixes = _client(annotator).get("/api/fixes/").json()["results"]
+    fixes = api_client(annotator).get("/api/fixes/").json()["results"]
     assert [f["flagged_frames"] for f in fixes] == [[1, 3]]
     assert fixes[0]["frame_notes"] == {"3": "misses the handle"}
     fix_id = fixes[0]["id"]
-    assert _client(reviewer).get(f"/api/fixes/{fix_id}/").status_code == 404
-    detail = _client(annotator).get(f"/api/fixes/{fix_id}/").json()
+    assert api_client(reviewer).get(f"/api/fixes/{fix_id}/").status_code == 404
+    detail = api_client(annotator).get(f"/api/fixes/{fix_id}/").json()
     assert detail["review_data"]["revision"]["id"] == first
 
     new_mask = _box(10, 10, 7)
@@ -146,7 +144,7 @@ def test_unsatisfactory_fix_resubmit_accept(masklet, reviewer, annotator):
     runs = np.diff(np.concatenate([[0], change])).tolist()
     assert sum(runs) == H * W
     url = f"/api/fixes/{fix_id}/resubmit/"
-    client = _client(annotator)
+    client = api_client(annotator)
     bad_size = client.post(
         url,
         {"base_revision": first, "frames": {"3": {"size": [H + 1, W], "counts": runs}}},
@@ -178,19 +176,19 @@ def test_unsatisfactory_fix_resubmit_accept(masklet, reviewer, annotator):
     again = client.post(url, {"base_revision": ok.json()["revision"], "frames": {}}, format="json")
     assert again.status_code == 409
 
-    stale_verdict = _client(reviewer).post(
+    stale_verdict = api_client(reviewer).post(
         f"/api/masklets/{masklet.pk}/reviews/",
         {"revision": first, "verdict": "satisfactory"},
         format="json",
     )
     assert stale_verdict.status_code == 409
-    accepted = _client(reviewer).post(
+    accepted = api_client(reviewer).post(
         f"/api/masklets/{masklet.pk}/reviews/",
         {"revision": ok.json()["revision"], "verdict": "satisfactory"},
         format="json",
     )
     assert accepted.status_code == 201
-    history = _client(annotator).get(f"/api/masklets/{masklet.pk}/review/").json()["reviews"]
+    history = api_client(annotator).get(f"/api/masklets/{masklet.pk}/review/").json()["reviews"]
     assert [(h["revision"], h["verdict"]) for h in history] == [
         (1, "unsatisfactory"),
         (2, "satisfactory"),
@@ -204,27 +202,29 @@ def test_submit_endpoint(project, annotator, reviewer):
     )
     url = f"/api/masklets/{draft.pk}/submit/"
     assert draft.current_revision_id is not None
-    stale = _client(annotator).post(
+    stale = api_client(annotator).post(
         url, {"base_revision": draft.current_revision_id + 7}, format="json"
     )
     assert stale.status_code == 409
-    ok = _client(annotator).post(url, {"base_revision": draft.current_revision_id}, format="json")
+    ok = api_client(annotator).post(
+        url, {"base_revision": draft.current_revision_id}, format="json"
+    )
     assert ok.status_code == 200
     assert ok.json()["status"] == "submitted"
-    assert _client(annotator).post(url, {}, format="json").status_code == 409
+    assert api_client(annotator).post(url, {}, format="json").status_code == 409
 
 
 def test_stats_for_managers_only(masklet, reviewer, manager):
     review.do_review(masklet.current_revision, reviewer, "reject", [2], {"2": "two cups"})
     url = f"/api/projects/{masklet.video.project_id}/review-stats/"
-    assert _client(reviewer).get(url).status_code == 403
-    stats = _client(manager).get(url).json()
+    assert api_client(reviewer).get(url).status_code == 403
+    stats = api_client(manager).get(url).json()
     assert (stats["total"], stats["rejected"], stats["reject_rate"]) == (1, 1, 1.0)
     assert stats["per_reviewer"][0]["reviewer"] == "rene"
 
 
 def test_schema_lists_review_endpoints(manager):
-    response = _client(manager).get("/api/schema/", HTTP_ACCEPT="application/json")
+    response = api_client(manager).get("/api/schema/", HTTP_ACCEPT="application/json")
     assert response.status_code == 200
     import yaml
 

@@ -6,20 +6,14 @@ import json
 
 import numpy as np
 import pytest
-from django.test import Client
 
 from engine import review
 from engine.masklets import FrameMask, do_create_masklet
 from engine.masks import decode_rle, encode_rle
 from engine.models import Assignment, Masklet, Review, Video
+from tests._clients import web_client
 
 H, W, N_FRAMES = 24, 32, 6
-
-
-def _login(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def _box(top: int, left: int, size: int = 5) -> np.ndarray:
@@ -44,7 +38,7 @@ def masklet(project, annotator):
 
 
 def test_queue_page_and_take_next(masklet, reviewer, annotator):
-    client = _login(reviewer)
+    client = web_client(reviewer)
     page = client.get("/review/")
     assert page.status_code == 200
     assert b"kitchen.mp4" in page.content
@@ -52,13 +46,13 @@ def test_queue_page_and_take_next(masklet, reviewer, annotator):
     taken = client.post(f"/review/projects/{masklet.video.project_id}/next/")
     assert taken.status_code == 302
     assert taken["Location"] == f"/review/masklets/{masklet.pk}/"
-    assert b"kitchen.mp4" not in _login(annotator).get("/review/").content
-    refused = _login(annotator).post(f"/review/projects/{masklet.video.project_id}/next/")
+    assert b"kitchen.mp4" not in web_client(annotator).get("/review/").content
+    refused = web_client(annotator).post(f"/review/projects/{masklet.video.project_id}/next/")
     assert refused.status_code == 403
 
 
 def test_review_page_embeds_player_data(masklet, reviewer):
-    page = _login(reviewer).get(f"/review/masklets/{masklet.pk}/")
+    page = web_client(reviewer).get(f"/review/masklets/{masklet.pk}/")
     assert page.status_code == 200
     html = page.content.decode()
     assert 'id="frame-canvas" width="32" height="24"' in html
@@ -74,14 +68,14 @@ def test_review_page_embeds_player_data(masklet, reviewer):
 
 
 def test_own_work_and_non_reviewers_get_403(masklet, annotator, project, reviewer, outsider):
-    assert _login(annotator).get(f"/review/masklets/{masklet.pk}/").status_code == 403
-    assert _login(outsider).get(f"/review/masklets/{masklet.pk}/").status_code == 404
+    assert web_client(annotator).get(f"/review/masklets/{masklet.pk}/").status_code == 403
+    assert web_client(outsider).get(f"/review/masklets/{masklet.pk}/").status_code == 404
     own = do_create_masklet(
         masklet.video, author=reviewer, frames={0: FrameMask(encode_rle(_box(0, 0)))}
     )
     review.do_submit_masklet(own, reviewer)
-    assert _login(reviewer).get(f"/review/masklets/{own.pk}/").status_code == 403
-    post = _login(reviewer).post(
+    assert web_client(reviewer).get(f"/review/masklets/{own.pk}/").status_code == 403
+    post = web_client(reviewer).post(
         f"/review/masklets/{own.pk}/",
         {"revision": own.current_revision_id, "verdict": "satisfactory"},
     )
@@ -90,7 +84,7 @@ def test_own_work_and_non_reviewers_get_403(masklet, annotator, project, reviewe
 
 
 def test_verdict_form_errors(masklet, reviewer):
-    client = _login(reviewer)
+    client = web_client(reviewer)
     url = f"/review/masklets/{masklet.pk}/"
     rev = masklet.current_revision_id
     bad = client.post(url, {"revision": rev, "verdict": "unsatisfactory", "flagged_frames": "[99]"})
@@ -108,7 +102,7 @@ def test_verdict_form_errors(masklet, reviewer):
 
 def test_full_cycle_through_pages(masklet, reviewer, annotator, manager):
     rev1 = masklet.current_revision_id
-    reviewer_client = _login(reviewer)
+    reviewer_client = web_client(reviewer)
     done = reviewer_client.post(
         f"/review/masklets/{masklet.pk}/",
         {
@@ -121,23 +115,23 @@ def test_full_cycle_through_pages(masklet, reviewer, annotator, manager):
     )
     assert done.status_code == 302
     assert done["Location"] == f"/review/masklets/{masklet.pk}/history/"
-    fixes_page = _login(annotator).get("/fixes/")
+    fixes_page = web_client(annotator).get("/fixes/")
     assert b"kitchen.mp4" in fixes_page.content
     assert b"1, 4" in fixes_page.content
     fix = Assignment.objects.get(kind="fix")
-    fix_page = _login(annotator).get(f"/fixes/{fix.pk}/")
+    fix_page = web_client(annotator).get(f"/fixes/{fix.pk}/")
     assert fix_page.status_code == 200
     assert b"cuts off the rim" in fix_page.content
     assert b"please fix" in fix_page.content
-    assert _login(reviewer).get(f"/fixes/{fix.pk}/").status_code == 404
+    assert web_client(reviewer).get(f"/fixes/{fix.pk}/").status_code == 404
 
     corrected = encode_rle(_box(8, 8, 9))
-    stale = _login(annotator).post(
+    stale = web_client(annotator).post(
         f"/fixes/{fix.pk}/",
         {"base_revision": rev1 + 50, "frames": json.dumps({"4": corrected})},
     )
     assert stale.status_code == 409
-    ok = _login(annotator).post(
+    ok = web_client(annotator).post(
         f"/fixes/{fix.pk}/", {"base_revision": rev1, "frames": json.dumps({"4": corrected})}
     )
     assert ok.status_code == 302
@@ -150,14 +144,14 @@ def test_full_cycle_through_pages(masklet, reviewer, annotator, manager):
         {"revision": masklet.current_revision_id, "verdict": "satisfactory"},
     )
     assert accepted.status_code == 302
-    history = _login(annotator).get(f"/review/masklets/{masklet.pk}/history/").content.decode()
+    history = web_client(annotator).get(f"/review/masklets/{masklet.pk}/history/").content.decode()
     assert history.index("Unsatisfactory") < history.index("Satisfactory")
     assert "verified" in history
-    stats = _login(manager).get(f"/projects/{masklet.video.project_id}/review-stats/")
+    stats = web_client(manager).get(f"/projects/{masklet.video.project_id}/review-stats/")
     assert stats.status_code == 200
     assert b'id="stat-total">2<' in stats.content
     assert b'id="stat-unsatisfactory">1<' in stats.content
     assert (
-        _login(reviewer).get(f"/projects/{masklet.video.project_id}/review-stats/").status_code
+        web_client(reviewer).get(f"/projects/{masklet.video.project_id}/review-stats/").status_code
         == 403
     )
