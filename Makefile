@@ -49,7 +49,7 @@ run: system venv
 
 check:
 	$(BIN)/ruff check .
-	$(BIN)/mypy platform engine workers model
+	$(BIN)/mypy platform engine workers model tests benchmarks
 	$(BIN)/python manage.py makemigrations --check --dry-run
 
 pytest:

@@ -41,6 +41,7 @@ def test_object_ids_are_assigned_in_order(video, annotator):
 def test_new_revision_merges_frames_and_keeps_history(video, annotator):
     masklet = do_create_masklet(video, author=annotator, frames={0: _mask(0, 2), 1: _mask(0, 2)})
     base = masklet.current_revision_id
+    assert base is not None
     revision = do_save_revision(
         masklet, author=annotator, frames={1: _mask(4, 8)}, base_revision_id=base, edited_frames=[1]
     )
@@ -50,7 +51,7 @@ def test_new_revision_merges_frames_and_keeps_history(video, annotator):
     assert decode_rle(frames[1].rle)[2].tolist() == [False] * 4 + [True] * 4
     assert revision.number == 2
     assert revision.edited_frames == [1]
-    old = revision_frames(MaskletRevision.objects.get(pk=int(base)))
+    old = revision_frames(MaskletRevision.objects.get(pk=base))
     assert old[1].rle is not None
     assert decode_rle(old[1].rle)[2].tolist() == [True] * 2 + [False] * 6
 
