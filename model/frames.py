@@ -70,7 +70,30 @@ def list_frame_files(folder: str | os.PathLike[str]) -> list[Path]:
     return sorted(files, key=lambda p: p.name)
 
 
-class FolderFrameSource:
+class _SizedSource:
+    """Shared by the frame sources: the video size, fixed at construction, and its check."""
+
+    _width: int
+    _height: int
+
+    @property
+    def width(self) -> int:
+        return self._width
+
+    @property
+    def height(self) -> int:
+        return self._height
+
+    def _check_size(self, idx: int, frame: Image.Image, label: str = "") -> Image.Image:
+        if frame.size != (self._width, self._height):
+            raise FrameSourceError(
+                f"frame {idx}{label} is {frame.size[0]}x{frame.size[1]}, "
+                f"expected {self._width}x{self._height}"
+            )
+        return frame
+
+
+class FolderFrameSource(_SizedSource):
     """Frames stored as image files in one folder (see `list_frame_files` for the order).
 
     The size of the video is the size of its first frame; frames of another size raise on read.
@@ -82,14 +105,6 @@ class FolderFrameSource:
         with Image.open(self.paths[0]) as first:
             self._width, self._height = first.size
 
-    @property
-    def width(self) -> int:
-        return self._width
-
-    @property
-    def height(self) -> int:
-        return self._height
-
     def __len__(self) -> int:
         return len(self.paths)
 
@@ -97,19 +112,14 @@ class FolderFrameSource:
         _check_index(idx, len(self.paths))
         with Image.open(self.paths[idx]) as img:
             frame = img.convert("RGB")
-        if frame.size != (self._width, self._height):
-            raise FrameSourceError(
-                f"frame {idx} ({self.paths[idx].name}) is {frame.size[0]}x{frame.size[1]}, "
-                f"expected {self._width}x{self._height}"
-            )
-        return frame
+        return self._check_size(idx, frame, f" ({self.paths[idx].name})")
 
 
 JpegFolderSource = FolderFrameSource
 """Alias: the official predictor's input is a folder of `<int>.jpg` files."""
 
 
-class CallableFrameSource:
+class CallableFrameSource(_SizedSource):
     """Frames fetched as encoded image bytes (JPEG/PNG) by a callable, e.g. from object storage."""
 
     def __init__(
@@ -128,14 +138,6 @@ class CallableFrameSource:
         self._height = height
         self._read_bytes = read_bytes
 
-    @property
-    def width(self) -> int:
-        return self._width
-
-    @property
-    def height(self) -> int:
-        return self._height
-
     def __len__(self) -> int:
         return self._num_frames
 
@@ -147,15 +149,10 @@ class CallableFrameSource:
                 frame = img.convert("RGB")
         except Exception as exc:  # PIL raises several types for corrupt data
             raise FrameSourceError(f"frame {idx} could not be decoded: {exc}") from exc
-        if frame.size != (self._width, self._height):
-            raise FrameSourceError(
-                f"frame {idx} is {frame.size[0]}x{frame.size[1]}, "
-                f"expected {self._width}x{self._height}"
-            )
-        return frame
+        return self._check_size(idx, frame)
 
 
-class ArrayFrameSource:
+class ArrayFrameSource(_SizedSource):
     """Frames given as a sequence of uint8 (H, W, 3) arrays or PIL images (tests, small clips).
 
     The sequence may be lazy (any object with `__len__` and `__getitem__`).
@@ -170,14 +167,6 @@ class ArrayFrameSource:
             self._width, self._height = first.size
         else:
             self._height, self._width = int(first.shape[0]), int(first.shape[1])
-
-    @property
-    def width(self) -> int:
-        return self._width
-
-    @property
-    def height(self) -> int:
-        return self._height
 
     def __len__(self) -> int:
         return len(self._frames)
