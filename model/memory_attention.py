@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from model._layers import activation_fn
@@ -53,6 +54,45 @@ class MemoryAttentionLayer(nn.Module):
         self.pos_enc_at_cross_attn_keys = pos_enc_at_cross_attn_keys
         self.pos_enc_at_cross_attn_queries = pos_enc_at_cross_attn_queries
 
+    def self_attention(self, tgt: torch.Tensor, query_pos: torch.Tensor) -> torch.Tensor:
+        """Pre-norm RoPE self-attention with its residual: `[B, N, d]` -> `[B, N, d]`."""
+        x = self.norm1(tgt)
+        q = x + query_pos if self.pos_enc_at_attn else x
+        return _add_residual(tgt, self.dropout1(self.self_attn(q, q, v=x)))
+
+    def cross_queries(self, tgt: torch.Tensor, query_pos: torch.Tensor) -> torch.Tensor:
+        """Rotated cross-attention query heads `[B, 1, N, d]` of the tokens `[B, N, d]`."""
+        x = self.norm2(tgt)
+        if self.pos_enc_at_cross_attn_queries:
+            x = x + query_pos
+        return self.cross_attn_image.project_queries(x)
+
+    def cross_attention(
+        self,
+        tgt: torch.Tensor,
+        queries: torch.Tensor,
+        memory: torch.Tensor,
+        memory_keys: torch.Tensor,
+        num_k_exclude_rope: int = 0,
+    ) -> torch.Tensor:
+        """Attend from `queries` (see `cross_queries`) to the memory, add to `tgt` `[B, N, d]`.
+
+        memory `[B, M, mem_dim]` gives the values, memory_keys (memory, plus its position
+        encoding when `pos_enc_at_cross_attn_keys`) the keys.
+        """
+        attn = self.cross_attn_image
+        k, v = attn.project_keys_values(memory_keys, memory, queries.shape[-2], num_k_exclude_rope)
+        return _add_residual(tgt, self.dropout2(attn.attend(queries, k, v)))
+
+    def feed_forward(self, tgt: torch.Tensor) -> torch.Tensor:
+        """Pre-norm MLP with its residual: `[B, N, d]` -> `[B, N, d]`."""
+        x = self.linear1(self.norm3(tgt))
+        if self.activation is F.relu and not torch.is_grad_enabled():
+            x = F.relu(x, inplace=True)  # no autograd graph to protect: save an allocation
+        else:
+            x = self.activation(x)
+        return _add_residual(tgt, self.dropout3(self.linear2(self.dropout(x))))
+
     def forward(
         self,
         tgt: torch.Tensor,
@@ -61,21 +101,24 @@ class MemoryAttentionLayer(nn.Module):
         query_pos: torch.Tensor,
         num_k_exclude_rope: int = 0,
     ) -> torch.Tensor:
-        x = self.norm1(tgt)
-        q = x + query_pos if self.pos_enc_at_attn else x
-        tgt = tgt + self.dropout1(self.self_attn(q, q, v=x))
+        tgt = self.self_attention(tgt, query_pos)
+        queries = self.cross_queries(tgt, query_pos)
+        keys = memory + pos if self.pos_enc_at_cross_attn_keys else memory
+        tgt = self.cross_attention(tgt, queries, memory, keys, num_k_exclude_rope)
+        return self.feed_forward(tgt)
 
-        x = self.norm2(tgt)
-        x = self.cross_attn_image(
-            q=x + query_pos if self.pos_enc_at_cross_attn_queries else x,
-            k=memory + pos if self.pos_enc_at_cross_attn_keys else memory,
-            v=memory,
-            num_k_exclude_rope=num_k_exclude_rope,
-        )
-        tgt = tgt + self.dropout2(x)
 
-        x = self.linear2(self.dropout(self.activation(self.linear1(self.norm3(tgt)))))
-        return tgt + self.dropout3(x)
+def _add_residual(tgt: torch.Tensor, update: torch.Tensor) -> torch.Tensor:
+    """`tgt + update`, written into `update` (a fresh result) when no autograd graph is being
+    recorded and the dtypes agree (under autocast the update may be bf16 and `tgt` float32)."""
+    if torch.is_grad_enabled() or update.dtype != tgt.dtype or update.shape != tgt.shape:
+        return tgt + update
+    return update.add_(tgt)
+
+
+def _is_batch_broadcast(x: torch.Tensor) -> bool:
+    """Whether the batch rows of a sequence-first `[N, B, C]` tensor are one expanded row."""
+    return x.size(1) > 1 and x.stride(1) == 0
 
 
 class MemoryAttention(nn.Module):
@@ -128,16 +171,34 @@ class MemoryAttention(nn.Module):
             raise ValueError("memory attention needs curr_pos and memory_pos")
         if curr.shape[1] != memory.shape[1]:
             raise ValueError("current features and memory differ in batch size")
+        batch = curr.shape[1]
+        # Objects tracked together share the frame's features (expanded, not copied): until the
+        # first cross-attention the layers see identical rows, so that part runs once.
+        shared = _is_batch_broadcast(curr) and _is_batch_broadcast(curr_pos)
+        if shared:
+            curr, curr_pos = curr[:, :1], curr_pos[:, :1]
         output = curr
         if self.pos_enc_at_input:
             output = output + 0.1 * curr_pos
         # the layers work batch first
-        output = output.transpose(0, 1)
+        output = output.transpose(0, 1).contiguous()
         query_pos = curr_pos.transpose(0, 1)
-        memory = memory.transpose(0, 1)
-        memory_pos = memory_pos.transpose(0, 1)
-        for layer in self.layers:
-            output = layer(
-                output, memory, memory_pos, query_pos, num_k_exclude_rope=num_obj_ptr_tokens
+        # contiguous: every layer projects them (Linear is slower on strided input, bf16 most)
+        memory = memory.transpose(0, 1).contiguous()
+        memory_keys = memory + memory_pos.transpose(0, 1)  # the same for every layer
+        for i, layer in enumerate(self.layers):
+            keys = memory_keys if layer.pos_enc_at_cross_attn_keys else memory
+            if shared and i == 0:
+                output = layer.self_attention(output, query_pos)
+                queries = layer.cross_queries(output, query_pos)
+                output = output.expand(batch, -1, -1)
+                queries = queries.expand(batch, -1, -1, -1)
+                query_pos = query_pos.expand(batch, -1, -1)
+            else:
+                output = layer.self_attention(output, query_pos)
+                queries = layer.cross_queries(output, query_pos)
+            output = layer.cross_attention(
+                output, queries, memory, keys, num_k_exclude_rope=num_obj_ptr_tokens
             )
+            output = layer.feed_forward(output)
         return self.norm(output).transpose(0, 1)

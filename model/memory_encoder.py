@@ -76,7 +76,9 @@ class CXBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         residual = x
-        x = self.norm(self.dwconv(x)).permute(0, 2, 3, 1)  # -> [B, H, W, C]
+        # channels last, made contiguous: Linear on the permuted view is several times slower
+        # (bf16 most of all)
+        x = self.norm(self.dwconv(x)).permute(0, 2, 3, 1).contiguous()  # -> [B, H, W, C]
         x = self.pwconv2(self.act(self.pwconv1(x)))
         if self.gamma is not None:
             x = self.gamma * x
@@ -118,7 +120,12 @@ class MemoryEncoder(nn.Module):
         if not skip_mask_sigmoid:
             masks = torch.sigmoid(masks)
         masks = self.mask_downsampler(masks)
-        x = self.pix_feat_proj(pix_feat.to(masks.device)) + masks
+        pix_feat = pix_feat.to(masks.device)
+        if pix_feat.size(0) > 1 and pix_feat.stride(0) == 0:
+            # objects tracked together share the frame's features (expanded): project them once
+            x = self.pix_feat_proj(pix_feat[:1]) + masks
+        else:
+            x = self.pix_feat_proj(pix_feat) + masks
         x = self.out_proj(self.fuser(x))
-        pos = self.position_encoding(x).to(x.dtype)
+        pos = self.position_encoding(x, dtype=x.dtype)
         return {"vision_features": x, "vision_pos_enc": [pos]}

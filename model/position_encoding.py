@@ -15,9 +15,10 @@ from torch import nn
 class PositionEmbeddingSine(nn.Module):
     """Normalised 2-D sine/cosine encoding of a feature map's grid.
 
-    `forward(x)` with `x` `[B, C_any, H, W]` returns `[B, num_pos_feats, H, W]` float32: the first
-    half of the channels encodes y, the second half x; positions are normalised to (0, 2*pi].
-    Tables are cached per (H, W); the cache is not part of the state_dict.
+    `forward(x)` with `x` `[B, C_any, H, W]` returns `[B, num_pos_feats, H, W]` (float32 unless
+    `dtype` is given): the first half of the channels encodes y, the second half x; positions are
+    normalised to (0, 2*pi]. Tables are cached per (H, W, device, dtype), not in the state_dict;
+    the result is the cached table expanded over the batch (read-only, never modify it in place).
     """
 
     def __init__(
@@ -36,7 +37,7 @@ class PositionEmbeddingSine(nn.Module):
         self.temperature = temperature
         self.normalize = normalize
         self.scale = 2 * math.pi if scale is None else scale
-        self._cache: dict[tuple[int, int, torch.device], torch.Tensor] = {}
+        self._cache: dict[tuple[int, int, torch.device, torch.dtype], torch.Tensor] = {}
 
     def _frequencies(self, device: torch.device) -> torch.Tensor:
         i = torch.arange(self.half_dim, dtype=torch.float32, device=device)
@@ -46,12 +47,21 @@ class PositionEmbeddingSine(nn.Module):
         # [..., D] -> [..., D]: sin of even frequencies, cos of odd ones, interleaved
         return torch.stack((pos[..., 0::2].sin(), pos[..., 1::2].cos()), dim=-1).flatten(-2)
 
-    def _table(self, height: int, width: int, device: torch.device) -> torch.Tensor:
-        """`[C, H, W]` float32 encoding of an H x W grid."""
-        key = (height, width, device)
+    def _table(
+        self, height: int, width: int, device: torch.device, dtype: torch.dtype
+    ) -> torch.Tensor:
+        """`[C, H, W]` encoding of an H x W grid, computed in float32, cast to `dtype`."""
+        key = (height, width, device, dtype)
         cached = self._cache.get(key)
-        if cached is not None:
-            return cached
+        if cached is None:
+            # a normal tensor even when first built under inference_mode: training uses it too
+            with torch.inference_mode(False):
+                cached = self._cache[key] = self._build_table(height, width, device, dtype)
+        return cached
+
+    def _build_table(
+        self, height: int, width: int, device: torch.device, dtype: torch.dtype
+    ) -> torch.Tensor:
         y = torch.arange(1, height + 1, dtype=torch.float32, device=device)
         x = torch.arange(1, width + 1, dtype=torch.float32, device=device)
         if self.normalize:
@@ -68,14 +78,12 @@ class PositionEmbeddingSine(nn.Module):
             ),
             dim=-1,
         ).permute(2, 0, 1)
-        table = table.contiguous()
-        self._cache[key] = table
-        return table
+        return table.to(dtype).contiguous()
 
     @torch.no_grad()
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        table = self._table(x.shape[-2], x.shape[-1], x.device)
-        return table[None].repeat(x.shape[0], 1, 1, 1)
+    def forward(self, x: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        table = self._table(x.shape[-2], x.shape[-1], x.device, dtype)
+        return table[None].expand(x.shape[0], -1, -1, -1)
 
 
 class PositionEmbeddingRandom(nn.Module):
@@ -153,17 +161,15 @@ def axial_rope_table(
 def apply_rope(x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
     """Rotate `x` `[B, heads, N, D]` by `table` `[N', D/2]` complex, N a multiple of N'.
 
-    When N > N' (memory keys spanning several frames), the table repeats along the sequence.
-    Computed in float32, returned in `x.dtype`.
+    When N > N' (memory keys spanning several frames), the table applies to each block of N'
+    tokens (broadcast, not copied). Computed in float32, returned in `x.dtype`.
     """
-    n = x.shape[-2]
+    b, heads, n, d = x.shape
     if n == 0:
         return x
     repeats = n // table.shape[0]
     if repeats * table.shape[0] != n:
         raise ValueError(f"{n} tokens are not a multiple of the RoPE table's {table.shape[0]}")
-    if repeats > 1:
-        table = table.repeat(repeats, 1)
-    x_complex = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2))
-    rotated = torch.view_as_real(x_complex * table).flatten(3)
+    x_complex = torch.view_as_complex(x.float().reshape(b, heads, repeats, -1, d // 2, 2))
+    rotated = torch.view_as_real(x_complex * table).reshape(b, heads, n, d)
     return rotated.type_as(x)

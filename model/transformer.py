@@ -48,7 +48,8 @@ class Attention(nn.Module):
         b, heads, n, hd = x.shape
         return x.transpose(1, 2).reshape(b, n, heads * hd)
 
-    def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Projected heads `[B, h, N, hd]` -> `[B, Nq, embedding_dim]` (attention, out proj)."""
         dropout_p = self.dropout_p if self.training else 0.0
         out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
         return self.out_proj(self._merge_heads(out))
@@ -57,7 +58,7 @@ class Attention(nn.Module):
         q = self._split_heads(self.q_proj(q))
         k = self._split_heads(self.k_proj(k))
         v = self._split_heads(self.v_proj(v))
-        return self._attend(q, k, v)
+        return self.attend(q, k, v)
 
 
 class RoPEAttention(Attention):
@@ -93,9 +94,33 @@ class RoPEAttention(Attention):
             if side * side != num_tokens:
                 raise ValueError(f"RoPE needs a square token grid, got {num_tokens} tokens")
             head_dim = self.internal_dim // self.num_heads
-            table = axial_rope_table(head_dim, side, side, self.rope_theta).to(device)
+            # a normal tensor even when first built under inference_mode: training uses it too
+            with torch.inference_mode(False):
+                table = axial_rope_table(head_dim, side, side, self.rope_theta).to(device)
             self._tables[key] = table
         return table
+
+    def project_queries(self, q: torch.Tensor) -> torch.Tensor:
+        """`[B, N, embedding_dim]` queries on a square grid -> rotated heads `[B, h, N, hd]`."""
+        q = self._split_heads(self.q_proj(q))
+        return apply_rope(q, self._table(q.shape[-2], q.device))
+
+    def project_keys_values(
+        self, k: torch.Tensor, v: torch.Tensor, num_queries: int, num_k_exclude_rope: int = 0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys `[B, Nk, kv_in_dim]` -> rotated heads (the last `num_k_exclude_rope` keys are
+        not rotated) and values -> heads, both `[B, h, Nk, hd]`. Keys span whole grids of
+        `num_queries` tokens."""
+        k = self._split_heads(self.k_proj(k))
+        v = self._split_heads(self.v_proj(v))
+        if num_queries != k.shape[-2] and not self.rope_k_repeat:
+            raise ValueError("queries and keys differ in length; set rope_k_repeat=True")
+        table = self._table(num_queries, k.device)
+        num_k_rope = k.shape[-2] - num_k_exclude_rope
+        if not num_k_exclude_rope:
+            return apply_rope(k, table), v
+        k_rotated = apply_rope(k[:, :, :num_k_rope], table)
+        return torch.cat([k_rotated, k[:, :, num_k_rope:]], dim=2), v
 
     def forward(
         self,
@@ -104,17 +129,9 @@ class RoPEAttention(Attention):
         v: torch.Tensor,
         num_k_exclude_rope: int = 0,
     ) -> torch.Tensor:
-        q = self._split_heads(self.q_proj(q))
-        k = self._split_heads(self.k_proj(k))
-        v = self._split_heads(self.v_proj(v))
-        if q.shape[-2] != k.shape[-2] and not self.rope_k_repeat:
-            raise ValueError("queries and keys differ in length; set rope_k_repeat=True")
-        table = self._table(q.shape[-2], q.device)
-        q = apply_rope(q, table)
-        num_k_rope = k.shape[-2] - num_k_exclude_rope
-        k_rotated = apply_rope(k[:, :, :num_k_rope], table)
-        k = torch.cat([k_rotated, k[:, :, num_k_rope:]], dim=2) if num_k_exclude_rope else k_rotated
-        return self._attend(q, k, v)
+        q_heads = self.project_queries(q)
+        k_heads, v_heads = self.project_keys_values(k, v, q_heads.shape[-2], num_k_exclude_rope)
+        return self.attend(q_heads, k_heads, v_heads)
 
 
 class TwoWayAttentionBlock(nn.Module):

@@ -111,7 +111,14 @@ def test_sine_encoding_shape_range_and_cache() -> None:
     assert torch.allclose(out[:, :32, :, 0], out[:, :32, :, 7])
     assert not torch.allclose(out[:, 32:, :, 0], out[:, 32:, :, 7])
     assert not list(pe.state_dict())  # no table in the state_dict
-    assert pe(torch.zeros(1, 1, 8, 12)).data_ptr() != out.data_ptr()  # callers get copies
+    # the cached table is shared (expanded over the batch, never copied per call)
+    again = pe(torch.zeros(3, 1, 8, 12))
+    assert again.shape == (3, 64, 8, 12)
+    assert again.stride(0) == 0
+    assert again.data_ptr() == out.data_ptr()
+    half = pe(torch.zeros(1, 1, 8, 12), dtype=torch.bfloat16)
+    assert half.dtype == torch.bfloat16
+    assert torch.allclose(half.float(), out[:1], atol=1e-2)
 
 
 def test_random_encoding_buffer_and_shapes() -> None:
@@ -281,6 +288,34 @@ def test_memory_encoder_and_attention_shapes() -> None:
     assert finite(fused, out["vision_features"])
     assert "memory_encoder" not in str(list(encoder.state_dict()))
     assert "mask_downsampler.encoder.12.weight" in encoder.state_dict()
+
+
+def test_objects_sharing_a_frame_run_its_common_work_once_with_the_same_result() -> None:
+    """Features expanded over the objects' batch: layer 0's self-attention and the memory
+    encoder's feature projection run on one row, and the outputs equal a copied batch's."""
+    torch.manual_seed(0)
+    attention = MemoryAttention(num_layers=2, dim_feedforward=128).eval()
+    encoder = MemoryEncoder(out_dim=64, in_dim=256).eval()
+    batches: list[int] = []
+    attention.layers[0].self_attn.register_forward_hook(lambda m, a, o: batches.append(o.size(0)))
+    encoder.pix_feat_proj.register_forward_hook(lambda m, a, o: batches.append(o.size(0)))
+    n, b, m = 64, 3, 2 * 64 + 8
+    curr, pos = torch.randn(n, 1, 256), torch.randn(n, 1, 256)
+    memory, memory_pos = torch.randn(m, b, 64), torch.randn(m, b, 64)
+    pix, masks = torch.randn(1, 256, 8, 8), torch.randn(b, 1, 128, 128)
+    with torch.inference_mode():
+        shared = attention(curr.expand(n, b, 256), memory, pos.expand(n, b, 256), memory_pos, 8)
+        shared_mem = encoder(pix.expand(b, -1, -1, -1), masks)["vision_features"]
+        assert batches == [1, 1]
+        copied = attention(curr.repeat(1, b, 1), memory, pos.repeat(1, b, 1), memory_pos, 8)
+        copied_mem = encoder(pix.repeat(b, 1, 1, 1), masks)["vision_features"]
+        assert batches == [1, 1, b, b]
+    # with autograd on (training), the layers take the out-of-place path: same numbers
+    trained = attention(curr.expand(n, b, 256), memory, pos.expand(n, b, 256), memory_pos, 8)
+    assert torch.allclose(shared, copied, atol=1e-5)
+    assert torch.allclose(trained.detach(), copied, atol=1e-5)
+    assert torch.allclose(shared_mem, copied_mem, atol=1e-5)
+    assert not torch.allclose(shared[:, 0], shared[:, 1])  # the objects' memories differ
 
 
 # ----------------------------------------------------------------------------- Sam2Model
