@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -186,7 +188,8 @@ class MemoryAttention(nn.Module):
         # contiguous: every layer projects them (Linear is slower on strided input, bf16 most)
         memory = memory.transpose(0, 1).contiguous()
         memory_keys = memory + memory_pos.transpose(0, 1)  # the same for every layer
-        for i, layer in enumerate(self.layers):
+        layers = cast(list[MemoryAttentionLayer], list(self.layers))
+        for i, layer in enumerate(layers):
             keys = memory_keys if layer.pos_enc_at_cross_attn_keys else memory
             if shared and i == 0:
                 output = layer.self_attention(output, query_pos)
