@@ -227,8 +227,9 @@ class TwoWayTransformer(nn.Module):
         image_pe: torch.Tensor,
         point_embedding: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        keys = image_embedding.flatten(2).permute(0, 2, 1)  # [B, HW, C]
-        key_pe = image_pe.flatten(2).permute(0, 2, 1)
+        # token-major and contiguous: the Linears are slower on the permuted views
+        keys = image_embedding.flatten(2).permute(0, 2, 1).contiguous()  # [B, HW, C]
+        key_pe = image_pe.flatten(2).permute(0, 2, 1).contiguous()
         queries = point_embedding
         for layer in self.layers:
             queries, keys = layer(
