@@ -17,6 +17,7 @@ numpy allocations; torch CPU tensors are not traced) are printed.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import subprocess
@@ -25,6 +26,7 @@ import tempfile
 import time
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -111,6 +113,14 @@ def run_official(ckpt: Path, frames: Path, size: int, objects: int, dtype: str, 
         return time.perf_counter() - start
 
 
+@functools.lru_cache(maxsize=1)
+def _random_model(size: int) -> Any:
+    from model.build import build_sam2
+    from model.config import get_config
+
+    return build_sam2(get_config("sam2.1_hiera_t", image_size=size))
+
+
 def attention_floor_seconds(size: int, objects: int, dtype: str, n: int, repeats: int) -> float:
     """A lower bound on the time any implementation of the official algorithm needs to track
     `objects` objects over frames 1..n-1 of the benchmark video (prompts on frame 0).
@@ -123,11 +133,8 @@ def attention_floor_seconds(size: int, objects: int, dtype: str, n: int, repeats
     object pointer. Everything else (projections, FFN, decoder, memory encoder) is left out, so
     the real minimum is higher.
     """
-    from model.build import build_sam2
-    from model.config import get_config
-
     compute = torch.bfloat16 if dtype == "bfloat16" else torch.float32
-    model = build_sam2(get_config("sam2.1_hiera_t", image_size=size))
+    model = _random_model(size)
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bfloat16")
     image = torch.randn(1, 3, size, size)
     tokens = (size // 16) ** 2

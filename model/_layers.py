@@ -38,8 +38,18 @@ class MLP(nn.Module):
         for i, layer in enumerate(self.layers):
             x = layer(x)
             if i < last:
-                x = self.act(x)
+                x = self._activate(x)
         return torch.sigmoid(x) if self.sigmoid_output else x
+
+    def _activate(self, x: torch.Tensor) -> torch.Tensor:
+        """`self.act(x)`; in place without autograd for GELU / ReLU (`x` is a fresh Linear
+        output), which saves allocating and streaming a second hidden-size tensor."""
+        if not torch.is_grad_enabled():
+            if type(self.act) is nn.GELU:
+                return torch.ops.aten.gelu_(x, approximate=self.act.approximate)
+            if type(self.act) is nn.ReLU:
+                return torch.relu_(x)
+        return self.act(x)
 
 
 class LayerNorm2d(nn.Module):

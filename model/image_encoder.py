@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -50,7 +51,7 @@ class FpnNeck(nn.Module):
         pos: list[torch.Tensor] = [torch.empty(0)] * len(xs)
         coarser: torch.Tensor | None = None
         for i in range(n, -1, -1):  # coarse to fine
-            lateral = self.convs[n - i](xs[i])
+            lateral = self._lateral(n - i, xs[i])
             if i in self.fpn_top_down_levels and coarser is not None:
                 top_down = F.interpolate(
                     coarser.to(dtype=torch.float32),
@@ -63,8 +64,25 @@ class FpnNeck(nn.Module):
             else:
                 coarser = lateral
             features[i] = coarser
-            pos[i] = self.position_encoding(coarser).to(coarser.dtype)
+            pos[i] = self.position_encoding(coarser, coarser.dtype)
         return features, pos
+
+    def _lateral(self, j: int, x: torch.Tensor) -> torch.Tensor:
+        """`convs[j]` (1x1) on a `[B, C, H, W]` trunk map.
+
+        In reduced precision (bf16 autocast, bf16 weights) a channels-last map goes through a
+        Linear on its `[B, H, W, C]` view instead: same values, without the conv's layout
+        reorders (several times faster); the output is channels-last as the conv's would be.
+        In fp32 the conv is kept: a Linear splits its GEMM across threads differently.
+        """
+        conv = cast(nn.Conv2d, self.convs[j].get_submodule("conv"))
+        nhwc = x.permute(0, 2, 3, 1)
+        device = x.device.type
+        autocast = torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(device)
+        reduced = autocast or x.dtype in (torch.bfloat16, torch.float16)
+        if not (reduced and nhwc.is_contiguous()):
+            return conv(x)
+        return F.linear(nhwc, conv.weight.flatten(1), conv.bias).permute(0, 3, 1, 2)
 
 
 class ImageEncoder(nn.Module):
