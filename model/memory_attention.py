@@ -189,19 +189,60 @@ class MemoryAttention(nn.Module):
         memory = memory.transpose(0, 1).contiguous()
         memory_keys = memory + memory_pos.transpose(0, 1)  # the same for every layer
         layers = cast(list[MemoryAttentionLayer], list(self.layers))
-        for i, layer in enumerate(layers):
-            keys = memory_keys if layer.pos_enc_at_cross_attn_keys else memory
-            if shared and i == 0:
-                output = layer.self_attention(output, query_pos)
-                queries = layer.cross_queries(output, query_pos)
+        queries: torch.Tensor | None = None
+        if shared:
+            output = layers[0].self_attention(output, query_pos)
+            queries = layers[0].cross_queries(output, query_pos)
+        if batch > 1 and output.device.type == "cpu" and not torch.is_grad_enabled():
+            # On CPU one object at a time is faster (same FLOPs, cache-sized intermediates);
+            # the shared rows above were still computed once.
+            rows = [
+                self._layers(
+                    layers,
+                    output if shared else output[i : i + 1],
+                    queries,
+                    query_pos if query_pos.size(0) == 1 else query_pos[i : i + 1],
+                    memory[i : i + 1],
+                    memory_keys[i : i + 1],
+                    num_obj_ptr_tokens,
+                )
+                for i in range(batch)
+            ]
+            output = torch.cat(rows)
+        else:
+            if shared:
+                assert queries is not None
                 output = output.expand(batch, -1, -1)
                 queries = queries.expand(batch, -1, -1, -1)
-                query_pos = query_pos.expand(batch, -1, -1)
+            output = self._layers(
+                layers, output, queries, query_pos, memory, memory_keys, num_obj_ptr_tokens
+            )
+        return self.norm(output).transpose(0, 1)
+
+    @staticmethod
+    def _layers(
+        layers: list[MemoryAttentionLayer],
+        output: torch.Tensor,
+        first_queries: torch.Tensor | None,
+        query_pos: torch.Tensor,
+        memory: torch.Tensor,
+        memory_keys: torch.Tensor,
+        num_obj_ptr_tokens: int,
+    ) -> torch.Tensor:
+        """Run the layers on batch-first tokens `[B, N, d]` (`query_pos` broadcasts to them).
+
+        With `first_queries`, `output` has already been through the first layer's
+        self-attention and these are its cross-attention queries.
+        """
+        for i, layer in enumerate(layers):
+            if i == 0 and first_queries is not None:
+                queries = first_queries
             else:
                 output = layer.self_attention(output, query_pos)
                 queries = layer.cross_queries(output, query_pos)
+            keys = memory_keys if layer.pos_enc_at_cross_attn_keys else memory
             output = layer.cross_attention(
                 output, queries, memory, keys, num_k_exclude_rope=num_obj_ptr_tokens
             )
             output = layer.feed_forward(output)
-        return self.norm(output).transpose(0, 1)
+        return output

@@ -292,13 +292,18 @@ def test_memory_encoder_and_attention_shapes() -> None:
 
 def test_objects_sharing_a_frame_run_its_common_work_once_with_the_same_result() -> None:
     """Features expanded over the objects' batch: layer 0's self-attention and the memory
-    encoder's feature projection run on one row, and the outputs equal a copied batch's."""
+    encoder's feature projection run on one row, and the outputs equal a copied batch's (on
+    CPU without autograd the layers then run object by object; with autograd, batched)."""
     torch.manual_seed(0)
     attention = MemoryAttention(num_layers=2, dim_feedforward=128).eval()
     encoder = MemoryEncoder(out_dim=64, in_dim=256).eval()
-    batches: list[int] = []
-    attention.layers[0].self_attn.register_forward_hook(lambda m, a, o: batches.append(o.size(0)))
-    encoder.pix_feat_proj.register_forward_hook(lambda m, a, o: batches.append(o.size(0)))
+    rows = {"self_attn": 0, "pix_feat_proj": 0}
+
+    def count(name: str) -> Callable[..., None]:
+        return lambda m, a, o: rows.__setitem__(name, rows[name] + o.size(0))
+
+    attention.get_submodule("layers.0.self_attn").register_forward_hook(count("self_attn"))
+    encoder.pix_feat_proj.register_forward_hook(count("pix_feat_proj"))
     n, b, m = 64, 3, 2 * 64 + 8
     curr, pos = torch.randn(n, 1, 256), torch.randn(n, 1, 256)
     memory, memory_pos = torch.randn(m, b, 64), torch.randn(m, b, 64)
@@ -306,11 +311,11 @@ def test_objects_sharing_a_frame_run_its_common_work_once_with_the_same_result()
     with torch.inference_mode():
         shared = attention(curr.expand(n, b, 256), memory, pos.expand(n, b, 256), memory_pos, 8)
         shared_mem = encoder(pix.expand(b, -1, -1, -1), masks)["vision_features"]
-        assert batches == [1, 1]
+        assert rows == {"self_attn": 1, "pix_feat_proj": 1}
         copied = attention(curr.repeat(1, b, 1), memory, pos.repeat(1, b, 1), memory_pos, 8)
         copied_mem = encoder(pix.repeat(b, 1, 1, 1), masks)["vision_features"]
-        assert batches == [1, 1, b, b]
-    # with autograd on (training), the layers take the out-of-place path: same numbers
+        assert rows == {"self_attn": 1 + b, "pix_feat_proj": 1 + b}
+    # with autograd on (training) the batch runs at once, out of place: the same numbers
     trained = attention(curr.expand(n, b, 256), memory, pos.expand(n, b, 256), memory_pos, 8)
     assert torch.allclose(shared, copied, atol=1e-5)
     assert torch.allclose(trained.detach(), copied, atol=1e-5)
