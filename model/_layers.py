@@ -38,18 +38,30 @@ class MLP(nn.Module):
         for i, layer in enumerate(self.layers):
             x = layer(x)
             if i < last:
-                x = self._activate(x)
+                x = activate_fresh(x, self.act)
         return torch.sigmoid(x) if self.sigmoid_output else x
 
-    def _activate(self, x: torch.Tensor) -> torch.Tensor:
-        """`self.act(x)`; in place without autograd for GELU / ReLU (`x` is a fresh Linear
-        output), which saves allocating and streaming a second hidden-size tensor."""
-        if not torch.is_grad_enabled():
-            if type(self.act) is nn.GELU:
-                return torch.ops.aten.gelu_(x, approximate=self.act.approximate)
-            if type(self.act) is nn.ReLU:
-                return torch.relu_(x)
-        return self.act(x)
+
+def activate_fresh(
+    x: torch.Tensor, act: nn.Module | Callable[[torch.Tensor], torch.Tensor]
+) -> torch.Tensor:
+    """`act(x)` for a fresh tensor `x` (a Linear's output nobody else holds): in place for GELU
+    and ReLU when no autograd graph is recorded, which saves allocating and streaming a second
+    tensor of the (large) hidden size."""
+    if not torch.is_grad_enabled():
+        if act is F.relu or type(act) is nn.ReLU:
+            return torch.relu_(x)
+        if act is F.gelu:
+            return torch.ops.aten.gelu_(x)
+        if isinstance(act, nn.GELU):
+            return torch.ops.aten.gelu_(x, approximate=act.approximate)
+    return act(x)
+
+
+def is_expanded(x: torch.Tensor, dim: int) -> bool:
+    """Whether `x` holds one row expanded (stride 0) over a dimension `dim` of size > 1: e.g.
+    a frame's features shared by all objects tracked on it."""
+    return x.size(dim) > 1 and x.stride(dim) == 0
 
 
 class LayerNorm2d(nn.Module):

@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import cast
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from model._layers import activation_fn
+from model._layers import activate_fresh, activation_fn, is_expanded
 from model.transformer import RoPEAttention
 
 
@@ -88,11 +87,7 @@ class MemoryAttentionLayer(nn.Module):
 
     def feed_forward(self, tgt: torch.Tensor) -> torch.Tensor:
         """Pre-norm MLP with its residual: `[B, N, d]` -> `[B, N, d]`."""
-        x = self.linear1(self.norm3(tgt))
-        if self.activation is F.relu and not torch.is_grad_enabled():
-            x = F.relu(x, inplace=True)  # no autograd graph to protect: save an allocation
-        else:
-            x = self.activation(x)
+        x = activate_fresh(self.linear1(self.norm3(tgt)), self.activation)
         return _add_residual(tgt, self.dropout3(self.linear2(self.dropout(x))))
 
     def forward(
@@ -116,11 +111,6 @@ def _add_residual(tgt: torch.Tensor, update: torch.Tensor) -> torch.Tensor:
     if torch.is_grad_enabled() or update.dtype != tgt.dtype or update.shape != tgt.shape:
         return tgt + update
     return update.add_(tgt)
-
-
-def _is_batch_broadcast(x: torch.Tensor) -> bool:
-    """Whether the batch rows of a sequence-first `[N, B, C]` tensor are one expanded row."""
-    return x.size(1) > 1 and x.stride(1) == 0
 
 
 class MemoryAttention(nn.Module):
@@ -176,7 +166,7 @@ class MemoryAttention(nn.Module):
         batch = curr.shape[1]
         # Objects tracked together share the frame's features (expanded, not copied): until the
         # first cross-attention the layers see identical rows, so that part runs once.
-        shared = _is_batch_broadcast(curr) and _is_batch_broadcast(curr_pos)
+        shared = is_expanded(curr, 1) and is_expanded(curr_pos, 1)  # [N, B, C]
         if shared:
             curr, curr_pos = curr[:, :1], curr_pos[:, :1]
         output = curr

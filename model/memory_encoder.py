@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from model._layers import LayerNorm2d, drop_path_or_identity
+from model._layers import LayerNorm2d, drop_path_or_identity, is_expanded
 from model.position_encoding import PositionEmbeddingSine
 
 
@@ -121,7 +121,7 @@ class MemoryEncoder(nn.Module):
             masks = torch.sigmoid(masks)
         masks = self.mask_downsampler(masks)
         pix_feat = pix_feat.to(masks.device)
-        if pix_feat.size(0) > 1 and pix_feat.stride(0) == 0:
+        if is_expanded(pix_feat, 0):
             # objects tracked together share the frame's features (expanded): project them once
             x = self.pix_feat_proj(pix_feat[:1]) + masks
         else:
