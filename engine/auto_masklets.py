@@ -40,7 +40,7 @@ from engine.automask import (
     point_grids_per_layer,
     stability_score,
 )
-from engine.jobs import JobCancelled, JobReporter, claim_job, do_create_job, fail_job, finish_job
+from engine.jobs import JobCancelled, JobReporter, do_create_job, run_job
 from engine.masklets import FrameMask, do_create_masklet
 from engine.masks import encode_rle
 from engine.models import Job, Masklet, MaskletRevision, User, Video, frame_key
@@ -434,37 +434,31 @@ def _job_progress(reporter: JobReporter) -> Progress:
 
 def run_auto_masklets_job(job_id: int) -> None:
     """Worker entry point. Safe to run again: the job's masklets are replaced, not duplicated."""
-    job = claim_job(job_id)
-    if job is None:
-        logger.info("auto-masklets job %s is not claimable", job_id)
-        return
-    reporter = JobReporter(job)
-    try:
-        video = Video.objects.filter(pk=job.args.get("video_id")).first()
-        if video is None:
-            raise VideoNotReady(f"video {job.args.get('video_id')} does not exist")
-        check_video_ready(video)
-        config = config_from_overrides(job.args.get("config"))
-        loaded = model_registry.load_model()
-        frames = storage_frame_source(video)
-        masklets = compute_auto_masklets(loaded.model, frames, config, _job_progress(reporter))
-        reporter.progress(1.0, "saving masklets", force=True)
-        saved = do_save_auto_masklets(video, job, masklets)
-    except (AutoMaskletError, model_registry.ModelNotConfigured, JobCancelled) as exc:
-        fail_job(job, str(exc), cancelled=isinstance(exc, JobCancelled))
-        return
-    except Exception as exc:
-        fail_job(job, f"Internal error in the auto-masklets job: {exc!r}")
-        raise
-    finish_job(
-        job,
-        {
-            "masklet_ids": [m.pk for m in saved],
-            "object_ids": [m.object_id for m in saved],
-            "model": loaded.spec.describe(),
-            "frames": video.frame_count,
-        },
+    run_job(
+        job_id,
+        _auto_masklets_work,
+        expected=(AutoMaskletError, model_registry.ModelNotConfigured),
+        internal_error="Internal error in the auto-masklets job",
     )
+
+
+def _auto_masklets_work(job: Job, reporter: JobReporter) -> dict[str, Any]:
+    video = Video.objects.filter(pk=job.args.get("video_id")).first()
+    if video is None:
+        raise VideoNotReady(f"video {job.args.get('video_id')} does not exist")
+    check_video_ready(video)
+    config = config_from_overrides(job.args.get("config"))
+    loaded = model_registry.load_model()
+    frames = storage_frame_source(video)
+    masklets = compute_auto_masklets(loaded.model, frames, config, _job_progress(reporter))
+    reporter.progress(1.0, "saving masklets", force=True)
+    saved = do_save_auto_masklets(video, job, masklets)
+    return {
+        "masklet_ids": [m.pk for m in saved],
+        "object_ids": [m.object_id for m in saved],
+        "model": loaded.spec.describe(),
+        "frames": video.frame_count,
+    }
 
 
 __all__ = [

@@ -53,7 +53,7 @@ from engine.formats.davis import (
     encode_index_png,
 )
 from engine.formats.sav import SavVideo, SavWriter
-from engine.jobs import JobCancelled, JobReporter, claim_job, do_create_job, fail_job, finish_job
+from engine.jobs import JobReporter, do_create_job, run_job
 from engine.masklets import FrameMask, revision_frames
 from engine.models import DatasetSnapshot, Job, Masklet, MaskletRevision, Project, User, Video
 
@@ -523,37 +523,31 @@ def do_start_export(
 
 def run_export_job(job_id: int) -> None:
     """Worker entry point: write the job's snapshot as a zip into storage. Safe to run twice."""
-    job = claim_job(job_id)
-    if job is None:
-        logger.info("export job %s not claimable", job_id)
-        return
-    reporter = JobReporter(job)
-    try:
-        snapshot = DatasetSnapshot.objects.select_related("project").get(pk=job.args["snapshot_id"])
-        fmt = str(job.args["format"])
-        filename = export_filename(snapshot, fmt)
-        with tempfile.TemporaryDirectory(prefix="export-") as tmp:
-            path = Path(tmp) / filename
-            stats = export_snapshot(
-                snapshot, fmt, path, progress=lambda f, m: reporter.progress(0.95 * f, m)
-            )
-            reporter.progress(0.96, "uploading the zip", force=True)
-            key = storage.put_path(export_key(job.pk, filename), path)
-            size = path.stat().st_size
-    except (ExportError, JobCancelled, DatasetSnapshot.DoesNotExist) as exc:
-        fail_job(job, str(exc), cancelled=isinstance(exc, JobCancelled))
-        return
-    except Exception as exc:
-        fail_job(job, f"internal error during export: {exc!r}")
-        raise
-    finish_job(
-        job,
-        {
-            "key": key,
-            "filename": filename,
-            "format": fmt,
-            "bytes": size,
-            "snapshot_id": snapshot.pk,
-            **stats.as_dict(),
-        },
+    run_job(
+        job_id,
+        _export_work,
+        expected=(ExportError, DatasetSnapshot.DoesNotExist),
+        internal_error="internal error during export",
     )
+
+
+def _export_work(job: Job, reporter: JobReporter) -> dict[str, Any]:
+    snapshot = DatasetSnapshot.objects.select_related("project").get(pk=job.args["snapshot_id"])
+    fmt = str(job.args["format"])
+    filename = export_filename(snapshot, fmt)
+    with tempfile.TemporaryDirectory(prefix="export-") as tmp:
+        path = Path(tmp) / filename
+        stats = export_snapshot(
+            snapshot, fmt, path, progress=lambda f, m: reporter.progress(0.95 * f, m)
+        )
+        reporter.progress(0.96, "uploading the zip", force=True)
+        key = storage.put_path(export_key(job.pk, filename), path)
+        size = path.stat().st_size
+    return {
+        "key": key,
+        "filename": filename,
+        "format": fmt,
+        "bytes": size,
+        "snapshot_id": snapshot.pk,
+        **stats.as_dict(),
+    }

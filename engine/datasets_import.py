@@ -42,7 +42,7 @@ from engine import storage
 from engine.formats.coco import read_coco, tracks
 from engine.formats.davis import DavisLayout, iter_davis_frames, list_davis_videos, read_davis_video
 from engine.formats.sav import SavAnnotation, parse_sav
-from engine.jobs import JobCancelled, JobReporter, claim_job, do_create_job, fail_job, finish_job
+from engine.jobs import JobReporter, do_create_job, run_job
 from engine.masklets import FrameMask, InvalidMask, do_create_masklet
 from engine.masks import Rle, empty_rle
 from engine.models import Job, Masklet, Project, User, Video, frame_key
@@ -674,31 +674,28 @@ def do_start_import(
 
 def run_import_job(job_id: int) -> None:
     """Worker entry point: import the job's stored upload. A re-run skips what it already made."""
-    job = claim_job(job_id)
-    if job is None:
-        logger.info("import job %s not claimable", job_id)
-        return
-    reporter = JobReporter(job)
+    run_job(
+        job_id,
+        _import_work,
+        expected=(DatasetImportError,),
+        internal_error="internal error during import",
+    )
+
+
+def _import_work(job: Job, reporter: JobReporter) -> dict[str, Any]:
     args = job.args
-    try:
-        project = job.project
-        if project is None:
-            raise DatasetImportError("the import job names no project")
-        with tempfile.TemporaryDirectory(prefix="import-job-") as tmp:
-            local = storage.download_to(args["key"], Path(tmp) / args["filename"])
-            report = import_path(
-                project,
-                local,
-                fmt=args.get("format"),
-                video_name=args.get("video_name"),
-                author=job.created_by,
-                status=args.get("status") or Masklet.Status.VERIFIED,
-                progress=lambda f, m: reporter.progress(f, m),
-            )
-    except (DatasetImportError, JobCancelled) as exc:
-        fail_job(job, str(exc), cancelled=isinstance(exc, JobCancelled))
-        return
-    except Exception as exc:
-        fail_job(job, f"internal error during import: {exc!r}")
-        raise
-    finish_job(job, report.as_dict())
+    project = job.project
+    if project is None:
+        raise DatasetImportError("the import job names no project")
+    with tempfile.TemporaryDirectory(prefix="import-job-") as tmp:
+        local = storage.download_to(args["key"], Path(tmp) / args["filename"])
+        report = import_path(
+            project,
+            local,
+            fmt=args.get("format"),
+            video_name=args.get("video_name"),
+            author=job.created_by,
+            status=args.get("status") or Masklet.Status.VERIFIED,
+            progress=lambda f, m: reporter.progress(f, m),
+        )
+    return report.as_dict()

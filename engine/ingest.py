@@ -20,7 +20,7 @@ from django.db import transaction
 from PIL import Image
 
 from engine import storage
-from engine.jobs import JobCancelled, JobReporter, claim_job, do_create_job, fail_job, finish_job
+from engine.jobs import JobReporter, do_create_job, run_job
 from engine.media import IngestError, VideoLimits, decode_frames, probe_video
 from engine.models import Job, Project, User, Video, frame_key
 
@@ -106,31 +106,29 @@ def do_upload_video(
 
 
 def run_ingest_job(job_id: int) -> None:
-    """Worker entry point: decode the job's video into frames. Safe to run twice."""
-    job = claim_job(job_id)
-    if job is None:
-        current = Job.objects.filter(pk=job_id).values_list("status", "worker").first()
-        logger.info("ingest job %s not claimable; its status and worker: %s", job_id, current)
+    """Worker entry point: decode the job's video into frames. Safe to run twice. A failure
+    removes the frames already written and marks the video failed with the reason."""
+    run_job(
+        job_id,
+        lambda job, reporter: {"frame_count": _decode_and_store(_job_video(job), reporter)},
+        expected=(IngestError,),
+        internal_error="Internal error during ingest",
+        on_failure=_fail_video,
+    )
+
+
+def _job_video(job: Job) -> Video:
+    return Video.objects.get(pk=job.args["video_id"])
+
+
+def _fail_video(job: Job, message: str) -> None:
+    video = Video.objects.filter(pk=job.args.get("video_id")).first()
+    if video is None:
         return
-    video = Video.objects.get(pk=job.args["video_id"])
-    reporter = JobReporter(job)
-    try:
-        frame_count = _decode_and_store(video, reporter)
-    except (IngestError, JobCancelled) as exc:
-        _discard_frames(video)
-        Video.objects.filter(pk=video.pk).update(
-            status=Video.Status.FAILED, error=str(exc), progress=0.0, frame_count=0
-        )
-        fail_job(job, str(exc), cancelled=isinstance(exc, JobCancelled))
-        return
-    except Exception as exc:
-        _discard_frames(video)
-        Video.objects.filter(pk=video.pk).update(
-            status=Video.Status.FAILED, error=f"Internal error during ingest: {exc}", progress=0.0
-        )
-        fail_job(job, repr(exc))
-        raise
-    finish_job(job, {"frame_count": frame_count})
+    _discard_frames(video)
+    Video.objects.filter(pk=video.pk).update(
+        status=Video.Status.FAILED, error=message, progress=0.0, frame_count=0
+    )
 
 
 def _decode_and_store(video: Video, reporter: JobReporter) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -123,6 +124,43 @@ def fail_job(job: Job, error: str, *, cancelled: bool = False) -> None:
         error=error[:5000],
         finished_at=timezone.now(),
     )
+
+
+def run_job(
+    job_id: int,
+    work: Callable[[Job, JobReporter], dict[str, Any]],
+    *,
+    expected: tuple[type[Exception], ...],
+    internal_error: str,
+    on_failure: Callable[[Job, str], None] | None = None,
+) -> None:
+    """The worker side of a job: claim it, run `work(job, reporter)`, finish with its result.
+
+    A job another worker holds (or that has ended) is logged and left alone. `expected` errors
+    and `JobCancelled` end the job with their message; anything else ends it with
+    "`internal_error`: exc!r" and is re-raised for Celery's log. `on_failure(job, message)` runs
+    first in both cases (e.g. to discard partial output).
+    """
+    job = claim_job(job_id)
+    if job is None:
+        current = Job.objects.filter(pk=job_id).values_list("status", "worker").first()
+        logger.info("job %s not claimable; its status and worker: %s", job_id, current)
+        return
+    handled: tuple[type[Exception], ...] = (*expected, JobCancelled)
+    try:
+        result = work(job, JobReporter(job))
+    except handled as exc:
+        if on_failure is not None:
+            on_failure(job, str(exc))
+        fail_job(job, str(exc), cancelled=isinstance(exc, JobCancelled))
+        return
+    except Exception as exc:
+        message = f"{internal_error}: {exc!r}"
+        if on_failure is not None:
+            on_failure(job, message)
+        fail_job(job, message)
+        raise
+    finish_job(job, result)
 
 
 def do_request_cancel(job: Job) -> None:
