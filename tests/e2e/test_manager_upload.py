@@ -34,7 +34,9 @@ def test_manager_uploads_video_and_annotator_is_kept_out(
     row.wait_for()
     assert "pattern.mp4" in row.inner_text()
     assert "12" in row.locator("td").nth(5).inner_text()
-    assert row.locator("img.thumb").evaluate("img => img.naturalWidth") > 0
+    # (decode() waits for the thumbnail to load, and rejects if it cannot)
+    width = row.locator("img.thumb").evaluate("img => img.decode().then(() => img.naturalWidth)")
+    assert width > 0
     video = Video.objects.get(project=project)
     assert (video.status, video.frame_count) == (Video.Status.READY, 12)
 
