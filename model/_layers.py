@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from model._bf16 import Linear
+
 
 class MLP(nn.Module):
     """`num_layers` Linear layers with `activation` between them (not after the last).
@@ -29,7 +31,7 @@ class MLP(nn.Module):
         in_dims = [input_dim] + [hidden_dim] * (num_layers - 1)
         out_dims = [hidden_dim] * (num_layers - 1) + [output_dim]
         self.num_layers = num_layers
-        self.layers = nn.ModuleList(nn.Linear(i, o) for i, o in zip(in_dims, out_dims))
+        self.layers = nn.ModuleList(Linear(i, o) for i, o in zip(in_dims, out_dims))
         self.act = activation()
         self.sigmoid_output = sigmoid_output
 

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from model._bf16 import Conv2d, emulating_bf16
 from model.hiera import Hiera
 from model.position_encoding import PositionEmbeddingSine
 
@@ -36,7 +37,7 @@ class FpnNeck(nn.Module):
         self.convs = nn.ModuleList()
         for channels in backbone_channel_list:
             level = nn.Sequential()
-            level.add_module("conv", nn.Conv2d(channels, d_model, kernel_size=1))
+            level.add_module("conv", Conv2d(channels, d_model, kernel_size=1))
             self.convs.append(level)
         if fpn_top_down_levels is None:
             fpn_top_down_levels = range(len(self.convs))
@@ -73,14 +74,15 @@ class FpnNeck(nn.Module):
         In reduced precision (bf16 autocast, bf16 weights) a channels-last map goes through a
         Linear on its `[B, H, W, C]` view instead: same values, without the conv's layout
         reorders (several times faster); the output is channels-last as the conv's would be.
-        In fp32 the conv is kept: a Linear splits its GEMM across threads differently.
+        In fp32 the conv is kept: a Linear splits its GEMM across threads differently; so it is
+        where bf16 is emulated (the conv then runs in float32, see `model._bf16`).
         """
         conv = cast(nn.Conv2d, self.convs[j].get_submodule("conv"))
         nhwc = x.permute(0, 2, 3, 1)
         device = x.device.type
         autocast = torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(device)
         reduced = autocast or x.dtype in (torch.bfloat16, torch.float16)
-        if not (reduced and nhwc.is_contiguous()):
+        if not (reduced and nhwc.is_contiguous()) or emulating_bf16(x):
             return conv(x)
         return F.linear(nhwc, conv.weight.flatten(1), conv.bias).permute(0, 3, 1, 2)
 

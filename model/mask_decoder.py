@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from model._bf16 import Conv2d, ConvTranspose2d, Linear
 from model._layers import MLP, LayerNorm2d
 from model.transformer import TwoWayTransformer
 
@@ -48,17 +49,17 @@ class MaskDecoder(nn.Module):
         self.use_multimask_token_for_obj_ptr = use_multimask_token_for_obj_ptr
 
         self.output_upscaling = nn.Sequential(
-            nn.ConvTranspose2d(transformer_dim, transformer_dim // 4, kernel_size=2, stride=2),
+            ConvTranspose2d(transformer_dim, transformer_dim // 4, kernel_size=2, stride=2),
             LayerNorm2d(transformer_dim // 4),
             activation(),
-            nn.ConvTranspose2d(transformer_dim // 4, transformer_dim // 8, kernel_size=2, stride=2),
+            ConvTranspose2d(transformer_dim // 4, transformer_dim // 8, kernel_size=2, stride=2),
             activation(),
         )
         self.use_high_res_features = use_high_res_features
         if use_high_res_features:
             # applied once per frame by Sam2Model.forward_image, not in forward()
-            self.conv_s0 = nn.Conv2d(transformer_dim, transformer_dim // 8, kernel_size=1)
-            self.conv_s1 = nn.Conv2d(transformer_dim, transformer_dim // 4, kernel_size=1)
+            self.conv_s0 = Conv2d(transformer_dim, transformer_dim // 8, kernel_size=1)
+            self.conv_s1 = Conv2d(transformer_dim, transformer_dim // 4, kernel_size=1)
         self.output_hypernetworks_mlps = nn.ModuleList(
             MLP(transformer_dim, transformer_dim, transformer_dim // 8, 3)
             for _ in range(self.num_mask_tokens)
@@ -74,7 +75,7 @@ class MaskDecoder(nn.Module):
             self.pred_obj_score_head: nn.Module = (
                 MLP(transformer_dim, transformer_dim, 1, 3)
                 if pred_obj_scores_mlp
-                else nn.Linear(transformer_dim, 1)
+                else Linear(transformer_dim, 1)
             )
         self.dynamic_multimask_via_stability = dynamic_multimask_via_stability
         self.dynamic_multimask_stability_delta = dynamic_multimask_stability_delta

@@ -7,6 +7,7 @@ from typing import cast
 import torch
 from torch import nn
 
+from model._bf16 import Linear
 from model._layers import activate_fresh, activation_fn, is_expanded
 from model.transformer import RoPEAttention
 
@@ -41,9 +42,9 @@ class MemoryAttentionLayer(nn.Module):
             rope_theta=rope_theta,
             rope_k_repeat=True,
         )
-        self.linear1 = nn.Linear(d_model, dim_feedforward)
+        self.linear1 = Linear(d_model, dim_feedforward)
         self.dropout = nn.Dropout(dropout)
-        self.linear2 = nn.Linear(dim_feedforward, d_model)
+        self.linear2 = Linear(dim_feedforward, d_model)
         self.norm1 = nn.LayerNorm(d_model)
         self.norm2 = nn.LayerNorm(d_model)
         self.norm3 = nn.LayerNorm(d_model)

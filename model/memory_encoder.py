@@ -7,6 +7,7 @@ import math
 import torch
 from torch import nn
 
+from model._bf16 import Conv2d, Linear
 from model._layers import LayerNorm2d, drop_path_or_identity, is_expanded
 from model.position_encoding import PositionEmbeddingSine
 
@@ -33,14 +34,12 @@ class MaskDownSampler(nn.Module):
         for _ in range(num_layers):
             out_chans = in_chans * stride**2
             self.encoder.append(
-                nn.Conv2d(
-                    in_chans, out_chans, kernel_size=kernel_size, stride=stride, padding=padding
-                )
+                Conv2d(in_chans, out_chans, kernel_size=kernel_size, stride=stride, padding=padding)
             )
             self.encoder.append(LayerNorm2d(out_chans))
             self.encoder.append(nn.GELU())
             in_chans = out_chans
-        self.encoder.append(nn.Conv2d(in_chans, embed_dim, kernel_size=1))
+        self.encoder.append(Conv2d(in_chans, embed_dim, kernel_size=1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x)
@@ -60,13 +59,13 @@ class CXBlock(nn.Module):
         use_dwconv: bool = True,
     ) -> None:
         super().__init__()
-        self.dwconv = nn.Conv2d(
+        self.dwconv = Conv2d(
             dim, dim, kernel_size=kernel_size, padding=padding, groups=dim if use_dwconv else 1
         )
         self.norm = LayerNorm2d(dim, eps=1e-6)
-        self.pwconv1 = nn.Linear(dim, 4 * dim)
+        self.pwconv1 = Linear(dim, 4 * dim)
         self.act = nn.GELU()
-        self.pwconv2 = nn.Linear(4 * dim, dim)
+        self.pwconv2 = Linear(4 * dim, dim)
         self.gamma = (
             nn.Parameter(layer_scale_init_value * torch.ones(dim))
             if layer_scale_init_value > 0
@@ -107,11 +106,11 @@ class MemoryEncoder(nn.Module):
     def __init__(self, out_dim: int = 64, in_dim: int = 256) -> None:
         super().__init__()
         self.mask_downsampler = MaskDownSampler(embed_dim=in_dim)
-        self.pix_feat_proj = nn.Conv2d(in_dim, in_dim, kernel_size=1)
+        self.pix_feat_proj = Conv2d(in_dim, in_dim, kernel_size=1)
         self.fuser = Fuser(in_dim, num_layers=2)
         self.position_encoding = PositionEmbeddingSine(out_dim)
         self.out_proj: nn.Module = (
-            nn.Conv2d(in_dim, out_dim, kernel_size=1) if out_dim != in_dim else nn.Identity()
+            Conv2d(in_dim, out_dim, kernel_size=1) if out_dim != in_dim else nn.Identity()
         )
 
     def forward(

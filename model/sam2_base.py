@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.init import trunc_normal_
 
+from model._bf16 import Conv2d, Linear
 from model._layers import MLP
 from model.config import Sam2Config
 from model.hiera import Hiera
@@ -87,7 +88,7 @@ class Sam2Model(nn.Module):
         self.max_obj_ptrs_in_encoder = config.max_obj_ptrs_in_encoder
         if config.use_obj_ptrs_in_encoder:
             # turns a full-resolution mask prompt into stride-4 logits for the SAM decoder
-            self.mask_downsample = nn.Conv2d(1, 1, kernel_size=4, stride=4)
+            self.mask_downsample = Conv2d(1, 1, kernel_size=4, stride=4)
         self.add_tpos_enc_to_obj_ptrs = config.add_tpos_enc_to_obj_ptrs
         self.proj_tpos_enc_in_obj_ptrs = config.proj_tpos_enc_in_obj_ptrs
         self.use_signed_tpos_enc_to_obj_ptrs = config.use_signed_tpos_enc_to_obj_ptrs
@@ -182,9 +183,9 @@ class Sam2Model(nn.Module):
         elif self.use_mlp_for_obj_ptr_proj:
             self.obj_ptr_proj = MLP(self.hidden_dim, self.hidden_dim, self.hidden_dim, 3)
         else:
-            self.obj_ptr_proj = nn.Linear(self.hidden_dim, self.hidden_dim)
+            self.obj_ptr_proj = Linear(self.hidden_dim, self.hidden_dim)
         self.obj_ptr_tpos_proj: nn.Module = (
-            nn.Linear(self.hidden_dim, self.mem_dim)
+            Linear(self.hidden_dim, self.mem_dim)
             if self.proj_tpos_enc_in_obj_ptrs
             else nn.Identity()
         )

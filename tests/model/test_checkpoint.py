@@ -138,7 +138,8 @@ def test_round_trip_with_the_official_builder(
         theirs_out = reloaded.forward_image(image)["backbone_fpn"]
         ours_out = ours.forward_image(image)["backbone_fpn"]
     for a, b in zip(ours_out, theirs_out):
-        assert torch.allclose(a, b, atol=1e-5)
+        # float32 rounding only: kernels sum in a CPU-dependent order through 12 blocks
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-5 * b.abs().max().item())
 
     official_path = tmp_path / "official.pt"
     torch.save({"model": official.state_dict()}, official_path)

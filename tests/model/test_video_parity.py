@@ -240,11 +240,25 @@ def test_script_b_crashes_official_fp32(workdir: Path) -> None:
         _run_official(workdir, SCRIPT_B[:4], False, "float32")
 
 
-@pytest.mark.parametrize("postprocessing", [False, True], ids=["pp-off", "pp-on"])
-def test_script_b_bf16(workdir: Path, postprocessing: bool, request: pytest.FixtureRequest) -> None:
+@pytest.mark.parametrize(
+    ("postprocessing", "bf16_units"),
+    [(False, True), (False, False), (True, None)],
+    ids=["pp-off-native-bf16", "pp-off-emulated-bf16", "pp-on"],
+)
+def test_script_b_bf16(
+    workdir: Path,
+    postprocessing: bool,
+    bf16_units: bool | None,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """bf16 on both sides; ours also with its layers forced onto the stock bf16 kernels and
+    onto their float32 emulation (`model._bf16`), whatever this CPU has."""
     if postprocessing:
         request.getfixturevalue("official_hole_filling")
     official = _run_official(workdir, SCRIPT_B, postprocessing, "bfloat16")
+    if bf16_units is not None:  # our run is a subprocess: it reads the environment
+        monkeypatch.setenv("SAM2_CPU_BF16", "native" if bf16_units else "emulate")
     ours = _run_ours(workdir, SCRIPT_B, postprocessing, "bfloat16")
     _assert_parity(ours, official, 0.97)
 
