@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -76,44 +78,48 @@ def _rounded_parameters(layer: nn.Linear | _ConvNd) -> tuple[torch.Tensor, torch
     return cached[1], cached[2]
 
 
+def _in_float32(
+    layer: nn.Linear | _ConvNd,
+    x: torch.Tensor,
+    product: Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor],
+) -> torch.Tensor:
+    """`product(x, weight, bias)` on bf16-rounded operands with float32 kernels, rounded to
+    bf16: what the layer's bf16 kernel computes."""
+    weight, bias = _rounded_parameters(layer)
+    with torch.autocast("cpu", enabled=False):
+        return product(_rounded(x), weight, bias).to(BF16)
+
+
 class Linear(nn.Linear):
     """`nn.Linear`, run as a float32 GEMM on bf16-rounded operands when `emulating_bf16`."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not emulating_bf16(x):
-            return super().forward(x)
-        weight, bias = _rounded_parameters(self)
-        with torch.autocast("cpu", enabled=False):
-            return F.linear(_rounded(x), weight, bias).to(BF16)
+        if emulating_bf16(x):
+            return _in_float32(self, x, F.linear)
+        return super().forward(x)
 
 
 class Conv2d(nn.Conv2d):
     """`nn.Conv2d`, run in float32 on bf16-rounded operands when `emulating_bf16`."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not emulating_bf16(x):
-            return super().forward(x)
-        weight, bias = _rounded_parameters(self)
-        with torch.autocast("cpu", enabled=False):
-            return self._conv_forward(_rounded(x), weight, bias).to(BF16)
+        if emulating_bf16(x):
+            return _in_float32(self, x, self._conv_forward)
+        return super().forward(x)
 
 
 class ConvTranspose2d(nn.ConvTranspose2d):
     """`nn.ConvTranspose2d`, run in float32 on bf16-rounded operands when `emulating_bf16`."""
 
     def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
-        if output_size is not None or not emulating_bf16(x):
-            return super().forward(x, output_size)
-        weight, bias = _rounded_parameters(self)
-        with torch.autocast("cpu", enabled=False):
-            out = F.conv_transpose2d(
-                _rounded(x),
-                weight,
-                bias,
-                self.stride,
-                self.padding,  # type: ignore[arg-type]
-                self.output_padding,
-                self.groups,
-                self.dilation,
-            )
-        return out.to(BF16)
+        if output_size is None and emulating_bf16(x):
+            return _in_float32(self, x, self._transposed)
+        return super().forward(x, output_size)
+
+    def _transposed(
+        self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+    ) -> torch.Tensor:
+        padding = cast(tuple[int, int], self.padding)  # a pair unless "same"/"valid" strings
+        return F.conv_transpose2d(
+            x, weight, bias, self.stride, padding, self.output_padding, self.groups, self.dilation
+        )
