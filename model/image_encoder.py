@@ -74,8 +74,8 @@ class FpnNeck(nn.Module):
         In reduced precision (bf16 autocast, bf16 weights) a channels-last map goes through a
         Linear on its `[B, H, W, C]` view instead: same values, without the conv's layout
         reorders (several times faster); the output is channels-last as the conv's would be.
-        In fp32 the conv is kept: a Linear splits its GEMM across threads differently; so it is
-        where bf16 is emulated (the conv then runs in float32, see `model._bf16`).
+        The conv is kept in fp32 (a Linear splits its GEMM across threads differently) and where
+        bf16 is emulated (the conv then runs in float32, see `model._bf16`).
         """
         conv = cast(nn.Conv2d, self.convs[j].get_submodule("conv"))
         nhwc = x.permute(0, 2, 3, 1)
