@@ -16,32 +16,23 @@ from engine.masklets import FrameMask, StaleRevision, do_create_masklet, revisio
 from engine.masks import decode_rle, encode_rle
 from engine.models import Assignment, Masklet, MaskletRevision, Review, Video
 from engine.projects import do_create_user, do_set_membership
+from tests._masklets import ready_video, square, submitted_masklet
 
 H, W, N_FRAMES = 24, 32, 10
 
 
 def _box(top: int, left: int, size: int = 6) -> np.ndarray:
-    mask = np.zeros((H, W), dtype=bool)
-    mask[top : top + size, left : left + size] = True
-    return mask
+    return square(H, W, top, left, size)
 
 
 @pytest.fixture
 def video(project):
-    return Video.objects.create(
-        project=project,
-        name="v.mp4",
-        status=Video.Status.READY,
-        width=W,
-        height=H,
-        frame_count=N_FRAMES,
-    )
+    return ready_video(project, height=H, width=W, frame_count=N_FRAMES)
 
 
 def _submitted(video, author, **kw) -> Masklet:
-    frames = {i: FrameMask(encode_rle(_box(i, i)), "click") for i in range(0, N_FRAMES, 2)}
-    masklet = do_create_masklet(video, author=author, frames=frames, **kw)
-    return review.do_submit_masklet(masklet, author)
+    masks = {i: _box(i, i) for i in range(0, N_FRAMES, 2)}
+    return submitted_masklet(video, author, masks, **kw)
 
 
 def _current(masklet: Masklet) -> MaskletRevision:

@@ -10,25 +10,21 @@ from engine.masklets import FrameMask, do_create_masklet
 from engine.masks import decode_rle, encode_rle
 from engine.models import Assignment, Masklet, Review, Video
 from tests._clients import api_client
+from tests._masklets import ready_video, square, submitted_masklet
 
 H, W, N_FRAMES = 24, 32, 8
 
 
 def _box(top: int, left: int, size: int = 5) -> np.ndarray:
-    mask = np.zeros((H, W), dtype=bool)
-    mask[top : top + size, left : left + size] = True
-    return mask
+    return square(H, W, top, left, size)
 
 
 @pytest.fixture
 def masklet(project, annotator):
-    video = Video.objects.create(
-        project=project, name="v.mp4", status="ready", width=W, height=H, frame_count=N_FRAMES
-    )
-    frames = {i: FrameMask(encode_rle(_box(i, i)), "click") for i in range(4)}
-    frames[5] = FrameMask(None, "click")
-    made = do_create_masklet(video, author=annotator, frames=frames)
-    return review.do_submit_masklet(made, annotator)
+    video = ready_video(project, height=H, width=W, frame_count=N_FRAMES)
+    masks: dict[int, np.ndarray | None] = {i: _box(i, i) for i in range(4)}
+    masks[5] = None
+    return submitted_masklet(video, annotator, masks)
 
 
 def test_queue_and_review_data(masklet, reviewer, annotator, outsider):

@@ -10,31 +10,21 @@ import pytest
 from engine import review
 from engine.masklets import FrameMask, do_create_masklet
 from engine.masks import decode_rle, encode_rle
-from engine.models import Assignment, Masklet, Review, Video
+from engine.models import Assignment, Masklet, Review
 from tests._clients import web_client
+from tests._masklets import ready_video, square, submitted_masklet
 
 H, W, N_FRAMES = 24, 32, 6
 
 
 def _box(top: int, left: int, size: int = 5) -> np.ndarray:
-    mask = np.zeros((H, W), dtype=bool)
-    mask[top : top + size, left : left + size] = True
-    return mask
+    return square(H, W, top, left, size)
 
 
 @pytest.fixture
 def masklet(project, annotator):
-    video = Video.objects.create(
-        project=project,
-        name="kitchen.mp4",
-        status="ready",
-        width=W,
-        height=H,
-        frame_count=N_FRAMES,
-    )
-    frames = {i: FrameMask(encode_rle(_box(i, i)), "click") for i in range(N_FRAMES)}
-    made = do_create_masklet(video, author=annotator, frames=frames)
-    return review.do_submit_masklet(made, annotator)
+    video = ready_video(project, height=H, width=W, frame_count=N_FRAMES, name="kitchen.mp4")
+    return submitted_masklet(video, annotator, {i: _box(i, i) for i in range(N_FRAMES)})
 
 
 def test_queue_page_and_take_next(masklet, reviewer, annotator):
