@@ -20,7 +20,9 @@ def square(height: int, width: int, top: int, left: int, size: int) -> np.ndarra
     return mask
 
 
-def ready_video(project, *, height: int, width: int, frame_count: int, name: str = "v.mp4"):
+def ready_video(
+    project, *, height: int, width: int, frame_count: int, name: str = "v.mp4"
+) -> Video:
     return Video.objects.create(
         project=project,
         name=name,
