@@ -39,7 +39,7 @@ run: system venv
 	$(BIN)/python manage.py migrate --noinput -v0
 	$(BIN)/python manage.py create_demo_users
 	@mkdir -p $(DATA_DIR)
-	@$(BIN)/celery -A workers worker -Q default,interactive,propagate,train --concurrency 1 \
+	@$(BIN)/celery -A workers worker -B -Q default,interactive,propagate,train --concurrency 1 \
 	   --loglevel INFO --logfile $(DATA_DIR)/worker.log & worker=$$!; \
 	 trap "kill $$worker 2>/dev/null; wait $$worker 2>/dev/null" EXIT INT TERM; \
 	 echo ""; echo "  SAM 2 data engine is running: open http://$(HOST):$(PORT)/"; \

@@ -8,6 +8,7 @@ task *name* (``send_task``) after the surrounding transaction commits, so ``engi
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -161,6 +162,75 @@ def run_job(
         fail_job(job, message)
         raise
     finish_job(job, result)
+
+
+def do_recover_orphaned_jobs() -> dict[str, list[int]]:
+    """Find jobs whose worker or task message was lost and put them back on their way.
+
+    Runs on a schedule (Celery beat, ``workers.recover_orphaned_jobs``); safe to run twice,
+    since a resent job is only ever claimed once (:func:`claim_job` is a conditional update).
+
+    - ``running`` with a heartbeat older than ``JOB_STALE_SECONDS``: its worker died or hangs
+      (the filesystem broker never redelivers; Redis only after its visibility timeout). A
+      cancel request ends it as cancelled; after ``JOB_MAX_ATTEMPTS`` attempts it fails (a job
+      that keeps killing its worker); otherwise it goes back to ``queued`` and its task is sent
+      again (the next claim is a new attempt).
+    - ``queued`` and unclaimed for ``JOB_STALE_SECONDS`` (since it was created or last resent)
+      while no job of its queue reported in that time: its message never reached a worker
+      (e.g. the broker was down when it was created). Its task is sent again. A busy queue
+      keeps its backlog: those messages are waiting, not lost.
+
+    Returns the ids by what was done: ``{"resent": [...], "failed": [...], "cancelled": [...]}``.
+    """
+    now = timezone.now()
+    stale_before = now - timedelta(seconds=settings.JOB_STALE_SECONDS)
+    done: dict[str, list[int]] = {"resent": [], "failed": [], "cancelled": []}
+    dead = Job.objects.filter(status=Job.Status.RUNNING, heartbeat_at__lt=stale_before)
+    for job in dead.order_by("pk"):
+        if job.cancel_requested:
+            ended = dead.filter(pk=job.pk).update(status=Job.Status.CANCELLED, finished_at=now)
+            outcome = "cancelled"
+        elif job.attempt >= settings.JOB_MAX_ATTEMPTS:
+            ended = dead.filter(pk=job.pk).update(
+                status=Job.Status.FAILED,
+                error=f"its worker was lost during each of {job.attempt} attempts "
+                f"(last: {job.worker or 'unknown'})",
+                finished_at=now,
+            )
+            outcome = "failed"
+        else:
+            # back to queued: the resent message claims it as the next attempt
+            ended = dead.filter(pk=job.pk).update(
+                status=Job.Status.QUEUED,
+                heartbeat_at=now,
+                message=f"worker {job.worker or 'unknown'} was lost; sent again"[:500],
+            )
+            outcome = "resent"
+        if ended:
+            done[outcome].append(job.pk)
+    busy_queues = {
+        JOB_TASKS[kind][1]
+        for kind in Job.objects.filter(
+            status=Job.Status.RUNNING, heartbeat_at__gte=stale_before
+        ).values_list("kind", flat=True)
+    }
+    waiting = Job.objects.filter(
+        Q(heartbeat_at__lt=stale_before) | Q(heartbeat_at=None, created_at__lt=stale_before),
+        status=Job.Status.QUEUED,
+        cancel_requested=False,
+    )
+    for job in waiting.order_by("pk"):
+        if JOB_TASKS[job.kind][1] in busy_queues:
+            continue
+        # heartbeat_at of a queued job: when its task was last resent
+        if waiting.filter(pk=job.pk).update(heartbeat_at=now):
+            done["resent"].append(job.pk)
+    kinds = dict(Job.objects.filter(pk__in=done["resent"]).values_list("pk", "kind"))
+    for job_id in done["resent"]:
+        transaction.on_commit(functools.partial(enqueue_job, job_id, kinds[job_id]))
+    if any(done.values()):
+        logger.warning("orphaned jobs recovered: %s", done)
+    return done
 
 
 def do_request_cancel(job: Job) -> None:

@@ -144,7 +144,12 @@ def _wait_until_s3_answers(server: S3Server, timeout: float = 60.0) -> None:
 
 @contextmanager
 def celery_worker(
-    env: dict[str, str], log_path: Path, queues: str = "default", *, inherit: bool = True
+    env: dict[str, str],
+    log_path: Path,
+    queues: str = "default",
+    *,
+    inherit: bool = True,
+    extra_args: tuple[str, ...] = (),
 ) -> Iterator[subprocess.Popen[bytes]]:
     """A real ``celery worker`` child process with ``env`` (layered over ours if ``inherit``)."""
     full_env = {**os.environ, **env} if inherit else dict(env)
@@ -169,6 +174,7 @@ def celery_worker(
             "--without-gossip",
             "--without-mingle",
             "--without-heartbeat",
+            *extra_args,
         ],
         cwd=REPO,
         env=full_env,

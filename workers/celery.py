@@ -24,4 +24,5 @@ app.conf.imports = (
     "workers.tasks.ingest",
     "workers.tasks.datasets",
     "workers.tasks.propagation",
+    "workers.tasks.maintenance",
 )

@@ -157,6 +157,10 @@ DEFAULT_ANNOTATION_FPS = env_float("DEFAULT_ANNOTATION_FPS", 6.0, minimum=0.1)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024**2  # larger uploads stream to a temporary file
 FILE_UPLOAD_TEMP_DIR = None
 JOB_STALE_SECONDS = env_int("JOB_STALE_SECONDS", 300, minimum=10)
+# A running job whose worker was lost this many times fails instead of being resent again.
+JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3, minimum=1)
+# How often Celery beat looks for jobs whose worker or message was lost.
+JOB_RECOVERY_INTERVAL_SECONDS = env_int("JOB_RECOVERY_INTERVAL_SECONDS", 60, minimum=5)
 
 # --- model (SAM 2 workers) ---------------------------------------------------------------------
 # Which model a worker loads when no ModelVersion is promoted: a checkpoint file (with its config
@@ -195,6 +199,16 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_QUEUES_ALL = ("default", "interactive", "propagate", "train")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Celery beat (`make run` embeds it in the worker with -B; run one `celery -A workers beat`
+# per deployment otherwise).
+CELERY_BEAT_SCHEDULE = {
+    "recover-orphaned-jobs": {
+        "task": "workers.recover_orphaned_jobs",
+        "schedule": float(JOB_RECOVERY_INTERVAL_SECONDS),
+        "options": {"queue": "default", "expires": float(JOB_RECOVERY_INTERVAL_SECONDS)},
+    },
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 
 # --- auth and API -----------------------------------------------------------------------------
 LOGIN_URL = "login"

@@ -10,6 +10,13 @@ def test_task_names_are_pinned() -> None:
     app.loader.import_default_modules()
     assert "workers.ingest_video" in app.tasks
     assert JOB_TASKS["ingest"] == ("workers.ingest_video", "default")
+    assert "workers.recover_orphaned_jobs" in app.tasks
+
+
+def test_beat_schedules_the_job_recovery_sweep() -> None:
+    entry = app.conf.beat_schedule["recover-orphaned-jobs"]
+    assert entry["task"] == "workers.recover_orphaned_jobs"
+    assert entry["schedule"] == 60.0
 
 
 def test_queues_match_the_design() -> None:
