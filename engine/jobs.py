@@ -13,7 +13,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -185,29 +185,46 @@ def do_recover_orphaned_jobs() -> dict[str, list[int]]:
     now = timezone.now()
     stale_before = now - timedelta(seconds=settings.JOB_STALE_SECONDS)
     done: dict[str, list[int]] = {"resent": [], "failed": [], "cancelled": []}
+    _requeue_jobs_of_lost_workers(now, stale_before, done)
+    _mark_lost_messages_for_resending(now, stale_before, done)
+    kinds = dict(Job.objects.filter(pk__in=done["resent"]).values_list("pk", "kind"))
+    for job_id in done["resent"]:
+        transaction.on_commit(functools.partial(enqueue_job, job_id, kinds[job_id]))
+    if any(done.values()):
+        logger.warning("orphaned jobs recovered: %s", done)
+    return done
+
+
+def _requeue_jobs_of_lost_workers(
+    now: datetime, stale_before: datetime, done: dict[str, list[int]]
+) -> None:
+    """Running jobs without a recent heartbeat: cancelled, failed or back to queued."""
     dead = Job.objects.filter(status=Job.Status.RUNNING, heartbeat_at__lt=stale_before)
     for job in dead.order_by("pk"):
+        worker = job.worker or "unknown"
+        fields: dict[str, Any]
         if job.cancel_requested:
-            ended = dead.filter(pk=job.pk).update(status=Job.Status.CANCELLED, finished_at=now)
             outcome = "cancelled"
+            fields = {"status": Job.Status.CANCELLED, "finished_at": now}
         elif job.attempt >= settings.JOB_MAX_ATTEMPTS:
-            ended = dead.filter(pk=job.pk).update(
-                status=Job.Status.FAILED,
-                error=f"its worker was lost during each of {job.attempt} attempts "
-                f"(last: {job.worker or 'unknown'})",
-                finished_at=now,
-            )
             outcome = "failed"
+            error = f"its worker was lost during each of {job.attempt} attempts (last: {worker})"
+            fields = {"status": Job.Status.FAILED, "error": error, "finished_at": now}
         else:
-            # back to queued: the resent message claims it as the next attempt
-            ended = dead.filter(pk=job.pk).update(
-                status=Job.Status.QUEUED,
-                heartbeat_at=now,
-                message=f"worker {job.worker or 'unknown'} was lost; sent again"[:500],
-            )
+            # back to queued (heartbeat_at: when it was resent); the resent message's claim
+            # is the next attempt
             outcome = "resent"
-        if ended:
+            message = f"worker {worker} was lost; sent again"[:500]
+            fields = {"status": Job.Status.QUEUED, "heartbeat_at": now, "message": message}
+        if dead.filter(pk=job.pk).update(**fields):
             done[outcome].append(job.pk)
+
+
+def _mark_lost_messages_for_resending(
+    now: datetime, stale_before: datetime, done: dict[str, list[int]]
+) -> None:
+    """Queued jobs unclaimed for the stale period on an idle queue: resend, at most once per
+    period (``heartbeat_at`` of a queued job is when its task was last resent)."""
     busy_queues = {
         JOB_TASKS[kind][1]
         for kind in Job.objects.filter(
@@ -220,17 +237,10 @@ def do_recover_orphaned_jobs() -> dict[str, list[int]]:
         cancel_requested=False,
     )
     for job in waiting.order_by("pk"):
-        if JOB_TASKS[job.kind][1] in busy_queues:
-            continue
-        # heartbeat_at of a queued job: when its task was last resent
-        if waiting.filter(pk=job.pk).update(heartbeat_at=now):
+        if JOB_TASKS[job.kind][1] not in busy_queues and waiting.filter(pk=job.pk).update(
+            heartbeat_at=now
+        ):
             done["resent"].append(job.pk)
-    kinds = dict(Job.objects.filter(pk__in=done["resent"]).values_list("pk", "kind"))
-    for job_id in done["resent"]:
-        transaction.on_commit(functools.partial(enqueue_job, job_id, kinds[job_id]))
-    if any(done.values()):
-        logger.warning("orphaned jobs recovered: %s", done)
-    return done
 
 
 def do_request_cancel(job: Job) -> None:
