@@ -10,10 +10,11 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -187,3 +188,14 @@ def celery_worker(
     finally:
         _stop_group(proc)
         log.close()
+
+
+def wait_for_status(row: Any, statuses: Collection[str], timeout: float) -> None:
+    """Refresh a model row (e.g. a Job or Video a worker process is handling) until its status is
+    one of `statuses` or `timeout` seconds pass; the caller asserts the outcome."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        row.refresh_from_db()
+        if row.status in statuses:
+            return
+        time.sleep(0.3)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import time
 import zipfile
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from engine.datasets import do_start_export, export_key
 from engine.datasets_import import import_path
 from engine.jobs import JOB_TASKS, do_request_cancel
 from engine.models import Job
-from tests._services import celery_worker
+from tests._services import celery_worker, wait_for_status
 from tests.conftest import database_env_for_children
 from workers.tasks.datasets import run_export, run_import
 
@@ -103,12 +102,7 @@ def test_real_worker_on_redis_exports_into_s3(
     }
     # when a real worker process picks it up
     with celery_worker(env, tmp_path / "worker.log"):
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            job.refresh_from_db()
-            if job.status in (Job.Status.SUCCEEDED, Job.Status.FAILED):
-                break
-            time.sleep(0.3)
+        wait_for_status(job, (Job.Status.SUCCEEDED, Job.Status.FAILED), timeout=120)
     log = (tmp_path / "worker.log").read_text()
     # then the zip is in the bucket under the job's key and holds both SA-V files
     assert job.status == Job.Status.SUCCEEDED, (job.error, log[-3000:])

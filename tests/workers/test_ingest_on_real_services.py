@@ -6,25 +6,14 @@ separate process that shares this test run's database.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 
 from engine.ingest import do_upload_video
 from engine.models import Job, Video
-from tests._services import celery_worker
+from tests._services import celery_worker, wait_for_status
 from tests.conftest import database_env_for_children
-
-
-def _wait_for(video: Video, timeout: float = 90.0) -> Video:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        video.refresh_from_db()
-        if video.status in (Video.Status.READY, Video.Status.FAILED):
-            return video
-        time.sleep(0.3)
-    raise AssertionError(f"video still {video.status} after {timeout} s")
 
 
 @pytest.mark.django_db(transaction=True)
@@ -47,7 +36,7 @@ def test_worker_on_redis_ingests_real_clip_into_s3(
     }
     # when a real worker on Redis picks it up
     with celery_worker(env, tmp_path / "worker.log"):
-        video = _wait_for(video)
+        wait_for_status(video, (Video.Status.READY, Video.Status.FAILED), timeout=90)
     # then
     log = (tmp_path / "worker.log").read_text()
     assert video.status == Video.Status.READY, (video.error, log[-3000:])

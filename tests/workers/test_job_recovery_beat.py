@@ -3,7 +3,6 @@ task message was lost, and the worker then runs it."""
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from django.utils import timezone
 
 from engine.ingest import do_upload_video
 from engine.models import Job, Video
-from tests._services import celery_worker
+from tests._services import celery_worker, wait_for_status
 from tests.conftest import database_env_for_children
 
 
@@ -38,12 +37,7 @@ def test_beat_resends_a_lost_ingest_message(
     log_path = tmp_path / "worker.log"
     # when a worker with embedded beat runs
     with celery_worker(env, log_path, extra_args=("-B",)):
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            video.refresh_from_db()
-            if video.status in (Video.Status.READY, Video.Status.FAILED):
-                break
-            time.sleep(0.5)
+        wait_for_status(video, (Video.Status.READY, Video.Status.FAILED), timeout=90)
     # then its sweep resent the task and the video was decoded
     log = log_path.read_text()
     assert video.status == Video.Status.READY, (video.status, video.error, log[-3000:])
