@@ -47,8 +47,13 @@ def worker_name() -> str:
 def do_create_job(kind: str, *, args: dict[str, Any] | None = None, **fields: Any) -> Job:
     """Create a queued job and send its task once the current transaction commits."""
     job = Job.objects.create(kind=kind, args=args or {}, **fields)
-    transaction.on_commit(lambda: enqueue_job(job.pk, kind))
+    send_after_commit(job)
     return job
+
+
+def send_after_commit(job: Job) -> None:
+    """Send the job's task once the current transaction commits (at once outside one)."""
+    transaction.on_commit(functools.partial(enqueue_job, job.pk, job.kind))
 
 
 def enqueue_job(job_id: int, kind: str) -> None:
@@ -187,9 +192,6 @@ def do_recover_orphaned_jobs() -> dict[str, list[int]]:
     done: dict[str, list[int]] = {"resent": [], "failed": [], "cancelled": []}
     _requeue_jobs_of_lost_workers(now, stale_before, done)
     _mark_lost_messages_for_resending(now, stale_before, done)
-    kinds = dict(Job.objects.filter(pk__in=done["resent"]).values_list("pk", "kind"))
-    for job_id in done["resent"]:
-        transaction.on_commit(functools.partial(enqueue_job, job_id, kinds[job_id]))
     if any(done.values()):
         logger.warning("orphaned jobs recovered: %s", done)
     return done
@@ -218,6 +220,8 @@ def _requeue_jobs_of_lost_workers(
             fields = {"status": Job.Status.QUEUED, "heartbeat_at": now, "message": message}
         if dead.filter(pk=job.pk).update(**fields):
             done[outcome].append(job.pk)
+            if outcome == "resent":
+                send_after_commit(job)
 
 
 def _mark_lost_messages_for_resending(
@@ -241,6 +245,7 @@ def _mark_lost_messages_for_resending(
             heartbeat_at=now
         ):
             done["resent"].append(job.pk)
+            send_after_commit(job)
 
 
 def do_request_cancel(job: Job) -> None:
