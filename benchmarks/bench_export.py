@@ -30,9 +30,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.formats.coco import CocoCategory, CocoVideo, CocoWriter  # noqa: E402
-from engine.formats.sav import SavVideo, SavWriter  # noqa: E402
-from engine.masks import Rle, encode_rle  # noqa: E402
+from engine.datasets.formats.coco import CocoCategory, CocoVideo, CocoWriter  # noqa: E402
+from engine.datasets.formats.sav import SavVideo, SavWriter  # noqa: E402
+from engine.masks.rle import Rle, encode_rle  # noqa: E402
 
 POOL_SIZE = 97  # prime, so masklet/frame pairs cycle through the pool unevenly
 

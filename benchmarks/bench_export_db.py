@@ -1,10 +1,10 @@
 """Export benchmark through the database and the export job: bounded memory, masks per second.
 
-Builds N masklets of F frames each in a fresh SQLite database (videos of ``--per-video``
-masklets, created through ``engine.masklets.do_create_masklet``, verified), then for each format
-runs the real job path (``do_start_export`` -> snapshot -> ``run_export_job`` -> zip in
-storage) and prints masks per second and the peak memory of the export: the process' peak RSS
-above its level before the export (VmHWM reset just before) and, in a second run under
+Builds N masklets of F frames each in a fresh SQLite database (videos of ``--per-video`` masklets,
+created through ``engine.masklets.revisions.do_create_masklet``, verified), then for each format
+runs the real job path (``do_start_export`` -> snapshot -> ``run_export_job`` -> zip in storage)
+and prints masks per second and the peak memory of the export: the process' peak RSS above its
+level before the export (VmHWM reset just before) and, in a second run under
 tracemalloc, the peak of Python allocations. Each N runs in a fresh subprocess so RSS peaks do not
 mask each other. A bound that is fixed shows as equal peaks for N = 100 and N = 1000 (the export
 holds one video's RLEs at a time, so the bound scales with ``--per-video``, not with N). DAVIS
@@ -60,11 +60,11 @@ def child(
     call_command("migrate", verbosity=0)
     import numpy as np
 
-    from engine.datasets import do_start_export, run_export_job
-    from engine.masklets import FrameMask, do_create_masklet
-    from engine.masks import encode_rle
+    from engine.accounts.projects import do_create_project, do_create_user
+    from engine.datasets.export import do_start_export, run_export_job
+    from engine.masklets.revisions import FrameMask, do_create_masklet
+    from engine.masks.rle import encode_rle
     from engine.models import Job, Video
-    from engine.projects import do_create_project, do_create_user
 
     height, width = hw
     rng = np.random.default_rng(0)

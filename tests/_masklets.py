@@ -7,10 +7,10 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from engine import review
-from engine.masklets import FrameMask, do_create_masklet
-from engine.masks import encode_rle
+from engine.masklets.revisions import FrameMask, do_create_masklet
+from engine.masks.rle import encode_rle
 from engine.models import Masklet, Video
+from engine.review import verdicts as review
 
 
 def square(height: int, width: int, top: int, left: int, size: int) -> np.ndarray:

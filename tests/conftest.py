@@ -45,7 +45,7 @@ def _uses_django(request: pytest.FixtureRequest) -> bool:
 
 
 def _user(username: str, role: str):
-    from engine.projects import do_create_user
+    from engine.accounts.projects import do_create_user
 
     return do_create_user(username, f"{username}-pass", role)
 
@@ -72,7 +72,7 @@ def outsider(db):
 
 @pytest.fixture
 def project(manager, annotator, reviewer):
-    from engine.projects import do_create_project, do_set_membership
+    from engine.accounts.projects import do_create_project, do_set_membership
 
     project = do_create_project("Kitchen clips", manager)
     do_set_membership(project, annotator, "annotator")

@@ -1,7 +1,7 @@
 """REST endpoint: a project manager starts an automatic-masklets job for a ready video.
 
 ``POST /api/videos/{id}/auto-masklets/`` with an optional JSON body ``{"config": {name: value}}``
-(names of :class:`engine.automask.AutoMaskConfig` plus ``max_objects``, ``dtype``,
+(names of :class:`engine.auto_masklets.proposals.AutoMaskConfig` plus ``max_objects``, ``dtype``,
 ``non_overlap_frames``) answers 202 with the queued job; follow it at ``/api/jobs/{id}/``.
 Errors: 400 bad config, 403 not a manager of the project, 404 unknown or invisible video,
 409 video not ready, 503 no model configured on the server.
@@ -20,8 +20,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api.serializers import JobSerializer
-from engine import access, auto_masklets
-from engine.model_registry import ModelNotConfigured
+from engine.accounts import access
+from engine.auto_masklets import generate
+from engine.inference.registry import ModelNotConfigured
 from engine.models import User
 
 
@@ -61,10 +62,10 @@ class StartAutoMaskletsView(APIView):
         if not isinstance(overrides, dict):
             return _error("'config' must be an object of settings", 400)
         try:
-            job = auto_masklets.do_start_auto_masklets(video, user, overrides)
-        except auto_masklets.VideoNotReady as exc:
+            job = generate.do_start_auto_masklets(video, user, overrides)
+        except generate.VideoNotReady as exc:
             return _error(str(exc), status.HTTP_409_CONFLICT)
-        except auto_masklets.InvalidAutoMaskConfig as exc:
+        except generate.InvalidAutoMaskConfig as exc:
             return _error(str(exc), status.HTTP_400_BAD_REQUEST)
         except ModelNotConfigured as exc:
             return _error(str(exc), status.HTTP_503_SERVICE_UNAVAILABLE)

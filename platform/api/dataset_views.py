@@ -24,9 +24,9 @@ from rest_framework.views import APIView
 
 from api.parsers import StrictMultiPartParser
 from api.serializers import JobSerializer
-from engine import access
-from engine.datasets import EXPORT_FORMATS, ExportError, do_start_export
-from engine.datasets_import import IMPORT_FORMATS, DatasetImportError, do_start_import
+from engine.accounts import access
+from engine.datasets.export import EXPORT_FORMATS, ExportError, do_start_export
+from engine.datasets.importing import IMPORT_FORMATS, DatasetImportError, do_start_import
 from engine.models import Job, Masklet
 
 

@@ -14,8 +14,8 @@ from django.http.multipartparser import MultiPartParserError
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import DataAndFiles, MultiPartParser
 
-from engine.ingest import check_video_filename
-from engine.media import IngestError
+from engine.videos.ffmpeg import IngestError
+from engine.videos.ingest import check_video_filename
 
 
 class _StrictNameParser(DjangoMultiPartParser):

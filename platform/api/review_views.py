@@ -1,6 +1,6 @@
 """REST endpoints for verification: the review queue, verdicts, fix assignments, review stats.
 
-Thin views: they parse, call :mod:`engine.review` and map its errors onto 4xx responses.
+Thin views: they parse, call :mod:`engine.review.verdicts` and map its errors onto 4xx responses.
 ``review_urlpatterns`` is included from ``api/urls.py``.
 """
 
@@ -19,10 +19,11 @@ from rest_framework.decorators import api_view
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from engine import access, review
-from engine.assignments import open_fix_assignments
-from engine.masklets import InvalidMask, StaleRevision
+from engine.accounts import access
+from engine.masklets.revisions import InvalidMask, StaleRevision
 from engine.models import Assignment, Masklet, MaskletRevision, Project, User
+from engine.review import verdicts as review
+from engine.review.leases import open_fix_assignments
 
 FRAME_URL_PREFIX = "/media/videos/{video_id}/frames/"
 ViewFunc = Callable[..., Response]

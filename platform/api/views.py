@@ -15,8 +15,10 @@ from rest_framework.response import Response
 
 from api.parsers import StrictMultiPartParser
 from api.serializers import JobSerializer, ProjectSerializer, VideoSerializer, VideoUploadSerializer
-from engine import access, ingest, jobs, projects
+from engine.accounts import access, projects
+from engine.jobs import lifecycle
 from engine.models import Job, Project, User, Video
+from engine.videos import ingest
 
 
 def request_user(request: Request) -> User:
@@ -92,6 +94,6 @@ class JobViewSet(viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str | None = None) -> Response:
         job = self.get_object()
-        jobs.do_request_cancel(job)
+        lifecycle.do_request_cancel(job)
         job.refresh_from_db()
         return Response(JobSerializer(job).data)

@@ -1,7 +1,7 @@
 """Pages for verification: review queue, review player, verdict history, fixes, review stats.
 
-Views parse the form, call :mod:`engine.review` and render; engine errors become a page with
-the message and a 400 / 403 / 409 status.
+Views parse the form, call :mod:`engine.review.verdicts` and render; engine errors become a page
+with the message and a 400 / 403 / 409 status.
 """
 
 from __future__ import annotations
@@ -16,9 +16,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from engine import access, assignments, review
-from engine.masklets import InvalidMask, StaleRevision
+from engine.accounts import access
+from engine.masklets.revisions import InvalidMask, StaleRevision
 from engine.models import Masklet, MaskletRevision, Project, Review, Role, User
+from engine.review import leases
+from engine.review import verdicts as review
 
 FRAME_URL_PREFIX = "/media/videos/{video_id}/frames/"
 
@@ -168,7 +170,7 @@ def review_history(request: HttpRequest, masklet_id: int) -> HttpResponse:
 
 @login_required
 def fix_list(request: HttpRequest) -> HttpResponse:
-    fixes = list(assignments.open_fix_assignments(_user(request)))
+    fixes = list(leases.open_fix_assignments(_user(request)))
     return render(request, "review/fixes.html", {"fixes": fixes})
 
 

@@ -11,7 +11,7 @@ from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
-from engine import access, projects
+from engine.accounts import access, projects
 from engine.models import Role, User
 from webapp.forms import ProjectForm
 

@@ -50,7 +50,7 @@ def test_manager_uploads_video_and_annotator_is_kept_out(
     page.locator("tr[data-status=failed]").wait_for()
 
     # an annotator member cannot reach the manager's pages
-    from engine.projects import do_set_membership
+    from engine.accounts.projects import do_set_membership
 
     do_set_membership(project, annotator, "annotator")
     page.context.clear_cookies()

@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine import ingest, review
-from engine.masklets import FrameMask, do_create_masklet, revision_frames
-from engine.masks import decode_rle, encode_rle, normalize_rle
+from engine.masklets.revisions import FrameMask, do_create_masklet, revision_frames
+from engine.masks.rle import decode_rle, encode_rle, normalize_rle
 from engine.models import Assignment, Job, Masklet, Review
+from engine.review import verdicts as review
+from engine.videos import ingest
 from tests.e2e.conftest import log_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]

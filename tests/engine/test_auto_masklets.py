@@ -18,8 +18,8 @@ import pytest
 import torch
 from django.utils import timezone
 
-from engine import auto_masklets, ingest, model_registry
-from engine.auto_masklets import (
+from engine.auto_masklets import generate
+from engine.auto_masklets.generate import (
     AutoMaskletConfig,
     InvalidAutoMaskConfig,
     VideoNotReady,
@@ -28,11 +28,13 @@ from engine.auto_masklets import (
     masklets_of_job,
     run_auto_masklets_job,
 )
-from engine.jobs import do_request_cancel
-from engine.masklets import revision_frames
-from engine.masks import decode_rle
-from engine.model_registry import ModelNotConfigured
+from engine.inference import registry
+from engine.inference.registry import ModelNotConfigured
+from engine.jobs.lifecycle import do_request_cancel
+from engine.masklets.revisions import revision_frames
+from engine.masks.rle import decode_rle
 from engine.models import Job, Masklet, ModelVersion, Video
+from engine.videos import ingest
 from model.build import build_sam2
 from model.checkpoint import save_checkpoint
 
@@ -74,7 +76,7 @@ def promoted_model(tmp_path: Path) -> ModelVersion:
     version = ModelVersion.objects.create(
         name="tiny-r0", config="test_tiny", status=ModelVersion.Status.PROMOTED
     )
-    model_registry.store_checkpoint_for_version(version, tiny_checkpoint(tmp_path / "tiny.pt"))
+    registry.store_checkpoint_for_version(version, tiny_checkpoint(tmp_path / "tiny.pt"))
     return version
 
 
@@ -164,7 +166,7 @@ def test_thresholds_filter_first_frame_proposals(tmp_path: Path) -> None:
 
     def proposals(**overrides: Any) -> list[Any]:
         config = config_from_overrides({**SMALL_GRID, "max_objects": 100, **overrides})
-        return auto_masklets.first_frame_proposals(
+        return generate.first_frame_proposals(
             net, frames, config, lambda f, m: calls.append(f)
         )
 
@@ -213,7 +215,7 @@ def test_rerun_of_the_same_job_replaces_its_masklets(
     ready_video: Video, promoted_model: ModelVersion
 ) -> None:
     # given: a finished job, and a manual masklet that must survive
-    from engine.masklets import FrameMask, do_create_masklet
+    from engine.masklets.revisions import FrameMask, do_create_masklet
 
     manual = do_create_masklet(
         ready_video, author=None, frames={0: FrameMask(None, source="click")}
@@ -246,7 +248,7 @@ def test_cancel_stops_between_frames_and_writes_nothing(
 ) -> None:
     # given: a cancel request arrives while frame 3 is being propagated
     job = _start(ready_video)
-    real_progress = auto_masklets._job_progress
+    real_progress = generate._job_progress
     seen: list[str] = []
 
     def cancelling_progress(reporter: Any) -> Any:
@@ -260,7 +262,7 @@ def test_cancel_stops_between_frames_and_writes_nothing(
 
         return progress
 
-    monkeypatch.setattr(auto_masklets, "_job_progress", cancelling_progress)
+    monkeypatch.setattr(generate, "_job_progress", cancelling_progress)
     # when
     run_auto_masklets_job(job.pk)
     # then
@@ -397,11 +399,11 @@ def test_crop_layers_prompt_each_crop_and_map_masks_back(tmp_path: Path) -> None
             "crop_edge_tolerance_px": -1.0,
         }
     )
-    found = auto_masklets.first_frame_proposals(
+    found = generate.first_frame_proposals(
         net, ArrayFrameSource([image]), config, lambda f, m: calls.append(f)
     )
     # 3 x 3 points on the image, then 3 x 3 on each of the 4 crops: progress ends exactly at 1
-    assert auto_masklets.count_prompts((240, 320), config.proposals) == 9 + 4 * 9
+    assert generate.count_prompts((240, 320), config.proposals) == 9 + 4 * 9
     assert calls[-1] == 1.0
     assert len(calls) == 5 * 3  # 5 crops (the image is one), 3 batches of <= 4 points each
     crops = {p.crop_box for p in found}

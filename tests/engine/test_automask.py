@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from engine.automask import (
+from engine.auto_masklets.proposals import (
     AutoMaskConfig,
     CropBox,
     build_point_grid,
@@ -17,7 +17,7 @@ from engine.automask import (
     remove_small_regions,
     stability_score,
 )
-from engine.masks import encode_rle
+from engine.masks.rle import encode_rle
 
 HW = (96, 96)
 

@@ -1,4 +1,4 @@
-"""J&F of masklets against ground-truth masklets (engine.evaluation over engine.metrics)."""
+"""J&F of masklets against ground-truth masklets (engine.metrics.evaluation)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.datasets_import import import_path
-from engine.evaluation import evaluate_pairs, evaluate_projects, evaluate_rle_masklet
-from engine.masklets import FrameMask, do_save_revision
-from engine.masks import Rle, encode_rle
-from engine.metrics import evaluate_masklet
+from engine.datasets.importing import import_path
+from engine.masklets.revisions import FrameMask, do_save_revision
+from engine.masks.rle import Rle, encode_rle
+from engine.metrics.evaluation import evaluate_pairs, evaluate_projects, evaluate_rle_masklet
+from engine.metrics.scores import evaluate_masklet
 from engine.models import Masklet
 
 EXAMPLE = Path(__file__).parent / "data" / "sav_example"
@@ -69,7 +69,7 @@ def test_agrees_with_metrics_on_decoded_masks() -> None:
 
 @pytest.mark.django_db
 def test_projects_scored_against_imported_ground_truth(project, manager) -> None:
-    from engine.projects import do_create_project
+    from engine.accounts.projects import do_create_project
 
     truth = do_create_project("SA-V ground truth", manager)
     import_path(truth, EXAMPLE / "sav_000001_manual.json", author=manager)

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.datasets_import import DatasetImportError, check_import, find_video, import_path
-from engine.formats.davis import encode_index_png
-from engine.masklets import revision_frames
-from engine.masks import decode_rle
+from engine.datasets.formats.davis import encode_index_png
+from engine.datasets.importing import DatasetImportError, check_import, find_video, import_path
+from engine.masklets.revisions import revision_frames
+from engine.masks.rle import decode_rle
 from engine.models import Masklet, Video
 
 pytestmark = pytest.mark.django_db
@@ -84,7 +84,7 @@ def test_zip_with_escaping_paths_is_refused(project, tmp_path: Path) -> None:
 
 
 def test_davis_zip_with_frames_stores_them(project, tmp_path: Path) -> None:
-    from engine import storage
+    from engine.videos import storage
 
     src = tmp_path / "src"
     _davis_folder(src, "walk", [0, 1], (10, 12))

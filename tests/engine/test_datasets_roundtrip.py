@@ -11,12 +11,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine import storage
-from engine.datasets import ExportError, do_create_snapshot, export_snapshot
-from engine.datasets_import import import_path
-from engine.masklets import FrameMask, do_create_masklet, do_save_revision, revision_frames
-from engine.masks import decode_rle_or_empty, encode_rle
+from engine.datasets.export import ExportError, do_create_snapshot, export_snapshot
+from engine.datasets.importing import import_path
+from engine.masklets.revisions import (
+    FrameMask,
+    do_create_masklet,
+    do_save_revision,
+    revision_frames,
+)
+from engine.masks.rle import decode_rle_or_empty, encode_rle
 from engine.models import Masklet, Video
+from engine.videos import storage
 
 pytestmark = pytest.mark.django_db
 H, W, FRAMES = 24, 32, 6
@@ -90,7 +95,7 @@ def _masks(video: Video) -> dict[int, list[np.ndarray]]:
 
 @pytest.mark.parametrize("fmt", ["sav", "davis", "coco"])
 def test_export_then_import_gives_identical_masks(fmt, clip, project, manager, tmp_path: Path):
-    from engine.projects import do_create_project
+    from engine.accounts.projects import do_create_project
 
     zip_path = tmp_path / f"export-{fmt}.zip"
     stats = export_snapshot(do_create_snapshot(project), fmt, zip_path)
@@ -171,7 +176,7 @@ def test_coco_export_has_rle_and_track_ids(clip, project) -> None:
 
 
 def test_unknown_format_and_foreign_videos_are_refused(clip, project, manager) -> None:
-    from engine.projects import do_create_project
+    from engine.accounts.projects import do_create_project
 
     with pytest.raises(ExportError, match="unknown export format"):
         export_snapshot(do_create_snapshot(project), "yaml", io.BytesIO())

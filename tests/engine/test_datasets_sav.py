@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from engine.datasets import do_create_snapshot, export_snapshot
-from engine.datasets_import import DatasetImportError, check_import, import_path
-from engine.masklets import FrameMask, revision_frames
-from engine.masks import decode_rle
+from engine.datasets.export import do_create_snapshot, export_snapshot
+from engine.datasets.importing import DatasetImportError, check_import, import_path
+from engine.masklets.revisions import FrameMask, revision_frames
+from engine.masks.rle import decode_rle
 from engine.models import Masklet, Video
 
 EXAMPLE = Path(__file__).parent / "data" / "sav_example"
@@ -125,7 +125,7 @@ def test_bad_files_get_clear_errors(project, tmp_path: Path, content: bytes, mes
 
 
 def test_edited_frame_counts_follow_new_revisions(project, manager) -> None:
-    from engine.masklets import do_save_revision
+    from engine.masklets.revisions import do_save_revision
 
     import_path(project, EXAMPLE / "sav_000001_manual.json", author=manager)
     masklet = Masklet.objects.get(video__project=project, object_id=0)

@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 from pycocotools import mask as coco_mask
 
-from engine.formats.coco import (
+from engine.datasets.formats.coco import (
     CocoCategory,
     CocoVideo,
     CocoWriter,
     read_coco,
     tracks,
 )
-from engine.masks import decode_rle, encode_rle
+from engine.masks.rle import decode_rle, encode_rle
 
 HW = (20, 30)
 

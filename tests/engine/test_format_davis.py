@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.formats.davis import (
+from engine.datasets.formats.davis import (
     DAVIS_PALETTE,
     OverlapRule,
     compose_index_mask,
@@ -21,7 +21,7 @@ from engine.formats.davis import (
     split_index_mask,
     write_davis_video,
 )
-from engine.masks import encode_rle
+from engine.masks.rle import encode_rle
 
 HW = (24, 32)
 

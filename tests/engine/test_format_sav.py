@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.formats.sav import (
+from engine.datasets.formats.sav import (
     SavAnnotation,
     SavMasklet,
     SavStyle,
@@ -20,7 +20,7 @@ from engine.formats.sav import (
     size_bucket,
     write_sav,
 )
-from engine.masks import decode_rle, encode_rle
+from engine.masks.rle import decode_rle, encode_rle
 
 EXAMPLE_DIR = Path("/work/shared/data/sav_example")
 # Project copies win when present (tests ship their own data); the shared folder is the fallback.

@@ -9,9 +9,9 @@ import pytest
 from django.core.files.storage import default_storage
 from PIL import Image
 
-from engine import ingest, storage
-from engine.media import VideoLimits, probe_video
 from engine.models import Job, Video
+from engine.videos import ingest, storage
+from engine.videos.ffmpeg import VideoLimits, probe_video
 from tests.conftest import make_clip
 
 

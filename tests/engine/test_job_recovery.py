@@ -13,7 +13,7 @@ import pytest
 import redis
 from django.utils import timezone
 
-from engine.jobs import claim_job, do_recover_orphaned_jobs
+from engine.jobs.lifecycle import claim_job, do_recover_orphaned_jobs
 from engine.models import Job
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.masklets import (
+from engine.masklets.revisions import (
     FrameMask,
     InvalidMask,
     StaleRevision,
@@ -13,7 +13,7 @@ from engine.masklets import (
     do_save_revision,
     revision_frames,
 )
-from engine.masks import decode_rle, encode_rle
+from engine.masks.rle import decode_rle, encode_rle
 from engine.models import MaskletRevision, Video
 
 

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from engine.masks import (
+from engine.masks.rle import (
     decode_rle,
     decode_rle_or_empty,
     decode_rle_or_none,

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from engine.metrics import (
+from engine.metrics.scores import (
     aggregate_scores,
     boundary_map,
     boundary_scores,

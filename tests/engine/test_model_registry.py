@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import torch
 
-from engine import model_registry
-from engine.model_registry import ModelNotConfigured, load_model, resolve_model_spec
+from engine.inference import registry
+from engine.inference.registry import ModelNotConfigured, load_model, resolve_model_spec
 from engine.models import ModelVersion
 from model.build import build_sam2
 from model.checkpoint import save_checkpoint, sha256_file
@@ -25,9 +25,9 @@ def _clean(settings: Any, tmp_path: Path) -> Any:
     settings.SAM2_CONFIG = ""
     settings.SAM2_CHECKPOINT_DIR = ""
     settings.SAM2_DEVICE = "cpu"
-    model_registry.clear_model_cache()
+    registry.clear_model_cache()
     yield
-    model_registry.clear_model_cache()
+    registry.clear_model_cache()
 
 
 def _checkpoint(path: Path, seed: int) -> Path:
@@ -43,7 +43,7 @@ def _promote(name: str, path: Path) -> ModelVersion:
     version = ModelVersion.objects.create(
         name=name, config="test_tiny", status=ModelVersion.Status.PROMOTED
     )
-    return model_registry.store_checkpoint_for_version(version, path)
+    return registry.store_checkpoint_for_version(version, path)
 
 
 def test_promoted_version_is_loaded_from_storage_with_its_weights(tmp_path: Path) -> None:
@@ -77,7 +77,7 @@ def test_models_are_cached_per_config_and_sha256(tmp_path: Path) -> None:
     second = load_model()
     assert second is not first
     assert second.spec.sha256 == second_version.sha256 != first.spec.sha256
-    assert model_registry.cached_model_keys() == [("test_tiny", second_version.sha256, "cpu")]
+    assert registry.cached_model_keys() == [("test_tiny", second_version.sha256, "cpu")]
 
 
 def test_configured_checkpoint_path_is_used_when_nothing_is_promoted(
@@ -145,7 +145,7 @@ def test_broken_promoted_versions_give_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(ModelNotConfigured, match="is not in storage"):
         load_model()
     # a stored file whose digest is not the recorded one is refused before loading
-    model_registry.store_checkpoint_for_version(version, _checkpoint(tmp_path / "c.pt", seed=4))
+    registry.store_checkpoint_for_version(version, _checkpoint(tmp_path / "c.pt", seed=4))
     ModelVersion.objects.filter(pk=version.pk).update(sha256="f" * 64)
     with pytest.raises(ModelNotConfigured, match="sha256"):
         load_model()

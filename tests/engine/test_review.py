@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from django.utils import timezone
 
-from engine import review
-from engine.access import AccessDenied
-from engine.masklets import FrameMask, StaleRevision, do_create_masklet, revision_frames
-from engine.masks import decode_rle, encode_rle
+from engine.accounts.access import AccessDenied
+from engine.accounts.projects import do_create_user, do_set_membership
+from engine.masklets.revisions import FrameMask, StaleRevision, do_create_masklet, revision_frames
+from engine.masks.rle import decode_rle, encode_rle
 from engine.models import Assignment, Masklet, MaskletRevision, Review, Video
-from engine.projects import do_create_user, do_set_membership
+from engine.review import verdicts as review
 from tests._masklets import ready_video, square, submitted_masklet
 
 H, W, N_FRAMES = 24, 32, 10
@@ -89,7 +89,7 @@ def test_unsatisfactory_creates_fix_assignment_with_flagged_frames(video, annota
     assert fix.flagged_frames == [2, 6]
     assert fix.note == "tighten the edges"
     assert Review.objects.get().frame_notes == {"2": "leaks onto the table"}
-    assert [a.pk for a in review.assignments.open_fix_assignments(annotator)] == [fix.pk]
+    assert [a.pk for a in review.leases.open_fix_assignments(annotator)] == [fix.pk]
 
 
 def test_fix_assignment_goes_to_chosen_annotator(video, annotator, reviewer, project):
@@ -233,7 +233,7 @@ def test_authorless_auto_masklet_fix_is_open_to_annotators(video, annotator, rev
     review.do_review(_current(masklet), reviewer, "unsatisfactory", [0])
     fix = Assignment.objects.get(kind="fix")
     assert fix.user is None
-    assert [a.pk for a in review.assignments.open_fix_assignments(annotator)] == [fix.pk]
+    assert [a.pk for a in review.leases.open_fix_assignments(annotator)] == [fix.pk]
     review.do_resubmit_fix(fix, annotator, {}, base_revision_id=_current(masklet).pk)
     fix.refresh_from_db()
     assert fix.user == annotator
@@ -254,7 +254,7 @@ def test_take_next_leases_and_lease_expiry_returns_work(video, annotator, review
         lease_expires_at=timezone.now() - timedelta(seconds=1)
     )
     assert first.pk in [m.pk for m in review.review_queue(manager)]
-    assert review.assignments.expire_review_leases() == 1
+    assert review.leases.expire_review_leases() == 1
     assert Assignment.objects.get(kind="review", user=reviewer).state == "cancelled"
     assert review.do_take_next_review(manager, project) == second  # still holds its lease
     review.do_review(_current(second), manager, "satisfactory")

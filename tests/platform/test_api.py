@@ -36,7 +36,7 @@ def test_openapi_schema_lists_the_endpoints(manager):
 
 
 def test_querysets_are_scoped_to_membership(project, outsider, annotator, small_clip):
-    from engine.ingest import do_upload_video
+    from engine.videos.ingest import do_upload_video
 
     with small_clip.open("rb") as fh:
         video = do_upload_video(project, project.created_by, "a.mp4", fh, small_clip.stat().st_size)
@@ -145,7 +145,7 @@ def test_missing_file_field(project, manager):
 
 
 def test_cancel_a_queued_job(project, manager, small_clip):
-    from engine.ingest import do_upload_video
+    from engine.videos.ingest import do_upload_video
 
     with small_clip.open("rb") as fh:
         video = do_upload_video(project, manager, "a.mp4", fh, small_clip.stat().st_size)

@@ -11,8 +11,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
-from engine.datasets import run_export_job
-from engine.datasets_import import run_import_job
+from engine.datasets.export import run_export_job
+from engine.datasets.importing import run_import_job
 from engine.models import Job, Masklet, Video
 from tests._clients import api_client
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.test import Client
 
-from engine import ingest
 from engine.models import Job, Project
+from engine.videos import ingest
 from tests._clients import web_client
 
 

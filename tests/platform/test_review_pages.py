@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from engine import review
-from engine.masklets import FrameMask, do_create_masklet
-from engine.masks import decode_rle, encode_rle
+from engine.masklets.revisions import FrameMask, do_create_masklet
+from engine.masks.rle import decode_rle, encode_rle
 from engine.models import Assignment, Masklet, Review
+from engine.review import verdicts as review
 from tests._clients import web_client
 from tests._masklets import ready_video, square, submitted_masklet
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from engine.jobs import JOB_TASKS
+from engine.jobs.lifecycle import JOB_TASKS
 from engine.models import Job, Masklet, ModelVersion, Video
 from workers.celery import app
 
@@ -39,15 +39,16 @@ def _single_thread_worker(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_real_worker_runs_an_auto_masklet_job(
     project: Any, small_clip: Path, tmp_path: Path, live_worker: Any
 ) -> None:
-    from engine import ingest, model_registry
-    from engine.auto_masklets import do_start_auto_masklets
+    from engine.auto_masklets.generate import do_start_auto_masklets
+    from engine.inference import registry
+    from engine.videos import ingest
     from tests.engine.test_auto_masklets import SMALL_GRID, tiny_checkpoint
 
     # given: a promoted tiny model in storage and the clip ingested by the worker
     version = ModelVersion.objects.create(
         name="tiny", config="test_tiny", status=ModelVersion.Status.PROMOTED
     )
-    model_registry.store_checkpoint_for_version(version, tiny_checkpoint(tmp_path / "m.pt"))
+    registry.store_checkpoint_for_version(version, tiny_checkpoint(tmp_path / "m.pt"))
     with small_clip.open("rb") as fh:
         video = ingest.do_upload_video(
             project, project.created_by, "pattern.mp4", fh, small_clip.stat().st_size

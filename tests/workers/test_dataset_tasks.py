@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from engine import storage
-from engine.datasets import do_start_export, export_key
-from engine.datasets_import import import_path
-from engine.jobs import JOB_TASKS, do_request_cancel
+from engine.datasets.export import do_start_export, export_key
+from engine.datasets.importing import import_path
+from engine.jobs.lifecycle import JOB_TASKS, do_request_cancel
 from engine.models import Job
+from engine.videos import storage
 from tests._services import celery_worker, wait_for_status
 from tests.conftest import database_env_for_children
 from workers.tasks.datasets import run_export, run_import

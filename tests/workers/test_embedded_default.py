@@ -43,7 +43,7 @@ def test_folder_import_on_embedded_default(tmp_path: Path, small_clip: Path) -> 
         "shell",
         "--no-imports",
         "-c",
-        "from engine.models import User; from engine.projects import do_create_project; "
+        "from engine.models import User; from engine.accounts.projects import do_create_project; "
         "do_create_project('Embedded', User.objects.get(username='manager'))",
     )
     out = _manage(env, "import_videos", "Embedded", str(folder), "--user", "manager")

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.ingest import do_upload_video
 from engine.models import Job, Video
+from engine.videos.ingest import do_upload_video
 from tests._services import celery_worker, wait_for_status
 from tests.conftest import database_env_for_children
 

@@ -2,7 +2,7 @@
 
 import json
 
-from engine.jobs import JOB_TASKS
+from engine.jobs.lifecycle import JOB_TASKS
 from workers.celery import app
 
 

@@ -1,17 +1,17 @@
-"""Celery tasks (datasets): thin wrappers that load by id and call engine/."""
+"""Celery tasks (export): thin wrappers that load by id and call engine/."""
 
 from __future__ import annotations
 
 from celery import shared_task
 
-from engine import datasets, datasets_import
+from engine.datasets import export, importing
 
 
 @shared_task(name="workers.run_export", acks_late=True, ignore_result=True)
 def run_export(job_id: int) -> None:
-    datasets.run_export_job(job_id)
+    export.run_export_job(job_id)
 
 
 @shared_task(name="workers.run_import", acks_late=True, ignore_result=True)
 def run_import(job_id: int) -> None:
-    datasets_import.run_import_job(job_id)
+    importing.run_import_job(job_id)

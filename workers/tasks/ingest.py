@@ -1,10 +1,10 @@
-"""Ingest task: decode an uploaded video into frames (``engine.ingest`` does the work)."""
+"""Ingest task: decode an uploaded video into frames (``engine.videos.ingest`` does the work)."""
 
 from __future__ import annotations
 
 from celery import shared_task
 
-from engine import ingest
+from engine.videos import ingest
 
 
 @shared_task(name="workers.ingest_video", acks_late=True, ignore_result=True)

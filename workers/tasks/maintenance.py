@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from engine import jobs
+from engine.jobs import lifecycle
 
 
 @shared_task(name="workers.recover_orphaned_jobs", ignore_result=True)
 def recover_orphaned_jobs() -> dict[str, list[int]]:
-    return jobs.do_recover_orphaned_jobs()
+    return lifecycle.do_recover_orphaned_jobs()

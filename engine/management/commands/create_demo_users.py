@@ -6,8 +6,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
+from engine.accounts.projects import do_create_user
 from engine.models import Role, User
-from engine.projects import do_create_user
 
 DEMO_USERS = (
     ("admin", Role.ADMIN),

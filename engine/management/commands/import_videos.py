@@ -6,10 +6,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from engine.ingest import do_upload_video
 from engine.management._cli import find_project
 from engine.models import User, Video
-from engine.sources import list_source
+from engine.videos.ingest import do_upload_video
+from engine.videos.sources import list_source
 
 
 class Command(BaseCommand):

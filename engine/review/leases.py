@@ -82,7 +82,7 @@ def close_review_leases(masklet: Masklet) -> None:
 def open_fix_assignments(user: User) -> QuerySet[Assignment]:
     """Fix assignments ``user`` may work on: theirs, or unassigned ones in projects where they
     annotate (auto masklets have no author to send them back to)."""
-    from engine.access import projects_for_user
+    from engine.accounts.access import projects_for_user
 
     pending = [Assignment.State.OPEN, Assignment.State.LEASED]
     return (

@@ -16,17 +16,18 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Max
 
-from engine.masks import Rle, normalize_rle
+from engine.errors import Conflict, InvalidInput
+from engine.masks.rle import Rle, normalize_rle
 from engine.models import Masklet, MaskletRevision, User, Video
 
 FRAME_SOURCES = ("click", "propagated", "brush", "auto", "import")
 
 
-class StaleRevision(Exception):
+class StaleRevision(Conflict):
     """The masklet changed since the writer loaded it (HTTP 409 Conflict)."""
 
 
-class InvalidMask(ValueError):
+class InvalidMask(InvalidInput):
     """A frame mask that cannot belong to this video (HTTP 400)."""
 
 

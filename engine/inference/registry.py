@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING, Literal
 from django.conf import settings
 from django.core.files.storage import default_storage
 
-from engine import storage
+from engine.errors import Unavailable
 from engine.models import ModelVersion
+from engine.videos import storage
 from model.config import CONFIGS
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
 ModelSource = Literal["promoted", "path", "official"]
 
 
-class ModelNotConfigured(Exception):
+class ModelNotConfigured(Unavailable):
     """No usable model: nothing promoted and no (valid) checkpoint setting."""
 
 

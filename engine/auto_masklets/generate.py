@@ -4,7 +4,7 @@ Steps, all on the worker:
 
 1. frame 0 is read from storage and embedded once by the image predictor; a grid of single-point
    prompts (plus crop layers) gives mask proposals, filtered by predicted IoU, stability score,
-   NMS and optionally non-overlap (:mod:`engine.automask`);
+   NMS and optionally non-overlap (:mod:`engine.auto_masklets.proposals`);
 2. every kept proposal becomes one object of a single video session (its cleaned frame-0 mask is
    the prompt), and the session propagates them together, frame by frame, with frames streamed
    from storage (never the whole video in memory);
@@ -28,8 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from django.db import transaction
 
-from engine import model_registry, storage
-from engine.automask import (
+from engine.auto_masklets.proposals import (
     AutoMaskConfig,
     CropBox,
     PredictFn,
@@ -40,10 +39,13 @@ from engine.automask import (
     point_grids_per_layer,
     stability_score,
 )
-from engine.jobs import JobCancelled, JobReporter, do_create_job, run_job
-from engine.masklets import FrameMask, do_create_masklet
-from engine.masks import encode_rle
+from engine.errors import Conflict, InvalidInput
+from engine.inference import registry
+from engine.jobs.lifecycle import JobCancelled, JobReporter, do_create_job, run_job
+from engine.masklets.revisions import FrameMask, do_create_masklet
+from engine.masks.rle import encode_rle
 from engine.models import Job, Masklet, MaskletRevision, User, Video, frame_key
+from engine.videos import storage
 
 if TYPE_CHECKING:
     from model.frames import CallableFrameSource, FrameSource
@@ -64,7 +66,7 @@ _LIMITS = {"points_per_side": 128, "crop_n_layers": 3, "max_objects": 512, "poin
 _DTYPES = ("float32", "bfloat16")
 
 
-class AutoMaskletError(ValueError):
+class AutoMaskletError(InvalidInput):
     """The job cannot run as asked (message for the user; HTTP 4xx)."""
 
 
@@ -72,7 +74,7 @@ class InvalidAutoMaskConfig(AutoMaskletError):
     """An override has an unknown name, a wrong type or a value out of range."""
 
 
-class VideoNotReady(AutoMaskletError):
+class VideoNotReady(AutoMaskletError, Conflict):
     """The video has no decoded frames yet (or failed to decode)."""
 
 
@@ -372,11 +374,11 @@ def do_start_auto_masklets(
 
     Raises:
         VideoNotReady, InvalidAutoMaskConfig: the request is wrong.
-        model_registry.ModelNotConfigured: no model to run (a deployment problem).
+        registry.ModelNotConfigured: no model to run (a deployment problem).
     """
     check_video_ready(video)
     config = config_from_overrides(overrides)
-    model_registry.resolve_model_spec()
+    registry.resolve_model_spec()
     return do_create_job(
         Job.Kind.AUTO_MASKLETS,
         args={"video_id": video.pk, "config": dict(overrides or {}), "resolved": config.to_json()},
@@ -437,7 +439,7 @@ def run_auto_masklets_job(job_id: int) -> None:
     run_job(
         job_id,
         _auto_masklets_work,
-        expected=(AutoMaskletError, model_registry.ModelNotConfigured),
+        expected=(AutoMaskletError, registry.ModelNotConfigured),
         internal_error="Internal error in the auto-masklets job",
     )
 
@@ -448,7 +450,7 @@ def _auto_masklets_work(job: Job, reporter: JobReporter) -> dict[str, Any]:
         raise VideoNotReady(f"video {job.args.get('video_id')} does not exist")
     check_video_ready(video)
     config = config_from_overrides(job.args.get("config"))
-    loaded = model_registry.load_model()
+    loaded = registry.load_model()
     frames = storage_frame_source(video)
     masklets = compute_auto_masklets(loaded.model, frames, config, _job_progress(reporter))
     reporter.progress(1.0, "saving masklets", force=True)

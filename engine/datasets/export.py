@@ -43,19 +43,20 @@ from typing import IO, Any
 from django.core.files.storage import default_storage
 from django.db import transaction
 
-from engine import storage
-from engine.formats.coco import CocoCategory, CocoVideo, CocoWriter
-from engine.formats.davis import (
+from engine.datasets.formats.coco import CocoCategory, CocoVideo, CocoWriter
+from engine.datasets.formats.davis import (
     MAX_OBJECT_ID,
     DavisLayout,
     OverlapRule,
     compose_index_mask,
     encode_index_png,
 )
-from engine.formats.sav import SavVideo, SavWriter
-from engine.jobs import JobReporter, do_create_job, run_job
-from engine.masklets import FrameMask, revision_frames
+from engine.datasets.formats.sav import SavVideo, SavWriter
+from engine.errors import InvalidInput
+from engine.jobs.lifecycle import JobReporter, do_create_job, run_job
+from engine.masklets.revisions import FrameMask, revision_frames
 from engine.models import DatasetSnapshot, Job, Masklet, MaskletRevision, Project, User, Video
+from engine.videos import storage
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ Progress = Callable[[float, str], None]
 """``(fraction done in [0, 1], message)``; may raise to stop (e.g. ``JobCancelled``)."""
 
 
-class ExportError(ValueError):
+class ExportError(InvalidInput):
     """An export that cannot be made as asked (HTTP 400)."""
 
 

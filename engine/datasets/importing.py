@@ -2,7 +2,7 @@
 
 Sources: one ``.json`` file (SA-V ``{video}_manual.json`` / ``{video}_auto.json``, or COCO), a
 folder, or a ``.zip`` of either (for example one of our own exports). Each video's masklets are
-created through :func:`engine.masklets.do_create_masklet` with frame source ``"import"``
+created through :func:`engine.masklets.revisions.do_create_masklet` with frame source ``"import"``
 (SA-V stability scores kept per frame, COCO ``score`` likewise), in one transaction per video and
 file, into:
 
@@ -14,7 +14,7 @@ file, into:
   (Meta's SA-V example has no video file). DAVIS JPEGs, when present, become its frames.
 
 Frame indices: annotated frame i of the file (SA-V row i, PNG ``<i:05d>``, COCO ``frame_index``
-i) becomes our frame i; see :mod:`engine.datasets`.
+i) becomes our frame i; see :mod:`engine.datasets.export`.
 
 Re-running an import (a retried job) skips masklets already imported from the same file, format,
 kind and source id, so nothing is doubled. Bad input raises :class:`DatasetImportError` with a
@@ -38,14 +38,20 @@ from typing import IO, Any
 from django.conf import settings
 from django.db import transaction
 
-from engine import storage
-from engine.formats.coco import read_coco, tracks
-from engine.formats.davis import DavisLayout, iter_davis_frames, list_davis_videos, read_davis_video
-from engine.formats.sav import SavAnnotation, parse_sav
-from engine.jobs import JobReporter, do_create_job, run_job
-from engine.masklets import FrameMask, InvalidMask, do_create_masklet
-from engine.masks import Rle, empty_rle
+from engine.datasets.formats.coco import read_coco, tracks
+from engine.datasets.formats.davis import (
+    DavisLayout,
+    iter_davis_frames,
+    list_davis_videos,
+    read_davis_video,
+)
+from engine.datasets.formats.sav import SavAnnotation, parse_sav
+from engine.errors import InvalidInput
+from engine.jobs.lifecycle import JobReporter, do_create_job, run_job
+from engine.masklets.revisions import FrameMask, InvalidMask, do_create_masklet
+from engine.masks.rle import Rle, empty_rle
 from engine.models import Job, Masklet, Project, User, Video, frame_key
+from engine.videos import storage
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +61,7 @@ SAV_FRAME_STRIDE_HINT = 4  # SA-V: 24 fps video annotated at 6 fps
 _MAX_ZIP_MEMBERS = 200_000
 
 
-class DatasetImportError(ValueError):
+class DatasetImportError(InvalidInput):
     """A file that cannot be imported as asked (HTTP 400); the message says why."""
 
 

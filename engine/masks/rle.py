@@ -111,7 +111,7 @@ def rle_bbox(rle: Rle | dict[str, Any]) -> tuple[float, float, float, float]:
 def rle_iou_matrix(a: Sequence[Rle], b: Sequence[Rle]) -> np.ndarray:
     """Mask IoU between every RLE of ``a`` and every RLE of ``b``: ``[len(a), len(b)]`` float64.
 
-    Two empty masks get IoU 0 here (pycocotools' convention), unlike J in ``engine.metrics``.
+    Two empty masks get IoU 0 here (pycocotools' convention), unlike J in ``engine.metrics.scores``.
     """
     if len(a) == 0 or len(b) == 0:
         return np.zeros((len(a), len(b)), dtype=np.float64)

@@ -7,8 +7,8 @@ never both act on the same state. ``Review`` rows are only ever created, never e
 of revisions and verdicts is the audit trail.
 
 Errors map onto HTTP statuses: :class:`InvalidReview` 400, :class:`SelfReview` (an
-:class:`~engine.access.AccessDenied`) 403, :class:`~engine.masklets.StaleRevision` and
-:class:`NotReviewable` 409.
+:class:`~engine.accounts.access.AccessDenied`) 403,
+:class:`~engine.masklets.revisions.StaleRevision` and :class:`NotReviewable` 409.
 """
 
 from __future__ import annotations
@@ -22,13 +22,12 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import TruncDate
-from django.http import Http404
 from django.utils import timezone
 
-from engine import assignments
-from engine.access import AccessDenied, masklets_for_user, project_role, projects_for_user
-from engine.masklets import FrameMask, StaleRevision, do_save_revision
-from engine.masks import Rle, normalize_rle
+from engine.accounts.access import AccessDenied, masklets_for_user, project_role, projects_for_user
+from engine.errors import Conflict, InvalidInput, NotFound
+from engine.masklets.revisions import FrameMask, StaleRevision, do_save_revision
+from engine.masks.rle import Rle, normalize_rle
 from engine.models import (
     Assignment,
     Masklet,
@@ -39,6 +38,7 @@ from engine.models import (
     User,
     Video,
 )
+from engine.review import leases
 
 REVIEW_ROLES = (Role.REVIEWER, Role.MANAGER)
 MAX_NOTE_CHARS = 2000
@@ -74,7 +74,7 @@ __all__ = [
 ]
 
 
-class InvalidReview(ValueError):
+class InvalidReview(InvalidInput):
     """Bad input to a review or fix: unknown verdict, frame outside the video, NaN... (400)."""
 
 
@@ -82,7 +82,7 @@ class SelfReview(AccessDenied):
     """The reviewer authored (part of) the revision under review (403)."""
 
 
-class NotReviewable(Exception):
+class NotReviewable(Conflict):
     """The masklet or assignment is not in a state that allows this action (409)."""
 
 
@@ -105,7 +105,7 @@ def access_masklet(user: User, masklet_id: int) -> Masklet:
     try:
         return masklets_for_user(user).select_related("video", "video__project").get(pk=masklet_id)
     except Masklet.DoesNotExist:
-        raise Http404("No such masklet") from None
+        raise NotFound("No such masklet") from None
 
 
 def review_queue(user: User, project: Project | None = None) -> QuerySet[Masklet]:
@@ -129,7 +129,7 @@ def review_queue(user: User, project: Project | None = None) -> QuerySet[Masklet
         queue = queue.filter(video__project=project)
     return (
         queue.exclude(pk__in=MaskletRevision.objects.filter(author=user).values("masklet_id"))
-        .exclude(pk__in=assignments.leased_by_others(user).values("pk"))
+        .exclude(pk__in=leases.leased_by_others(user).values("pk"))
         .select_related("video", "video__project", "current_revision")
         .order_by("updated_at", "id")
     )
@@ -144,7 +144,7 @@ def do_take_next_review(user: User, project: Project) -> Masklet | None:
     if not can_review(user, project):
         raise AccessDenied("Only the project's reviewers and managers review masklets")
     held = (
-        assignments.active_review_leases()
+        leases.active_review_leases()
         .filter(
             user=user, masklet__video__project=project, masklet__status=Masklet.Status.SUBMITTED
         )
@@ -159,9 +159,9 @@ def do_take_next_review(user: User, project: Project) -> Masklet | None:
             masklet = Masklet.objects.select_for_update().filter(pk=masklet_id).first()
             if masklet is None or masklet.status != Masklet.Status.SUBMITTED:
                 continue
-            if assignments.leased_by_others(user).filter(pk=masklet_id).exists():
+            if leases.leased_by_others(user).filter(pk=masklet_id).exists():
                 continue
-            assignments.do_lease_review(user, masklet)
+            leases.do_lease_review(user, masklet)
             return masklet
     return None
 
@@ -175,9 +175,9 @@ def do_open_review(user: User, masklet: Masklet) -> bool:
     locked = Masklet.objects.select_for_update().get(pk=masklet.pk)
     if locked.status != Masklet.Status.SUBMITTED:
         return False
-    if assignments.leased_by_others(user).filter(pk=locked.pk).exists():
+    if leases.leased_by_others(user).filter(pk=locked.pk).exists():
         return False
-    assignments.do_lease_review(user, locked)
+    leases.do_lease_review(user, locked)
     return True
 
 
@@ -400,7 +400,7 @@ def do_review(
     )
     masklet.status = _VERDICT_STATUS[Review.Verdict(verdict)]
     masklet.save(update_fields=["status", "updated_at"])
-    assignments.close_review_leases(masklet)
+    leases.close_review_leases(masklet)
     fix = None
     if verdict == Review.Verdict.UNSATISFACTORY:
         _close_fix_assignments(masklet)
@@ -418,7 +418,7 @@ def do_review(
 
 def access_fix_assignment(user: User, assignment_id: int) -> Assignment:
     """A fix assignment the user may open: theirs, or an unassigned one of their projects;
-    managers of the project see all of its fix assignments. 404 otherwise."""
+    managers of the project see all of its fix leases. 404 otherwise."""
     found = (
         Assignment.objects.filter(kind=Assignment.Kind.FIX, pk=assignment_id)
         .filter(video__project__in=projects_for_user(user))
@@ -426,10 +426,10 @@ def access_fix_assignment(user: User, assignment_id: int) -> Assignment:
         .first()
     )
     if found is None:
-        raise Http404("No such fix assignment")
+        raise NotFound("No such fix assignment")
     role = project_role(user, found.video.project)
     if found.user_id not in (None, user.pk) and role != Role.MANAGER:
-        raise Http404("No such fix assignment")
+        raise NotFound("No such fix assignment")
     return found
 
 

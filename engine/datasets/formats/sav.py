@@ -39,7 +39,7 @@ from typing import IO, Any, Literal
 
 import numpy as np
 
-from engine.masks import Rle, encode_rle, normalize_rle, rle_area
+from engine.masks.rle import Rle, encode_rle, normalize_rle, rle_area
 
 MaskletType = Literal["manual", "auto"]
 SizeBucket = Literal["small", "medium", "large"]

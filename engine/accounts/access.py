@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from django.db.models import QuerySet
-from django.http import Http404
 
+from engine.errors import NotFound, PermissionDenied
 from engine.models import Job, Masklet, Membership, Project, Role, User, Video
 
 
-class AccessDenied(Exception):
+class AccessDenied(PermissionDenied):
     """The user may see the object but not do this with it."""
 
 
@@ -30,7 +30,7 @@ def access_project(user: User, project_id: int) -> Project:
     try:
         return projects_for_user(user).get(pk=project_id)
     except Project.DoesNotExist:
-        raise Http404("No such project") from None
+        raise NotFound("No such project") from None
 
 
 def access_project_as_manager(user: User, project_id: int) -> Project:
@@ -48,7 +48,7 @@ def access_video(user: User, video_id: int) -> Video:
     try:
         return videos_for_user(user).select_related("project").get(pk=video_id)
     except Video.DoesNotExist:
-        raise Http404("No such video") from None
+        raise NotFound("No such video") from None
 
 
 def masklets_for_user(user: User) -> QuerySet[Masklet]:

@@ -25,7 +25,7 @@ from typing import IO, Any
 import numpy as np
 from pycocotools import mask as coco_mask
 
-from engine.masks import Rle, encode_rle, normalize_rle, rle_area, rle_bbox
+from engine.masks.rle import Rle, encode_rle, normalize_rle, rle_area, rle_bbox
 
 MaskLike = Rle | dict[str, Any] | np.ndarray | None
 

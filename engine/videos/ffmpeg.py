@@ -15,6 +15,8 @@ from pathlib import Path
 
 import ffmpeg
 
+from engine.errors import InvalidInput
+
 #: Codecs the decoder is known to handle; anything else is refused up front.
 SUPPORTED_CODECS = frozenset(
     {
@@ -48,7 +50,7 @@ _CORRUPTION_MARKERS = (
 )
 
 
-class IngestError(Exception):
+class IngestError(InvalidInput):
     """A video cannot be ingested; the message is shown to the user as is."""
 
 

@@ -22,7 +22,7 @@ from typing import Literal
 import numpy as np
 from scipy import ndimage
 
-from engine.masks import Rle, decode_rle, encode_rle, rle_iou_matrix
+from engine.masks.rle import Rle, decode_rle, encode_rle, rle_iou_matrix
 
 PredictFn = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 """``(points_xy [N, 2] float32 pixels, labels [N] int32, 1 = positive) -> (masks, iou_preds)``.

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from engine.masks import Rle, decode_rle, encode_rle
+from engine.masks.rle import Rle, decode_rle, encode_rle
 
 MaskLike = Rle | dict[str, Any] | np.ndarray | None
 BytesSink = Callable[[str, bytes], None]

@@ -1,13 +1,13 @@
 """J&F of one set of masklets against another (ground truth), per frame, masklet and dataset.
 
-Ground truth is usually imported (``engine.datasets_import``) into a project of its own or into
+Ground truth is usually imported (``engine.datasets.importing``) into a project of its own or into
 the same videos; predictions are masklets made by annotators or models. Pairs are matched by
 ``(video name, object id)`` (:func:`pair_project_masklets`) or given explicitly.
 
-Frame rules (``engine.metrics``, DESIGN.md section 7): only frames the ground truth annotates are
-scored, the first and last of them skipped unless asked otherwise; a prediction with no entry on
-such a frame, or a ``None`` mask, counts as an empty mask (an absent object), so a missing
-prediction scores 0 where the object is visible instead of aborting the evaluation.
+Frame rules (``engine.metrics.scores``, DESIGN.md section 7): only frames the ground truth
+annotates are scored, the first and last of them skipped unless asked otherwise; a prediction with
+no entry on such a frame, or a ``None`` mask, counts as an empty mask (an absent object), so a
+missing prediction scores 0 where the object is visible instead of aborting the evaluation.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from engine.masklets import revision_frames
-from engine.masks import Rle, decode_rle_or_empty
-from engine.metrics import (
+from engine.masklets.revisions import revision_frames
+from engine.masks.rle import Rle, decode_rle_or_empty
+from engine.metrics.scores import (
     DAVIS_BOUNDARY_TOLERANCE,
     DatasetScore,
     FrameScore,

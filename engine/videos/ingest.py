@@ -19,10 +19,10 @@ from django.conf import settings
 from django.db import transaction
 from PIL import Image
 
-from engine import storage
-from engine.jobs import JobReporter, do_create_job, run_job
-from engine.media import IngestError, VideoLimits, decode_frames, probe_video
+from engine.jobs.lifecycle import JobReporter, do_create_job, run_job
 from engine.models import Job, Project, User, Video, frame_key
+from engine.videos import storage
+from engine.videos.ffmpeg import IngestError, VideoLimits, decode_frames, probe_video
 
 logger = logging.getLogger(__name__)
 THUMBNAIL_SIZE = (320, 180)
