@@ -146,6 +146,9 @@ class Masklet(models.Model):
     current_revision = models.ForeignKey(
         "MaskletRevision", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Bumped by every draft save (engine.annotation.drafts): writers send the version they last
+    # saw, so a second tab saving over a newer draft gets a conflict instead of overwriting it.
+    draft_version = models.IntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -234,6 +237,13 @@ class InteractionEvent(models.Model):
         BRUSH = "brush", "Brush"
         UNDO = "undo", "Undo"
         FRAME_VIEW = "frame_view", "Frame view"
+        CLICK = "click", "Click"
+        BOX = "box", "Box"
+        MASK = "mask", "Mask prompt"
+        ERASER = "eraser", "Eraser"
+        REDO = "redo", "Redo"
+        SUBMIT = "submit", "Submit"
+        OBJECT = "object", "Object added or deleted"
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
@@ -399,3 +409,60 @@ class Job(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} job {self.pk} ({self.status})"
+
+
+class DraftEdit(models.Model):
+    """One frame's change in a masklet's draft, saved as it happens (engine.annotation.drafts).
+
+    A draft is the masklet's current revision overlaid with its unconsumed edits in ``seq``
+    order; submitting makes a revision and sets ``revision`` on the edits it consumed. All edits
+    of one save share ``version`` (the masklet's ``draft_version`` after that save), which is
+    what undo and redo step through. ``annotated=False`` removes the frame from the draft (undo
+    of a frame's first edit); otherwise ``rle`` is the frame's mask, None when the object is
+    absent.
+    """
+
+    class Source(models.TextChoices):
+        CLICK = "click", "Click"
+        BOX = "box", "Box"
+        MASK = "mask", "Mask prompt"
+        PROPAGATED = "propagated", "Propagated"
+        BRUSH = "brush", "Brush"
+        ERASER = "eraser", "Eraser"
+        UNDO = "undo", "Undo"
+        REDO = "redo", "Redo"
+
+    masklet = models.ForeignKey(Masklet, on_delete=models.CASCADE, related_name="draft_edits")
+    seq = models.IntegerField()
+    version = models.IntegerField()
+    frame_index = models.IntegerField()
+    tool = models.CharField(max_length=16, blank=True)
+    source = models.CharField(max_length=12, choices=Source.choices)
+    # The revision frame source of the resulting mask ("click", "propagated", "brush").
+    frame_source = models.CharField(max_length=12)
+    annotated = models.BooleanField(default=True)
+    rle = models.JSONField(null=True, blank=True)
+    prompt = models.JSONField(null=True, blank=True)
+    # For undo and redo: the version of the save they undid or re-applied.
+    target_version = models.IntegerField(null=True, blank=True)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    revision = models.ForeignKey(
+        MaskletRevision,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="consumed_edits",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["masklet", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["masklet", "seq"], name="draft_edit_seq_unique"),
+        ]
+        indexes = [models.Index(fields=["masklet", "revision", "seq"])]
+
+    def __str__(self) -> str:
+        return f"{self.source} on frame {self.frame_index} of masklet {self.masklet_id}"
