@@ -1,10 +1,8 @@
-"""Import masklets from SA-V JSON, DAVIS / YouTube-VOS folders and COCO JSON files.
+"""Import masklets read from SA-V, DAVIS / YouTube-VOS or COCO sources into a project.
 
-Sources: one ``.json`` file (SA-V ``{video}_manual.json`` / ``{video}_auto.json``, or COCO), a
-folder, or a ``.zip`` of either (for example one of our own exports). Each video's masklets are
-created through :func:`engine.masklets.revisions.do_create_masklet` with frame source ``"import"``
-(SA-V stability scores kept per frame, COCO ``score`` likewise), in one transaction per video and
-file, into:
+Each video's masklets (read by :mod:`engine.datasets.import_readers`) are created through
+:func:`engine.masklets.revisions.do_create_masklet` with frame source ``"import"`` (SA-V stability
+scores kept per frame, COCO ``score`` likewise), in one transaction per video and file, into:
 
 * an existing video of the project, matched by name (``--video`` / ``video_name`` overrides it),
   by ``metadata["video_id"]`` or by file stem (``cup`` matches ``cup.mp4``); its width and height
@@ -13,347 +11,42 @@ file, into:
   width, height, frame count and the file's video-level fields, when only annotations exist
   (Meta's SA-V example has no video file). DAVIS JPEGs, when present, become its frames.
 
-Frame indices: annotated frame i of the file (SA-V row i, PNG ``<i:05d>``, COCO ``frame_index``
-i) becomes our frame i; see :mod:`engine.datasets.export`.
-
 Re-running an import (a retried job) skips masklets already imported from the same file, format,
-kind and source id, so nothing is doubled. Bad input raises :class:`DatasetImportError` with a
-message fit for a 400 response and changes nothing for that video.
+kind and source id, so nothing is doubled. Bad input raises
+:class:`~engine.datasets.import_readers.DatasetImportError` with a message fit for a 400 response
+and changes nothing for that video.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import shutil
 import tempfile
-import zipfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from django.conf import settings
 from django.db import transaction
 
-from engine.datasets.formats.coco import read_coco, tracks
-from engine.datasets.formats.davis import (
-    DavisLayout,
-    iter_davis_frames,
-    list_davis_videos,
-    read_davis_video,
+from engine.datasets.import_readers import (
+    DatasetImportError,
+    ImportVideo,
+    count_source_units,
+    detect_format,
+    numbered_jpegs,
+    opened_source,
+    read_import,
 )
-from engine.datasets.formats.sav import SavAnnotation, parse_sav
-from engine.errors import InvalidInput
 from engine.jobs.lifecycle import JobReporter, do_create_job, run_job
-from engine.masklets.revisions import FrameMask, InvalidMask, do_create_masklet
-from engine.masks.rle import Rle, empty_rle
+from engine.masklets.revisions import InvalidMask, do_create_masklet
 from engine.models import Job, Masklet, Project, User, Video, frame_key
 from engine.videos import storage
 
 logger = logging.getLogger(__name__)
 
-IMPORT_FORMATS = ("sav", "davis", "coco")
 Progress = Callable[[float, str], None]
-SAV_FRAME_STRIDE_HINT = 4  # SA-V: 24 fps video annotated at 6 fps
-_MAX_ZIP_MEMBERS = 200_000
-
-
-class DatasetImportError(InvalidInput):
-    """A file that cannot be imported as asked (HTTP 400); the message says why."""
-
-
-@dataclass
-class ImportMasklet:
-    """One masklet read from a file. ``frames`` maps our frame index to its mask."""
-
-    kind: str
-    frames: dict[int, FrameMask]
-    source_id: int
-    label: str = ""
-    object_id: int | None = None
-    edited_frame_count: int = 0
-
-
-@dataclass
-class ImportVideo:
-    """One video's annotations read from one file (or folder)."""
-
-    name: str
-    fmt: str
-    source: str
-    width: int
-    height: int
-    frame_count: int
-    masklets: list[ImportMasklet]
-    metadata: dict[str, Any] = field(default_factory=dict)
-    duration: float | None = None
-    source_fps: float | None = None
-    annotation_fps: float | None = None
-    frames_dir: Path | None = None
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading sources
-
-
-@contextmanager
-def opened_source(path: Path) -> Iterator[Path]:
-    """Yield a file or folder to read: a ``.zip`` is extracted (safely) to a temporary folder."""
-    if not path.exists():
-        raise DatasetImportError(f"{path} does not exist")
-    if path.is_file() and zipfile.is_zipfile(path):
-        with tempfile.TemporaryDirectory(prefix="import-") as tmp:
-            root = Path(tmp)
-            _safe_extract(path, root)
-            yield _unwrap_single_folder(root)
-        return
-    yield path
-
-
-def _safe_extract(archive: Path, root: Path) -> None:
-    limit = int(getattr(settings, "MAX_UPLOAD_BYTES", 2 * 1024**3)) * 4
-    with zipfile.ZipFile(archive) as zf:
-        members = zf.infolist()
-        if len(members) > _MAX_ZIP_MEMBERS:
-            raise DatasetImportError(
-                f"the zip has {len(members)} entries; at most {_MAX_ZIP_MEMBERS} are accepted"
-            )
-        if sum(m.file_size for m in members) > limit:
-            raise DatasetImportError("the zip expands to more than the allowed size")
-        for member in members:
-            target = (root / member.filename).resolve()
-            if not target.is_relative_to(root.resolve()) or member.filename.startswith("/"):
-                raise DatasetImportError(f"the zip entry {member.filename!r} escapes its folder")
-        zf.extractall(root)
-
-
-def _unwrap_single_folder(root: Path) -> Path:
-    entries = [p for p in root.iterdir() if not p.name.startswith((".", "__MACOSX"))]
-    if len(entries) == 1 and entries[0].is_dir():
-        return _unwrap_single_folder(entries[0])
-    return root
-
-
-def detect_format(path: Path) -> str:
-    """ "sav", "davis" or "coco" from a file's keys or a folder's layout."""
-    if path.is_dir():
-        if (path / DavisLayout().annotations_dir).is_dir():
-            return "davis"
-        jsons = sorted(path.glob("*.json"))
-        if not jsons:
-            raise DatasetImportError(
-                "the folder holds neither an Annotations/ folder (DAVIS) nor JSON files"
-            )
-        formats = {detect_format(p) for p in jsons if p.name != "meta.json"}
-        if len(formats) != 1:
-            raise DatasetImportError(f"the folder mixes formats: {sorted(formats)}")
-        return formats.pop()
-    doc = _load_json(path)
-    if "masklet" in doc:
-        return "sav"
-    if "annotations" in doc and "images" in doc:
-        return "coco"
-    raise DatasetImportError(
-        f"{path.name} is neither SA-V (no 'masklet' field) nor COCO (no 'annotations'/'images')"
-    )
-
-
-def _load_json(path: Path) -> dict[str, Any]:
-    try:
-        with path.open(encoding="utf-8") as fh:
-            doc = json.load(fh)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DatasetImportError(f"{path.name} is not JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise DatasetImportError(f"{path.name} holds a JSON {type(doc).__name__}, not an object")
-    return doc
-
-
-def read_import(path: Path, fmt: str | None = None) -> Iterator[ImportVideo]:
-    """Parse a file or folder (already extracted) into videos, one at a time."""
-    fmt = fmt or detect_format(path)
-    if fmt not in IMPORT_FORMATS:
-        raise DatasetImportError(f"unknown format {fmt!r}; use one of {', '.join(IMPORT_FORMATS)}")
-    if fmt == "davis":
-        if not path.is_dir():
-            raise DatasetImportError("a DAVIS import is a folder or a zip with Annotations/")
-        yield from _read_davis(path)
-        return
-    files = (
-        sorted(p for p in path.glob("*.json") if p.name != "meta.json") if path.is_dir() else [path]
-    )
-    for file in files:
-        yield from (_read_sav(file) if fmt == "sav" else _read_coco(file))
-
-
-def _check_rle_size(rle: Rle, height: int, width: int, where: str) -> None:
-    if list(rle["size"]) != [height, width]:
-        raise DatasetImportError(
-            f"{where}: mask size {rle['size']} (H, W) does not match the video's "
-            f"[{height}, {width}]"
-        )
-
-
-def _read_sav(path: Path) -> Iterator[ImportVideo]:
-    try:
-        annotation: SavAnnotation = parse_sav(_load_json(path))
-    except DatasetImportError:
-        raise
-    except (ValueError, TypeError, KeyError, IndexError) as exc:
-        raise DatasetImportError(f"{path.name} is not a valid SA-V file: {exc}") from None
-    video = annotation.video
-    rows = annotation.annotated_frame_count
-    masklets = []
-    for m in annotation.masklets:
-        frames: dict[int, FrameMask] = {}
-        for t, rle in enumerate(m.frames):
-            if rle is not None:
-                _check_rle_size(
-                    rle, video.height, video.width, f"{path.name} masklet {m.masklet_id} frame {t}"
-                )
-            score = m.stability_scores[t] if m.stability_scores is not None else None
-            frames[t] = FrameMask(rle, "import", score)
-        masklets.append(
-            ImportMasklet(
-                kind=m.type,
-                frames=frames,
-                source_id=m.masklet_id,
-                object_id=m.masklet_id,
-                edited_frame_count=m.edited_frame_count,
-            )
-        )
-    source_fps = video.frame_count / video.duration if video.duration > 0 else None
-    stride = round(video.frame_count / rows) if rows else SAV_FRAME_STRIDE_HINT
-    yield ImportVideo(
-        name=video.video_id,
-        fmt="sav",
-        source=path.name,
-        width=video.width,
-        height=video.height,
-        frame_count=rows,
-        masklets=masklets,
-        metadata={
-            "video_id": video.video_id,
-            "video_environment": video.environment,
-            "video_split": video.split,
-            "video_frame_count": float(video.frame_count),
-            "video_duration": float(video.duration),
-        },
-        duration=float(video.duration),
-        source_fps=source_fps,
-        annotation_fps=source_fps / max(1, stride) if source_fps else None,
-    )
-
-
-def _read_davis(root: Path) -> Iterator[ImportVideo]:
-    names = list_davis_videos(root)
-    if not names:
-        raise DatasetImportError("the DAVIS folder has no Annotations/<video>/ folders")
-    meta_path = root / "meta.json"
-    meta = _load_json(meta_path).get("videos", {}) if meta_path.is_file() else {}
-    for name in names:
-        try:
-            masks = read_davis_video(root, name)
-        except (ValueError, OSError) as exc:
-            raise DatasetImportError(f"DAVIS video {name}: {exc}") from None
-        objects = (meta.get(name) or {}).get("objects") or {}
-        height, width = masks.frame_hw
-        masklets = []
-        for palette_index, frames in masks.masklets.items():
-            info = objects.get(str(palette_index)) or {}
-            kind = str(info["kind"]) if info.get("kind") in Masklet.Kind.values else "manual"
-            object_id = info.get("object_id")
-            masklets.append(
-                ImportMasklet(
-                    kind=kind,
-                    frames={t: FrameMask(rle, "import") for t, rle in frames.items()},
-                    source_id=palette_index,
-                    label=str(info.get("category") or ""),
-                    object_id=int(object_id) if isinstance(object_id, int) else None,
-                )
-            )
-        frames_dir = root / DavisLayout().images_dir / name
-        jpeg_indices = [i for i, _ in iter_davis_frames(root, name)] if frames_dir.is_dir() else []
-        last = max([*masks.frame_indices, *jpeg_indices])
-        frame_count = max(last + 1, int((meta.get(name) or {}).get("frame_count") or 0))
-        yield ImportVideo(
-            name=name,
-            fmt="davis",
-            source=name,
-            width=width,
-            height=height,
-            frame_count=frame_count,
-            masklets=masklets,
-            frames_dir=frames_dir if jpeg_indices else None,
-        )
-
-
-def _read_coco(path: Path) -> Iterator[ImportVideo]:
-    try:
-        with path.open(encoding="utf-8") as fh:
-            dataset = read_coco(fh)
-        grouped = tracks(dataset)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DatasetImportError(f"{path.name} is not JSON: {exc}") from None
-    except (ValueError, TypeError, KeyError) as exc:
-        raise DatasetImportError(f"{path.name} is not a valid COCO file: {exc}") from None
-    categories = {c.id: c.name for c in dataset.categories}
-    videos = {v.id: v for v in dataset.videos}
-    scored = {a.track_id for a in dataset.annotations if a.score is not None}
-    scores = {(a.track_id, a.image_id): a.score for a in dataset.annotations}
-    image_of = {(i.video_id, i.frame_index): i for i in dataset.images}
-    for video_id in sorted({i.video_id for i in dataset.images}):
-        images = sorted(
-            (i for i in dataset.images if i.video_id == video_id), key=lambda i: i.frame_index
-        )
-        height, width = images[0].height, images[0].width
-        if any((i.height, i.width) != (height, width) for i in images):
-            raise DatasetImportError(f"{path.name}: video {video_id} mixes image sizes")
-        info = videos.get(video_id)
-        blank = empty_rle(height, width)
-        masklets = []
-        for track in sorted(
-            (t for t in grouped.values() if t.video_id == video_id), key=lambda t: t.track_id
-        ):
-            frames: dict[int, FrameMask] = {}
-            for image in images:
-                rle = track.frames.get(image.frame_index)
-                if rle is not None:
-                    _check_rle_size(rle, height, width, f"{path.name} track {track.track_id}")
-                score = scores.get((track.track_id, image_of[(video_id, image.frame_index)].id))
-                frames[image.frame_index] = FrameMask(
-                    rle if rle is not None else blank, "import", score
-                )
-            masklets.append(
-                ImportMasklet(
-                    kind="auto" if track.track_id in scored else "manual",
-                    frames=frames,
-                    source_id=track.track_id,
-                    label=categories.get(track.category_id, ""),
-                )
-            )
-        last = images[-1].frame_index
-        # Frames travel along when the file names point at <index>.jpg files next to the JSON.
-        frames_dir = (path.parent / images[0].file_name).parent if images[0].file_name else None
-        if frames_dir is not None and not (
-            frames_dir.resolve().is_relative_to(path.parent.resolve())  # no ../ escapes
-            and frames_dir.is_dir()
-            and _numbered_jpegs(frames_dir)
-        ):
-            frames_dir = None
-        yield ImportVideo(
-            name=info.name if info else f"coco_video_{video_id}",
-            fmt="coco",
-            source=path.name,
-            width=width,
-            height=height,
-            frame_count=max(last + 1, info.frame_count if info else 0),
-            masklets=masklets,
-            frames_dir=frames_dir,
-        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -471,18 +164,9 @@ def _create_video(project: Project, name: str, item: ImportVideo, author: User |
     )
 
 
-_FRAME_FILE = re.compile(r"^(\d+)\.jpe?g$", re.IGNORECASE)
-
-
-def _numbered_jpegs(folder: Path) -> list[tuple[int, Path]]:
-    """``(frame index, path)`` of the ``<index>.jpg`` files of a folder, in index order."""
-    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _FRAME_FILE.match(p.name))]
-    return sorted(found)
-
-
 def _store_frames(video: Video, frames_dir: Path) -> int:
     count = 0
-    for index, path in _numbered_jpegs(frames_dir):
+    for index, path in numbered_jpegs(frames_dir):
         storage.put_path(frame_key(video.pk, index), path)
         count += 1
     return count
@@ -589,7 +273,7 @@ def import_path(
         fmt = fmt or detect_format(source)
         if video_name and len({item.name for item in read_import(source, fmt)}) > 1:
             raise DatasetImportError("a target video name fits a single-video source only")
-        total = max(1, _source_units(source, fmt))
+        total = max(1, count_source_units(source, fmt))
         for unit, item in enumerate(read_import(source, fmt)):
             tracker = _UnitProgress(say, min(unit, total - 1), total, item)
             report.videos.append(
@@ -618,15 +302,6 @@ class _UnitProgress:
         self.done += count
         fraction = (self.unit + self.done / self.n) / self.total
         self.say(fraction, f"{self.item.source}: {self.done}/{self.n} masklets")
-
-
-def _source_units(source: Path, fmt: str) -> int:
-    """How many files (SA-V, COCO) or video folders (DAVIS) a source holds, without parsing."""
-    if fmt == "davis":
-        return len(list_davis_videos(source))
-    if source.is_dir():
-        return len([p for p in source.glob("*.json") if p.name != "meta.json"])
-    return 1
 
 
 # ---------------------------------------------------------------------------------------------

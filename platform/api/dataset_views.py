@@ -25,8 +25,9 @@ from rest_framework.views import APIView
 from api.parsers import StrictMultiPartParser
 from api.serializers import JobSerializer
 from engine.accounts import access
-from engine.datasets.export import EXPORT_FORMATS, ExportError, do_start_export
-from engine.datasets.importing import IMPORT_FORMATS, DatasetImportError, do_start_import
+from engine.datasets.export import EXPORT_FORMATS, do_start_export
+from engine.datasets.import_readers import IMPORT_FORMATS
+from engine.datasets.importing import do_start_import
 from engine.models import Job, Masklet
 
 
@@ -58,16 +59,13 @@ class ExportView(APIView):
         serializer = ExportRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        try:
-            job = do_start_export(
-                project,
-                user=_user(request),
-                fmt=data["format"],
-                video_ids=data.get("videos"),
-                kinds=data.get("kinds"),
-            )
-        except ExportError as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        job = do_start_export(
+            project,
+            user=_user(request),
+            fmt=data["format"],
+            video_ids=data.get("videos"),
+            kinds=data.get("kinds"),
+        )
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
 
@@ -111,18 +109,15 @@ class ImportView(APIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         upload = data["file"]
-        try:
-            job = do_start_import(
-                project,
-                user=_user(request),
-                fileobj=upload,
-                filename=upload.name or "upload",
-                fmt=data.get("format"),
-                video_name=data.get("video"),
-                status=data.get("status") or Masklet.Status.VERIFIED,
-            )
-        except DatasetImportError as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        job = do_start_import(
+            project,
+            user=_user(request),
+            fileobj=upload,
+            filename=upload.name or "upload",
+            fmt=data.get("format"),
+            video_name=data.get("video"),
+            status=data.get("status") or Masklet.Status.VERIFIED,
+        )
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
 

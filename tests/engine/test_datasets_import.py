@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from engine.datasets.formats.davis import encode_index_png
-from engine.datasets.importing import DatasetImportError, check_import, find_video, import_path
+from engine.datasets.import_readers import DatasetImportError
+from engine.datasets.importing import check_import, find_video, import_path
 from engine.masklets.revisions import revision_frames
 from engine.masks.rle import decode_rle
 from engine.models import Masklet, Video

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.datasets.export import ExportError, do_create_snapshot, export_snapshot
+from engine.datasets.export import export_snapshot
 from engine.datasets.importing import import_path
+from engine.datasets.snapshots import ExportError, do_create_snapshot
 from engine.masklets.revisions import (
     FrameMask,
     do_create_masklet,

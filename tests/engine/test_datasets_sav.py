@@ -11,8 +11,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from engine.datasets.export import do_create_snapshot, export_snapshot
-from engine.datasets.importing import DatasetImportError, check_import, import_path
+from engine.datasets.export import export_snapshot
+from engine.datasets.import_readers import DatasetImportError
+from engine.datasets.importing import check_import, import_path
+from engine.datasets.snapshots import do_create_snapshot
 from engine.masklets.revisions import FrameMask, revision_frames
 from engine.masks.rle import decode_rle
 from engine.models import Masklet, Video

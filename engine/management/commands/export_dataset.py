@@ -7,7 +7,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from engine.datasets.export import EXPORT_FORMATS, ExportError, do_create_snapshot, export_snapshot
+from engine.datasets.export import EXPORT_FORMATS, export_snapshot
+from engine.datasets.snapshots import ExportError, do_create_snapshot
 from engine.management._cli import ProgressPrinter, find_project
 
 

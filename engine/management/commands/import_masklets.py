@@ -7,7 +7,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from engine.datasets.importing import IMPORT_FORMATS, DatasetImportError, import_path
+from engine.datasets.import_readers import IMPORT_FORMATS, DatasetImportError
+from engine.datasets.importing import import_path
 from engine.management._cli import ProgressPrinter, find_project
 from engine.models import Masklet, User
 
