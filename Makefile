@@ -12,14 +12,15 @@ export DATA_DIR
 # platform/ is a source root (not a package); both roots go on the import path.
 export PYTHONPATH := $(CURDIR):$(CURDIR)/platform
 
-.PHONY: run test system system-test venv venv-test check pytest
+.PHONY: run test system system-test venv venv-test check pytest js-test
 
 system:  ## Debian packages the platform needs (ffmpeg)
 	@command -v ffmpeg >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q ffmpeg; }
 
-system-test: system  ## + Chromium for browser tests, opencv-doc for its real test clips
-	@command -v /usr/bin/chromium >/dev/null && [ -e /usr/share/doc/opencv-doc/opencv4/html/box.mp4.gz ] || { \
-	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium && \
+system-test: system  ## + Chromium for browser tests, node for the JS unit tests, opencv-doc's clips
+	@command -v /usr/bin/chromium >/dev/null && command -v node >/dev/null && \
+	 [ -e /usr/share/doc/opencv-doc/opencv4/html/box.mp4.gz ] || { \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium nodejs && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends opencv-doc; }
 
 $(BIN)/python:
@@ -54,5 +55,10 @@ check:
 
 pytest:
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The pages' JS modules alone (frontend/static/js/lib); `make test` runs them through pytest
+# (tests/frontend/test_rle_fixtures.py), so this target is for quick iteration.
+js-test:
+	node --test tests/frontend/*.test.mjs
 
 test: system-test venv-test check pytest

@@ -6,15 +6,13 @@ and submitted); every step the issue lists is then driven through the pages.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from engine.masklets.revisions import FrameMask, do_create_masklet, revision_frames
 from engine.masks.rle import decode_rle, encode_rle, normalize_rle
 from engine.models import Assignment, Job, Masklet, Review
-from engine.review import verdicts as review
+from engine.review.submission import do_submit_masklet
 from engine.videos import ingest
 from tests.e2e.conftest import log_in
 
@@ -36,6 +34,16 @@ def _canvas_pixel(page, x: int, y: int) -> list[int]:
         "([x, y]) => Array.from(document.getElementById('frame-canvas')"
         ".getContext('2d').getImageData(x, y, 1, 1).data)",
         [x, y],
+    )
+
+
+def _mask_area(page, frame: int) -> int:
+    """The player's mask area of a frame. The page's entry module (review.js or fix.js) exports
+    its player; importing the module's URL again yields that same instance."""
+    return page.evaluate(
+        "async (i) => (await import(document.querySelector('script[type=module]').src))"
+        ".player.maskArea(i)",
+        frame,
     )
 
 
@@ -65,7 +73,7 @@ def test_reviewer_fix_and_accept_in_chromium(
             for i, m in enumerate(masks)
         },
     )
-    review.do_submit_masklet(masklet, annotator)
+    do_submit_masklet(masklet, annotator)
 
     # the reviewer takes the next masklet from the queue
     log_in(page, "rene", "rene-pass")
@@ -76,7 +84,7 @@ def test_reviewer_fix_and_accept_in_chromium(
     _wait_frame(page, 0)
     # masks are decoded in the browser from COCO RLE: areas equal the server's masks
     for i in (0, 3, 11):
-        assert page.evaluate(f"window.reviewPlayer.maskArea({i})") == int(masks[i].sum())
+        assert _mask_area(page, i) == int(masks[i].sum())
     # the overlay tints mask pixels only
     inside, outside = (80, 100), (300, 220)
     tinted, plain_out = _canvas_pixel(page, *inside), _canvas_pixel(page, *outside)
@@ -135,14 +143,14 @@ def test_reviewer_fix_and_accept_in_chromium(
     assert "The left edge is cut off" in page.locator("#reviewer-comment").inner_text()
 
     # paints a stroke with the brush on frame 2 and resubmits
-    before = page.evaluate(f"window.reviewPlayer.maskArea({FLAGGED[0]})")
+    before = _mask_area(page, FLAGGED[0])
     box = page.locator("#frame-canvas").bounding_box()
     scale_x, scale_y = box["width"] / width, box["height"] / height
     page.mouse.move(box["x"] + 20 * scale_x, box["y"] + PAINT_ROW * scale_y)
     page.mouse.down()
     page.mouse.move(box["x"] + 100 * scale_x, box["y"] + PAINT_ROW * scale_y, steps=8)
     page.mouse.up()
-    assert page.evaluate(f"window.reviewPlayer.maskArea({FLAGGED[0]})") > before
+    assert _mask_area(page, FLAGGED[0]) > before
     assert page.locator("#edited-frames").inner_text() == "2"
     page.click("#resubmit")
     page.wait_for_url("**/fixes/")
@@ -193,10 +201,10 @@ def test_reviewer_fix_and_accept_in_chromium(
 
 
 def test_browser_rle_codec_matches_pycocotools(page):
-    """review.js decodes COCO compressed RLE exactly and encodes masks as valid uncompressed RLE
-    (noisy masks give many runs, large and negative deltas, and multi-chunk numbers)."""
+    """The pages' RLE module (js/lib/rle.js) decodes COCO compressed RLE exactly and encodes masks
+    as the uncompressed and compressed RLE pycocotools makes (noisy masks give many runs, large and
+    negative deltas, and multi-chunk numbers). tests/frontend/ checks it under node as well."""
     page.goto("/login/")
-    page.add_script_tag(path=str(Path(__file__).parents[2] / "frontend/static/js/review.js"))
     rng = np.random.default_rng(7)
     big = np.zeros((480, 854), dtype=bool)
     big[20:470, 5:800] = True
@@ -211,11 +219,18 @@ def test_browser_rle_codec_matches_pycocotools(page):
     for mask in cases:
         height, width = mask.shape
         rle = encode_rle(mask)
-        decoded = page.evaluate("rle => Array.from(window.maskletRle.rleToMask(rle))", rle)
+        decoded = page.evaluate(
+            "async rle => Array.from((await import('/static/js/lib/rle.js')).rleToMask(rle))", rle
+        )
         assert np.array_equal(np.array(decoded, dtype=bool).reshape(height, width), mask)
-        counts = page.evaluate(
-            "([flat, h, w]) => window.maskletRle.maskToCounts(Uint8Array.from(flat), h, w)",
+        counts, compressed = page.evaluate(
+            """async ([flat, h, w]) => {
+                const codec = await import('/static/js/lib/rle.js');
+                const mask = Uint8Array.from(flat);
+                return [codec.maskToCounts(mask, h, w), codec.maskToRle(mask, h, w)];
+            }""",
             [mask.astype(int).ravel().tolist(), height, width],
         )
         assert sum(counts) == height * width
         assert normalize_rle({"size": [height, width], "counts": counts}) == rle
+        assert compressed == rle

@@ -1,11 +1,12 @@
 // Manager page: upload with a progress bar (XHR gives upload progress events), then poll the
 // project's video list until every video is ready or failed.
+import { csrfToken, errorMessage, getJSON } from "./lib/api.js";
+
 const form = document.getElementById("upload-form");
 const fileInput = document.getElementById("upload-file");
 const bar = document.getElementById("upload-progress");
 const statusLine = document.getElementById("upload-status");
 const list = document.getElementById("video-list");
-const csrf = form.querySelector("input[name=csrfmiddlewaretoken]").value;
 
 function escapeHtml(text) {
   const div = document.createElement("div");
@@ -27,9 +28,12 @@ function row(v) {
 
 let pollTimer = null;
 async function refresh() {
-  const response = await fetch(list.dataset.url, { credentials: "same-origin" });
-  if (!response.ok) return;
-  const page = await response.json();
+  let page;
+  try {
+    page = await getJSON(list.dataset.url);
+  } catch {
+    return; // keep the rows shown; the next upload or reload refreshes them
+  }
   const rows = page.results.map(row).join("") ||
     '<tr class="empty"><td colspan="7" class="muted">No videos yet.</td></tr>';
   list.querySelector("tbody").innerHTML = rows;
@@ -46,7 +50,7 @@ form.addEventListener("submit", (event) => {
   data.append("file", file);
   const xhr = new XMLHttpRequest();
   xhr.open("POST", form.dataset.url);
-  xhr.setRequestHeader("X-CSRFToken", csrf);
+  xhr.setRequestHeader("X-CSRFToken", csrfToken());
   bar.hidden = false;
   bar.value = 0;
   statusLine.className = "";
@@ -54,14 +58,15 @@ form.addEventListener("submit", (event) => {
   xhr.upload.addEventListener("progress", (e) => {
     if (e.lengthComputable) bar.value = e.loaded / e.total;
   });
+  // XHR, not fetch: only XHR reports upload progress.
   xhr.addEventListener("load", () => {
-    let body = {};
-    try { body = JSON.parse(xhr.responseText); } catch { body = { detail: xhr.statusText }; }
+    let body = null;
+    try { body = JSON.parse(xhr.responseText); } catch { body = null; }
     if (xhr.status >= 200 && xhr.status < 300) {
       statusLine.textContent = `Uploaded ${file.name}; decoding frames…`;
     } else {
       statusLine.className = "error";
-      statusLine.textContent = `Upload refused: ${body.detail || xhr.statusText}`;
+      statusLine.textContent = `Upload refused: ${errorMessage(body, xhr.statusText)}`;
     }
     form.reset();
     refresh();
