@@ -51,6 +51,7 @@ run: system venv
 check:
 	$(BIN)/ruff check .
 	$(BIN)/mypy platform engine workers model tests benchmarks
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python manage.py makemigrations --check --dry-run
 
 pytest:

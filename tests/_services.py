@@ -190,6 +190,47 @@ def celery_worker(
         log.close()
 
 
+def database_env_for_children() -> dict[str, str]:
+    """Environment that points a child process at this test run's database."""
+    from django.db import connection
+
+    conf = connection.settings_dict
+    if conf["ENGINE"].endswith("sqlite3"):
+        return {"DATABASE_URL": f"sqlite:///{conf['NAME']}"}
+    host, port = conf.get("HOST") or "127.0.0.1", conf.get("PORT") or 5432
+    auth = conf["USER"] + (f":{conf['PASSWORD']}" if conf.get("PASSWORD") else "")
+    return {"DATABASE_URL": f"postgresql://{auth}@{host}:{port}/{conf['NAME']}"}
+
+
+def worker_env(broker_url: str, workdir: Path, **extra: str) -> dict[str, str]:
+    """Environment of a worker process that shares this test run's database and sends to
+    `broker_url`, with its own ``DATA_DIR`` (``workdir/worker-data``), plus `extra`."""
+    return {
+        **database_env_for_children(),
+        "CELERY_BROKER_URL": broker_url,
+        "DATA_DIR": str(workdir / "worker-data"),
+        **extra,
+    }
+
+
+def run_worker_until(
+    row: Any,
+    statuses: Collection[str],
+    *,
+    env: dict[str, str],
+    workdir: Path,
+    timeout: float,
+    extra_args: tuple[str, ...] = (),
+) -> str:
+    """Start a real worker (on the default queue) with `env`, wait until `row`'s status is one of
+    `statuses` or `timeout` passes, stop the worker and return its log (``workdir/worker.log``).
+    The caller asserts the outcome, with the log in the message."""
+    log_path = workdir / "worker.log"
+    with celery_worker(env, log_path, extra_args=extra_args):
+        wait_for_status(row, statuses, timeout)
+    return log_path.read_text()
+
+
 def wait_for_status(row: Any, statuses: Collection[str], timeout: float) -> None:
     """Refresh a model row (e.g. a Job or Video a worker process is handling) until its status is
     one of `statuses` or `timeout` seconds pass; the caller asserts the outcome."""

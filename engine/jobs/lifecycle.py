@@ -1,51 +1,74 @@
 """Job rows: every long task is a ``Job`` first, claimed by a worker with a conditional update.
 
 Workers call :func:`claim_job`, then report through :class:`JobReporter` (progress, heartbeat,
-cancellation checks) and finish with :func:`finish_job` / :func:`fail_job`. Enqueueing uses the
-task *name* (``send_task``) after the surrounding transaction commits, so ``engine`` never imports
-``workers``.
+cancellation checks) and finish with :func:`finish_job` / :func:`fail_job`. Every write of a
+running job is fenced by its ``(id, attempt)``: a worker whose job was given to a newer attempt
+(by the recovery sweep, ``engine.jobs.recovery``, or a broker redelivery) changes nothing.
+Tasks are sent by *name* after commit (``engine.jobs.dispatch``), so ``engine`` never imports
+Celery or ``workers``.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from engine.models import Job
+from engine.accounts.access import project_role
+from engine.errors import NotFound, PermissionDenied, Unavailable
+from engine.jobs.dispatch import send_task_on_commit
+from engine.models import Job, Role, User
 
 logger = logging.getLogger(__name__)
 
-#: Task name and queue for each job kind (names are pinned by a test: queued messages use them).
+#: Task name and queue for each job kind that a worker runs. Names are pinned by a test (queued
+#: messages use them), which also checks that a registered task carries each one. Kinds without
+#: a task yet (``propagate``, ``train``) have no route: :func:`do_create_job` refuses them, so
+#: no job waits forever for a task nobody runs.
 JOB_TASKS: dict[str, tuple[str, str]] = {
     Job.Kind.INGEST: ("workers.ingest_video", "default"),
     Job.Kind.EXPORT: ("workers.run_export", "default"),
     Job.Kind.IMPORT: ("workers.run_import", "default"),
-    Job.Kind.PROPAGATE: ("workers.propagate", "propagate"),
     Job.Kind.AUTO_MASKLETS: ("workers.auto_masklets", "propagate"),
-    Job.Kind.TRAIN: ("workers.train_round", "train"),
 }
+
+
+class NoWorkerForKind(Unavailable):
+    """No worker task runs jobs of this kind (yet)."""
 
 
 class JobCancelled(Exception):
     """Raised inside a running job when its ``cancel_requested`` flag was set."""
 
 
+class JobSuperseded(Exception):
+    """Raised inside a running job whose row this worker no longer holds: a newer attempt owns
+    it (or it already ended), so this worker stops and writes nothing more."""
+
+
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def job_route(kind: str) -> tuple[str, str]:
+    """``(task name, queue)`` of a job kind; :class:`NoWorkerForKind` if no worker runs it."""
+    try:
+        return JOB_TASKS[kind]
+    except KeyError:
+        raise NoWorkerForKind(f"No worker runs {kind!r} jobs yet") from None
+
+
 def do_create_job(kind: str, *, args: dict[str, Any] | None = None, **fields: Any) -> Job:
     """Create a queued job and send its task once the current transaction commits."""
+    job_route(kind)  # refuse before writing a row that nothing would ever run
     job = Job.objects.create(kind=kind, args=args or {}, **fields)
     send_after_commit(job)
     return job
@@ -53,14 +76,8 @@ def do_create_job(kind: str, *, args: dict[str, Any] | None = None, **fields: An
 
 def send_after_commit(job: Job) -> None:
     """Send the job's task once the current transaction commits (at once outside one)."""
-    transaction.on_commit(functools.partial(enqueue_job, job.pk, job.kind))
-
-
-def enqueue_job(job_id: int, kind: str) -> None:
-    from celery import current_app  # Celery's app registry; workers/celery.py configures it
-
-    task_name, queue = JOB_TASKS[kind]
-    current_app.send_task(task_name, args=[job_id], queue=queue)
+    task_name, queue = job_route(job.kind)
+    send_task_on_commit(task_name, [job.pk], queue=queue)
 
 
 def claim_job(job_id: int) -> Job | None:
@@ -90,6 +107,11 @@ def claim_job(job_id: int) -> Job | None:
     return Job.objects.get(pk=job_id)
 
 
+def held_job(job: Job) -> QuerySet[Job]:
+    """The job's row while `job` (this worker's attempt) still holds it, else nothing."""
+    return Job.objects.filter(pk=job.pk, attempt=job.attempt, status=Job.Status.RUNNING)
+
+
 class JobReporter:
     """Progress, heartbeat and cancellation for one running job (throttled writes)."""
 
@@ -99,36 +121,47 @@ class JobReporter:
         self._last_write = 0.0
 
     def progress(self, fraction: float, message: str = "", *, force: bool = False) -> None:
-        import time
-
+        """Record progress and a heartbeat; raises :class:`JobSuperseded` if a newer attempt
+        holds the job, :class:`JobCancelled` if a cancel was requested."""
         now = time.monotonic()
         if not force and now - self._last_write < self.min_interval:
             return
         self._last_write = now
         fraction = max(0.0, min(1.0, fraction))
-        Job.objects.filter(pk=self.job.pk).update(
+        updated = held_job(self.job).update(
             progress=fraction, message=message[:500], heartbeat_at=timezone.now()
         )
+        if not updated:
+            raise JobSuperseded(
+                f"job {self.job.pk} attempt {self.job.attempt} is no longer this worker's"
+            )
         self.job.progress = fraction
         if Job.objects.filter(pk=self.job.pk, cancel_requested=True).exists():
             raise JobCancelled(f"job {self.job.pk} was cancelled")
 
 
-def finish_job(job: Job, result: dict[str, Any] | None = None) -> None:
-    Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(
-        status=Job.Status.SUCCEEDED,
-        progress=1.0,
-        result=result or {},
-        finished_at=timezone.now(),
-        heartbeat_at=timezone.now(),
+def finish_job(job: Job, result: dict[str, Any] | None = None) -> bool:
+    """Mark this attempt succeeded with `result`; False (nothing written) if it was superseded."""
+    now = timezone.now()
+    return bool(
+        held_job(job).update(
+            status=Job.Status.SUCCEEDED,
+            progress=1.0,
+            result=result or {},
+            finished_at=now,
+            heartbeat_at=now,
+        )
     )
 
 
-def fail_job(job: Job, error: str, *, cancelled: bool = False) -> None:
-    Job.objects.filter(pk=job.pk).update(
-        status=Job.Status.CANCELLED if cancelled else Job.Status.FAILED,
-        error=error[:5000],
-        finished_at=timezone.now(),
+def fail_job(job: Job, error: str, *, cancelled: bool = False) -> bool:
+    """End this attempt as failed (or cancelled); False (nothing written) if it was superseded."""
+    return bool(
+        held_job(job).update(
+            status=Job.Status.CANCELLED if cancelled else Job.Status.FAILED,
+            error=error[:5000],
+            finished_at=timezone.now(),
+        )
     )
 
 
@@ -145,7 +178,8 @@ def run_job(
     A job another worker holds (or that has ended) is logged and left alone. `expected` errors
     and `JobCancelled` end the job with their message; anything else ends it with
     "`internal_error`: exc!r" and is re-raised for Celery's log. `on_failure(job, message)` runs
-    first in both cases (e.g. to discard partial output).
+    first in both cases (e.g. to discard partial output). A superseded attempt writes nothing
+    and skips `on_failure`: the output it would discard is the newer attempt's.
     """
     job = claim_job(job_id)
     if job is None:
@@ -155,101 +189,52 @@ def run_job(
     handled: tuple[type[Exception], ...] = (*expected, JobCancelled)
     try:
         result = work(job, JobReporter(job))
+    except JobSuperseded as exc:
+        logger.warning("%s; this worker stops", exc)
+        return
     except handled as exc:
-        if on_failure is not None:
-            on_failure(job, str(exc))
-        fail_job(job, str(exc), cancelled=isinstance(exc, JobCancelled))
+        _end_failed(job, str(exc), on_failure, cancelled=isinstance(exc, JobCancelled))
         return
     except Exception as exc:
-        message = f"{internal_error}: {exc!r}"
-        if on_failure is not None:
-            on_failure(job, message)
-        fail_job(job, message)
+        _end_failed(job, f"{internal_error}: {exc!r}", on_failure)
         raise
-    finish_job(job, result)
+    if not finish_job(job, result):
+        logger.warning("job %s attempt %s was superseded; result dropped", job.pk, job.attempt)
 
 
-def do_recover_orphaned_jobs() -> dict[str, list[int]]:
-    """Find jobs whose worker or task message was lost and put them back on their way.
-
-    Runs on a schedule (Celery beat, ``workers.recover_orphaned_jobs``); safe to run twice,
-    since a resent job is only ever claimed once (:func:`claim_job` is a conditional update).
-
-    - ``running`` with a heartbeat older than ``JOB_STALE_SECONDS``: its worker died or hangs
-      (the filesystem broker never redelivers; Redis only after its visibility timeout). A
-      cancel request ends it as cancelled; after ``JOB_MAX_ATTEMPTS`` attempts it fails (a job
-      that keeps killing its worker); otherwise it goes back to ``queued`` and its task is sent
-      again (the next claim is a new attempt).
-    - ``queued`` and unclaimed for ``JOB_STALE_SECONDS`` (since it was created or last resent)
-      while no job of its queue reported in that time: its message never reached a worker
-      (e.g. the broker was down when it was created). Its task is sent again. A busy queue
-      keeps its backlog: those messages are waiting, not lost.
-
-    Returns the ids by what was done: ``{"resent": [...], "failed": [...], "cancelled": [...]}``.
-    """
-    now = timezone.now()
-    stale_before = now - timedelta(seconds=settings.JOB_STALE_SECONDS)
-    done: dict[str, list[int]] = {"resent": [], "failed": [], "cancelled": []}
-    _requeue_jobs_of_lost_workers(now, stale_before, done)
-    _mark_lost_messages_for_resending(now, stale_before, done)
-    if any(done.values()):
-        logger.warning("orphaned jobs recovered: %s", done)
-    return done
-
-
-def _requeue_jobs_of_lost_workers(
-    now: datetime, stale_before: datetime, done: dict[str, list[int]]
+def _end_failed(
+    job: Job,
+    message: str,
+    on_failure: Callable[[Job, str], None] | None,
+    *,
+    cancelled: bool = False,
 ) -> None:
-    """Running jobs without a recent heartbeat: cancelled, failed or back to queued."""
-    dead = Job.objects.filter(status=Job.Status.RUNNING, heartbeat_at__lt=stale_before)
-    for job in dead.order_by("pk"):
-        worker = job.worker or "unknown"
-        fields: dict[str, Any]
-        if job.cancel_requested:
-            outcome = "cancelled"
-            fields = {"status": Job.Status.CANCELLED, "finished_at": now}
-        elif job.attempt >= settings.JOB_MAX_ATTEMPTS:
-            outcome = "failed"
-            error = f"its worker was lost during each of {job.attempt} attempts (last: {worker})"
-            fields = {"status": Job.Status.FAILED, "error": error, "finished_at": now}
-        else:
-            # back to queued (heartbeat_at: when it was resent); the resent message's claim
-            # is the next attempt
-            outcome = "resent"
-            message = f"worker {worker} was lost; sent again"[:500]
-            fields = {"status": Job.Status.QUEUED, "heartbeat_at": now, "message": message}
-        if dead.filter(pk=job.pk).update(**fields):
-            done[outcome].append(job.pk)
-            if outcome == "resent":
-                send_after_commit(job)
+    if not held_job(job).exists():
+        logger.warning(
+            "job %s attempt %s was superseded; not failing it: %s", job.pk, job.attempt, message
+        )
+        return
+    if on_failure is not None:
+        on_failure(job, message)
+    fail_job(job, message, cancelled=cancelled)
 
 
-def _mark_lost_messages_for_resending(
-    now: datetime, stale_before: datetime, done: dict[str, list[int]]
-) -> None:
-    """Queued jobs unclaimed for the stale period on an idle queue: resend, at most once per
-    period (``heartbeat_at`` of a queued job is when its task was last resent)."""
-    busy_queues = {
-        JOB_TASKS[kind][1]
-        for kind in Job.objects.filter(
-            status=Job.Status.RUNNING, heartbeat_at__gte=stale_before
-        ).values_list("kind", flat=True)
-    }
-    waiting = Job.objects.filter(
-        Q(heartbeat_at__lt=stale_before) | Q(heartbeat_at=None, created_at__lt=stale_before),
-        status=Job.Status.QUEUED,
-        cancel_requested=False,
-    )
-    for job in waiting.order_by("pk"):
-        if JOB_TASKS[job.kind][1] not in busy_queues and waiting.filter(pk=job.pk).update(
-            heartbeat_at=now
-        ):
-            done["resent"].append(job.pk)
-            send_after_commit(job)
+def check_may_cancel(user: User, job: Job) -> None:
+    """The job's creator, the project's managers and site admins may cancel it. Other members
+    get :class:`PermissionDenied`; users who cannot see the job get :class:`NotFound`."""
+    if user.is_site_admin:
+        return
+    role = project_role(user, job.project) if job.project is not None else None
+    if role is None:
+        raise NotFound("No such job")
+    if role != Role.MANAGER and job.created_by_id != user.pk:
+        raise PermissionDenied("Only the job's creator or the project's managers may cancel it")
 
 
-def do_request_cancel(job: Job) -> None:
-    """Ask a job to stop: a queued job is cancelled at once, a running one at its next report."""
+def do_request_cancel(user: User, job: Job) -> None:
+    """Ask a job to stop: a queued job is cancelled at once, a running one at its next report.
+    Checked with :func:`check_may_cancel`."""
+    check_may_cancel(user, job)
     Job.objects.filter(pk=job.pk).update(cancel_requested=True)
     Job.objects.filter(pk=job.pk, status=Job.Status.QUEUED).update(
         status=Job.Status.CANCELLED, finished_at=timezone.now()

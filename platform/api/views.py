@@ -93,7 +93,8 @@ class JobViewSet(viewsets.ReadOnlyModelViewSet):
 
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str | None = None) -> Response:
+        """Cancel a job: its creator, the project's managers and site admins may."""
         job = self.get_object()
-        lifecycle.do_request_cancel(job)
+        lifecycle.do_request_cancel(request_user(request), job)
         job.refresh_from_db()
         return Response(JobSerializer(job).data)

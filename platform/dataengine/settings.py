@@ -200,6 +200,18 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_QUEUES_ALL = ("default", "interactive", "propagate", "train")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# The queue of each task (engine's sends also name it, from engine.jobs.lifecycle.JOB_TASKS;
+# a test checks that the two agree).
+CELERY_TASK_ROUTES = {
+    "workers.ingest_video": {"queue": "default"},
+    "workers.run_export": {"queue": "default"},
+    "workers.run_import": {"queue": "default"},
+    "workers.auto_masklets": {"queue": "propagate"},
+    "workers.recover_orphaned_jobs": {"queue": "default"},
+}
+# engine sends tasks by name through this function (engine.jobs.dispatch imports it on first
+# use; a dotted path here keeps engine free of Celery and workers).
+TASK_SENDER = "workers.dispatch.send_task"
 # Celery beat (`make run` embeds it in the worker with -B; run one `celery -A workers beat`
 # per deployment otherwise).
 CELERY_BEAT_SCHEDULE = {

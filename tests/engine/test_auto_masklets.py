@@ -256,7 +256,7 @@ def test_cancel_stops_between_frames_and_writes_nothing(
 
         def progress(fraction: float, message: str) -> None:
             if message.startswith("frame 3/"):
-                do_request_cancel(Job.objects.get(pk=job.pk))
+                do_request_cancel(ready_video.project.created_by, Job.objects.get(pk=job.pk))
                 seen.append(message)
             inner(fraction, message)
 

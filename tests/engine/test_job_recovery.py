@@ -13,7 +13,8 @@ import pytest
 import redis
 from django.utils import timezone
 
-from engine.jobs.lifecycle import claim_job, do_recover_orphaned_jobs
+from engine.jobs.lifecycle import claim_job
+from engine.jobs.recovery import do_recover_orphaned_jobs
 from engine.models import Job
 
 
@@ -111,3 +112,20 @@ def test_job_that_keeps_losing_its_worker_fails_and_cancel_requests_are_honoured
     assert fatal.finished_at is not None
     assert stopping.status == Job.Status.CANCELLED
     assert _sent(redis_broker, "default") == []
+
+
+@pytest.mark.django_db
+def test_jobs_of_a_kind_no_worker_runs_fail_instead_of_being_resent_forever(
+    redis_broker, django_capture_on_commit_callbacks, stale
+):
+    # rows of kinds without a task (written before their routes were removed)
+    lost = _job("propagate", "running", heartbeat_age_s=stale, attempt=1, worker="w:1")
+    waiting = _job("train", "queued", age_s=stale)
+    done = _recover(django_capture_on_commit_callbacks)
+    assert done == {"resent": [], "failed": [lost.pk, waiting.pk], "cancelled": []}
+    for job, kind in ((lost, "propagate"), (waiting, "train")):
+        job.refresh_from_db()
+        assert job.status == Job.Status.FAILED
+        assert job.error == f"no worker runs {kind!r} jobs"
+    assert _sent(redis_broker, "propagate") == []
+    assert _sent(redis_broker, "train") == []

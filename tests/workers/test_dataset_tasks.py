@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import zipfile
 from pathlib import Path
 
@@ -15,12 +14,10 @@ from engine.datasets.importing import import_path
 from engine.jobs.lifecycle import JOB_TASKS, do_request_cancel
 from engine.models import Job
 from engine.videos import storage
-from tests._services import celery_worker, wait_for_status
-from tests.conftest import database_env_for_children
+from tests._services import run_worker_until, worker_env
 from workers.tasks.datasets import run_export, run_import
 
 EXAMPLE = Path(__file__).parents[1] / "engine" / "data" / "sav_example"
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 
 
 def test_task_names_match_the_job_table() -> None:
@@ -60,30 +57,11 @@ def test_export_task_rerun_overwrites_the_same_key(project, manager) -> None:
 def test_cancelled_export_writes_nothing(project, manager) -> None:
     import_path(project, EXAMPLE, author=manager)
     job = do_start_export(project, user=manager, fmt="davis")
-    do_request_cancel(job)
+    do_request_cancel(manager, job)
     run_export(job.pk)
     job.refresh_from_db()
     assert job.status == Job.Status.CANCELLED
     assert list(storage.iter_keys(f"exports/{job.pk}/")) == []
-
-
-@pytest.fixture
-def redis_broker(monkeypatch: pytest.MonkeyPatch):
-    """Send this process's tasks to a test Redis database (fresh connection pools)."""
-    import redis
-
-    from workers.celery import app
-
-    redis.Redis.from_url(REDIS_URL).flushdb()
-    previous = app.conf.broker_url
-    monkeypatch.setenv("CELERY_BROKER_URL", REDIS_URL)
-    app.conf.broker_url = REDIS_URL
-    app._pool = None
-    app.amqp._producer_pool = None
-    yield REDIS_URL
-    app.conf.broker_url = previous
-    app._pool = None
-    app.amqp._producer_pool = None
 
 
 @pytest.mark.services
@@ -94,16 +72,10 @@ def test_real_worker_on_redis_exports_into_s3(
     # given the SA-V example in the database and an export job sent to Redis on commit
     import_path(project, EXAMPLE, author=manager)
     job = do_start_export(project, user=manager, fmt="sav")
-    env = {
-        **database_env_for_children(),
-        **s3_server.env(s3_storage),
-        "CELERY_BROKER_URL": redis_broker,
-        "DATA_DIR": str(tmp_path),
-    }
+    env = worker_env(redis_broker, tmp_path, **s3_server.env(s3_storage))
     # when a real worker process picks it up
-    with celery_worker(env, tmp_path / "worker.log"):
-        wait_for_status(job, (Job.Status.SUCCEEDED, Job.Status.FAILED), timeout=120)
-    log = (tmp_path / "worker.log").read_text()
+    finished = (Job.Status.SUCCEEDED, Job.Status.FAILED)
+    log = run_worker_until(job, finished, env=env, workdir=tmp_path, timeout=120)
     # then the zip is in the bucket under the job's key and holds both SA-V files
     assert job.status == Job.Status.SUCCEEDED, (job.error, log[-3000:])
     assert "workers.run_export" in log

@@ -12,8 +12,7 @@ import pytest
 
 from engine.models import Job, Video
 from engine.videos.ingest import do_upload_video
-from tests._services import celery_worker, wait_for_status
-from tests.conftest import database_env_for_children
+from tests._services import run_worker_until, worker_env
 
 
 @pytest.mark.django_db(transaction=True)
@@ -28,17 +27,11 @@ def test_worker_on_redis_ingests_real_clip_into_s3(
     assert [o["Key"] for o in client.list_objects_v2(Bucket=s3_storage)["Contents"]] == [
         f"videos/{video.pk}/source/cup.mp4"
     ]
-    env = {
-        **database_env_for_children(),
-        **s3_server.env(s3_storage),
-        "CELERY_BROKER_URL": redis_broker,
-        "DATA_DIR": str(tmp_path),
-    }
+    env = worker_env(redis_broker, tmp_path, **s3_server.env(s3_storage))
     # when a real worker on Redis picks it up
-    with celery_worker(env, tmp_path / "worker.log"):
-        wait_for_status(video, (Video.Status.READY, Video.Status.FAILED), timeout=90)
+    finished = (Video.Status.READY, Video.Status.FAILED)
+    log = run_worker_until(video, finished, env=env, workdir=tmp_path, timeout=90)
     # then
-    log = (tmp_path / "worker.log").read_text()
     assert video.status == Video.Status.READY, (video.error, log[-3000:])
     assert video.frame_count == 49  # 8.104 s x 6 fps
     keys = sorted(

@@ -12,8 +12,7 @@ from django.utils import timezone
 
 from engine.models import Job, Video
 from engine.videos.ingest import do_upload_video
-from tests._services import celery_worker, wait_for_status
-from tests.conftest import database_env_for_children
+from tests._services import run_worker_until, worker_env
 
 
 @pytest.mark.django_db(transaction=True)
@@ -26,20 +25,19 @@ def test_beat_resends_a_lost_ingest_message(
     job = Job.objects.get(video=video)
     redis.Redis.from_url(redis_broker).flushdb()
     Job.objects.filter(pk=job.pk).update(created_at=timezone.now() - timedelta(minutes=10))
-    env = {
-        **database_env_for_children(),
-        "CELERY_BROKER_URL": redis_broker,
-        "MEDIA_ROOT": settings.MEDIA_ROOT,
-        "DATA_DIR": str(tmp_path / "worker-data"),
-        "JOB_RECOVERY_INTERVAL_SECONDS": "5",
-        "JOB_STALE_SECONDS": "60",
-    }
-    log_path = tmp_path / "worker.log"
+    env = worker_env(
+        redis_broker,
+        tmp_path,
+        MEDIA_ROOT=settings.MEDIA_ROOT,
+        JOB_RECOVERY_INTERVAL_SECONDS="5",
+        JOB_STALE_SECONDS="60",
+    )
     # when a worker with embedded beat runs
-    with celery_worker(env, log_path, extra_args=("-B",)):
-        wait_for_status(video, (Video.Status.READY, Video.Status.FAILED), timeout=90)
+    finished = (Video.Status.READY, Video.Status.FAILED)
+    log = run_worker_until(
+        video, finished, env=env, workdir=tmp_path, timeout=90, extra_args=("-B",)
+    )
     # then its sweep resent the task and the video was decoded
-    log = log_path.read_text()
     assert video.status == Video.Status.READY, (video.status, video.error, log[-3000:])
     assert f"orphaned jobs recovered: {{'resent': [{job.pk}]" in log
     job.refresh_from_db()

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from engine.jobs import lifecycle
+from engine.jobs import recovery
 
 
-@shared_task(name="workers.recover_orphaned_jobs", ignore_result=True)
+# A sweep is a few queries; a stuck one must not hold the default queue's only worker for long.
+@shared_task(
+    name="workers.recover_orphaned_jobs",
+    ignore_result=True,
+    soft_time_limit=2 * 60,
+    time_limit=3 * 60,
+)
 def recover_orphaned_jobs() -> dict[str, list[int]]:
-    return lifecycle.do_recover_orphaned_jobs()
+    return recovery.do_recover_orphaned_jobs()

@@ -5,7 +5,15 @@ from __future__ import annotations
 from celery import shared_task
 
 
-@shared_task(name="workers.auto_masklets", acks_late=True, ignore_result=True)
+# Hours: a long video on CPU. Both limits stay below the Redis visibility timeout (6 h), or the
+# broker would redeliver a message whose task is still running.
+@shared_task(
+    name="workers.auto_masklets",
+    acks_late=True,
+    ignore_result=True,
+    soft_time_limit=4 * 3600,
+    time_limit=4 * 3600 + 10 * 60,
+)
 def run_auto_masklets(job_id: int) -> None:
     """Automatic masklets for one video (``Job.Kind.AUTO_MASKLETS``); see auto_masklets.generate."""
     # Imported here: it pulls in torch and the model, which processes that only register tasks
