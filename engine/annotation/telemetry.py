@@ -110,7 +110,7 @@ class AnnotationStats:
 def annotation_stats(
     events: Iterable[InteractionEvent], idle_seconds: float = IDLE_SECONDS
 ) -> list[AnnotationStats]:
-    """Table 1 columns per (video, phase, annotator), ordered by those keys.
+    """Table 1 columns per (video, phase, annotator), ordered by video, phase and username.
 
     ``events`` must have ``video`` and ``user`` loaded (``select_related``) to avoid a query
     per event; their order does not matter.
@@ -121,9 +121,7 @@ def annotation_stats(
         key = (event.video_id, phase if isinstance(phase, int) else None, event.user_id)
         groups.setdefault(key, []).append(event)
     stats = []
-    for (video_id, phase, user_id), group in sorted(
-        groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0, kv[0][2] or 0)
-    ):
+    for (video_id, phase, user_id), group in groups.items():
         group.sort(key=lambda e: (e.created_at, e.pk or 0))
         active = sum(
             min((b.created_at - a.created_at).total_seconds(), idle_seconds)
@@ -148,6 +146,7 @@ def annotation_stats(
                 clicked_frames=len({e.frame_index for e in clicks if e.frame_index is not None}),
             )
         )
+    stats.sort(key=lambda s: (s.video_id, s.phase or 0, s.username or "", s.user_id or 0))
     return stats
 
 

@@ -30,7 +30,9 @@ def test_take_next_is_idempotent_and_exclusive(project, annotator, second):
     a2 = leases.do_take_next_video(annotator, project)
     b1 = leases.do_take_next_video(second, project)
     # then each holds a different ready video and taking again returns the same lease
-    assert a1 is not None and a2 is not None and b1 is not None
+    assert a1 is not None
+    assert a2 is not None
+    assert b1 is not None
     assert a1.pk == a2.pk
     assert {a1.video_id, b1.video_id} == {first.pk, other.pk}
     assert a1.kind == b1.kind == Assignment.Kind.ANNOTATE
@@ -59,7 +61,8 @@ def test_expired_lease_returns_the_video(project, annotator, second):
     )
     # before the sweep runs, another annotator may already take the video back
     taken = leases.do_take_next_video(second, project)
-    assert taken is not None and taken.video_id == lease.video_id
+    assert taken is not None
+    assert taken.video_id == lease.video_id
     lease.refresh_from_db()
     assert lease.state == Assignment.State.CANCELLED
     with pytest.raises(leases.NotLeaseHolder):
@@ -114,13 +117,16 @@ def test_fix_goes_back_to_its_author_first(project, annotator, second, reviewer)
     # the fix belongs to its author; its video is theirs while they hold it
     assert leases.do_take_next_video(second, project) is None
     fix = leases.do_take_next_video(annotator, project)
-    assert fix is not None and fix.kind == Assignment.Kind.FIX and fix.masklet_id == masklet.pk
+    assert fix is not None
+    assert fix.kind == Assignment.Kind.FIX
+    assert fix.masklet_id == masklet.pk
     assert fix.state == Assignment.State.LEASED
     # expiry returns it to open for its author
     Assignment.objects.filter(pk=fix.pk).update(lease_expires_at=timezone.now())
     assert leases.do_expire_annotation_leases() == 1
     fix.refresh_from_db()
-    assert fix.state == Assignment.State.OPEN and fix.user == annotator
+    assert fix.state == Assignment.State.OPEN
+    assert fix.user == annotator
     # submitting the fixed draft closes it
     fix = leases.do_take_next_video(annotator, project)
     assert fix is not None
@@ -136,4 +142,6 @@ def test_fix_of_a_departed_annotator_goes_to_another(project, annotator, second,
     masklet = _sent_back(project, annotator, reviewer)
     Membership.objects.filter(project=project, user=annotator).delete()
     fix = leases.do_take_next_video(second, project)
-    assert fix is not None and fix.masklet_id == masklet.pk and fix.user == second
+    assert fix is not None
+    assert fix.masklet_id == masklet.pk
+    assert fix.user == second
