@@ -15,6 +15,7 @@ urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("", include("api.dataset_views")),
     path("", include("api.automask_views")),
+    path("", include("api.annotation_urls")),
     path("", include(router.urls)),
     path("", include(review_views.review_urlpatterns)),
 ]
