@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +9,7 @@ import pytest
 
 from engine.jobs.lifecycle import JOB_TASKS
 from engine.models import Job, Masklet, ModelVersion, Video
+from tests._services import wait_for_status
 from workers.celery import app
 
 
@@ -17,15 +17,6 @@ def test_task_is_registered_under_its_pinned_name_on_the_propagate_queue() -> No
     app.loader.import_default_modules()
     assert "workers.auto_masklets" in app.tasks
     assert JOB_TASKS[Job.Kind.AUTO_MASKLETS] == ("workers.auto_masklets", "propagate")
-
-
-def _wait(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 @pytest.fixture
@@ -53,21 +44,12 @@ def test_real_worker_runs_an_auto_masklet_job(
         video = ingest.do_upload_video(
             project, project.created_by, "pattern.mp4", fh, small_clip.stat().st_size
         )
-
-    def ready() -> bool:
-        video.refresh_from_db()
-        return video.status in (Video.Status.READY, Video.Status.FAILED)
-
-    _wait(ready, 120, "the ingest")
+    wait_for_status(video, (Video.Status.READY, Video.Status.FAILED), timeout=120)
     assert video.status == Video.Status.READY, video.error
     # when: the job is queued (sent to the propagate queue on commit)
     job = do_start_auto_masklets(video, project.created_by, SMALL_GRID)
-
-    def finished() -> bool:
-        job.refresh_from_db()
-        return job.status in (Job.Status.SUCCEEDED, Job.Status.FAILED, Job.Status.CANCELLED)
-
-    _wait(finished, 240, "the auto-masklets job")
+    finished = (Job.Status.SUCCEEDED, Job.Status.FAILED, Job.Status.CANCELLED)
+    wait_for_status(job, finished, timeout=240)
     # then
     log = (tmp_path / "worker.log").read_text()
     assert job.status == Job.Status.SUCCEEDED, (job.error, log[-3000:])
