@@ -36,15 +36,20 @@ venv-test: venv
 	# Meta's sam2 for the parity tests: --no-deps, or pip would replace torch with a CUDA build.
 	$(BIN)/python -c "import sam2" 2>/dev/null || SAM2_BUILD_CUDA=0 $(BIN)/pip install -q --no-deps --no-build-isolation sam2==1.1.0
 
+# A local demo (DEMO_MODE=1: generated SECRET_KEY in DATA_DIR, demo accounts, this machine only).
+run: export DEMO_MODE := 1
 run: system venv
-	$(BIN)/python manage.py migrate --noinput -v0
-	$(BIN)/python manage.py create_demo_users
+	@case "$(HOST)" in 127.0.0.1|localhost|::1) ;; *) echo "make run is a local demo" \
+	   "(DEMO_MODE=1) and binds to this machine only: HOST=$(HOST) refused;" \
+	   "deploy with SECRET_KEY set instead (README, Configuration)" >&2; exit 1;; esac
 	@mkdir -p $(DATA_DIR)
+	$(BIN)/python manage.py migrate --noinput -v0
+	@$(BIN)/python manage.py create_demo_users
 	@$(BIN)/celery -A workers worker -B -Q default,interactive,propagate,train --concurrency 1 \
 	   --loglevel INFO --logfile $(DATA_DIR)/worker.log & worker=$$!; \
 	 trap "kill $$worker 2>/dev/null; wait $$worker 2>/dev/null" EXIT INT TERM; \
 	 echo ""; echo "  SAM 2 data engine is running: open http://$(HOST):$(PORT)/"; \
-	 echo "  log in as manager / manager-pass (also annotator, reviewer, admin: <name>-pass)"; \
+	 echo "  log in with a demo account above (its password is printed only when it is created)"; \
 	 echo "  worker log: $(DATA_DIR)/worker.log   stop with Ctrl-C"; echo ""; \
 	 $(BIN)/uvicorn dataengine.asgi:application --host $(HOST) --port $(PORT)
 
@@ -52,7 +57,7 @@ check:
 	$(BIN)/ruff check .
 	$(BIN)/mypy platform engine workers model tests benchmarks
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/python manage.py makemigrations --check --dry-run
+	DJANGO_SETTINGS_MODULE=tests.settings $(BIN)/python manage.py makemigrations --check --dry-run
 
 pytest:
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

@@ -23,6 +23,7 @@ import argparse
 import contextlib
 import json
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -54,6 +55,7 @@ def child(
     for p in (str(REPO / "platform"), str(REPO)):
         sys.path.insert(0, p)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dataengine.settings")
+    os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))  # settings refuse none
     django.setup()
     from django.core.management import call_command
 

@@ -13,12 +13,14 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from dataengine.demo import LOCAL_HOSTS, check_local_hosts
 from dataengine.env import (
     env_bool,
     env_choice,
     env_float,
     env_int,
     env_list,
+    env_secret_key,
     env_str,
 )
 
@@ -27,12 +29,14 @@ DATA_DIR = Path(env_str("DATA_DIR", str(REPO_ROOT / "var"))).resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = env_bool("DEBUG", False)
-SECRET_KEY = env_str("SECRET_KEY", "")
-if not SECRET_KEY:
-    if not DEBUG and env_bool("REQUIRE_SECRET_KEY", False):
-        raise ImproperlyConfigured("SECRET_KEY must be set when REQUIRE_SECRET_KEY is true")
-    SECRET_KEY = "insecure-embedded-default-key-change-me-for-any-shared-deployment"
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+# Demo mode (`make run`): a local trial on this machine only. It may start without SECRET_KEY (a
+# random one is generated once in DATA_DIR) and may hold demo accounts; it serves loopback
+# clients only. Everywhere else SECRET_KEY must be set to a random value.
+DEMO_MODE = env_bool("DEMO_MODE", False)
+SECRET_KEY = env_secret_key(demo_mode=DEMO_MODE, data_dir=DATA_DIR)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", list(LOCAL_HOSTS))
+if DEMO_MODE:
+    check_local_hosts(ALLOWED_HOSTS)
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000")
 
@@ -61,6 +65,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "webapp.errors.DomainErrorMiddleware",
 ]
+if DEMO_MODE:
+    MIDDLEWARE.insert(0, "dataengine.demo.LoopbackOnlyMiddleware")
 
 ROOT_URLCONF = "dataengine.urls"
 ASGI_APPLICATION = "dataengine.asgi.application"

@@ -33,6 +33,9 @@ def test_folder_import_on_embedded_default(tmp_path: Path, small_clip: Path) -> 
         not in ("DATABASE_URL", "CELERY_BROKER_URL", "STORAGE_BACKEND", "DJANGO_SETTINGS_MODULE")
     }
     env["DATA_DIR"] = str(tmp_path / "var")
+    # As `make run`: demo mode, whose SECRET_KEY is generated in DATA_DIR and shared by the worker.
+    env["DEMO_MODE"] = "1"
+    env.pop("SECRET_KEY", None)
     folder = tmp_path / "incoming"
     folder.mkdir()
     (folder / "pattern.mp4").write_bytes(small_clip.read_bytes())
