@@ -10,7 +10,7 @@ import numpy as np
 from engine.masklets.revisions import FrameMask, do_create_masklet
 from engine.masks.rle import encode_rle
 from engine.models import Masklet, Video
-from engine.review import verdicts as review
+from engine.review.submission import do_submit_masklet
 
 
 def square(height: int, width: int, top: int, left: int, size: int) -> np.ndarray:
@@ -41,4 +41,4 @@ def submitted_masklet(video, author, masks: Mapping[int, np.ndarray | None], **k
         for i, mask in masks.items()
     }
     masklet = do_create_masklet(video, author=author, frames=frames, **kw)
-    return review.do_submit_masklet(masklet, author)
+    return do_submit_masklet(masklet, author)

@@ -21,6 +21,7 @@ from engine.masks.rle import Rle, normalize_rle
 from engine.models import Masklet, MaskletRevision, User, Video
 
 FRAME_SOURCES = ("click", "propagated", "brush", "auto", "import")
+MAX_REVISION_NOTE_CHARS = 2000
 
 
 class StaleRevision(Conflict):
@@ -50,10 +51,20 @@ class FrameMask:
         )
 
 
+def _check_note(note: str) -> str:
+    """A revision note the database can keep: bounded, without NUL (PostgreSQL refuses it)."""
+    if len(note) > MAX_REVISION_NOTE_CHARS or "\x00" in note:
+        raise InvalidInput(
+            f"a revision note must be at most {MAX_REVISION_NOTE_CHARS} characters, "
+            "with no NUL character"
+        )
+    return note
+
+
 def _frames_json(video: Video, frames: Mapping[int, FrameMask]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for index, frame in sorted(frames.items()):
-        if not isinstance(index, int) or index < 0:
+        if isinstance(index, bool) or not isinstance(index, int) or index < 0:
             raise InvalidMask(f"frame index {index!r} is not a non-negative integer")
         if video.frame_count and index >= video.frame_count:
             raise InvalidMask(f"frame {index} is outside the video's {video.frame_count} frames")
@@ -108,7 +119,7 @@ def do_create_masklet(
         author=author,
         frames=_frames_json(video, frames),
         edited_frames=sorted(set(edited_frames)),
-        note=note,
+        note=_check_note(note),
     )
     masklet.current_revision = revision
     masklet.save(update_fields=["current_revision"])
@@ -147,7 +158,7 @@ def do_save_revision(
         author=author,
         frames=_frames_json(locked.video, merged),
         edited_frames=sorted(set(edited_frames)),
-        note=note,
+        note=_check_note(note),
     )
     locked.current_revision = revision
     locked.save(update_fields=["current_revision", "updated_at"])

@@ -79,6 +79,15 @@ def close_review_leases(masklet: Masklet) -> None:
     ).update(state=Assignment.State.DONE, completed_at=timezone.now())
 
 
+def close_fix_assignments(masklet: Masklet) -> None:
+    """The masklet went back to review: its pending fix assignments are done."""
+    Assignment.objects.filter(
+        kind=Assignment.Kind.FIX,
+        masklet=masklet,
+        state__in=[Assignment.State.OPEN, Assignment.State.LEASED],
+    ).update(state=Assignment.State.DONE, completed_at=timezone.now())
+
+
 def open_fix_assignments(user: User) -> QuerySet[Assignment]:
     """Fix assignments ``user`` may work on: theirs, or unassigned ones in projects where they
     annotate (auto masklets have no author to send them back to)."""

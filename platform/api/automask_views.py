@@ -14,6 +14,7 @@ from typing import Any
 from django.urls import path
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
+from rest_framework.exceptions import NotAuthenticated
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -22,7 +23,7 @@ from rest_framework.views import APIView
 from api.serializers import JobSerializer
 from engine.accounts import access
 from engine.auto_masklets import generate
-from engine.inference.registry import ModelNotConfigured
+from engine.errors import InvalidInput
 from engine.models import User
 
 
@@ -31,9 +32,9 @@ class AutoMaskletRequestSerializer(serializers.Serializer):
 
 
 def _user(request: Request) -> User:
-    user = request.user
-    assert isinstance(user, User)
-    return user
+    if not isinstance(request.user, User):
+        raise NotAuthenticated()
+    return request.user
 
 
 class StartAutoMaskletsView(APIView):
@@ -54,26 +55,15 @@ class StartAutoMaskletsView(APIView):
         access.access_project_as_manager(user, video.project_id)
         body: Any = request.data
         if not isinstance(body, dict):
-            return _error('Send a JSON object, e.g. {"config": {"points_per_side": 16}}', 400)
+            raise InvalidInput('Send a JSON object, e.g. {"config": {"points_per_side": 16}}')
         unknown = sorted(set(body) - {"config"})
         if unknown:
-            return _error(f"unknown field(s) {', '.join(unknown)}; expected 'config'", 400)
+            raise InvalidInput(f"unknown field(s) {', '.join(unknown)}; expected 'config'")
         overrides = body.get("config") or {}
         if not isinstance(overrides, dict):
-            return _error("'config' must be an object of settings", 400)
-        try:
-            job = generate.do_start_auto_masklets(video, user, overrides)
-        except generate.VideoNotReady as exc:
-            return _error(str(exc), status.HTTP_409_CONFLICT)
-        except generate.InvalidAutoMaskConfig as exc:
-            return _error(str(exc), status.HTTP_400_BAD_REQUEST)
-        except ModelNotConfigured as exc:
-            return _error(str(exc), status.HTTP_503_SERVICE_UNAVAILABLE)
+            raise InvalidInput("'config' must be an object of settings")
+        job = generate.do_start_auto_masklets(video, user, overrides)
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
-
-
-def _error(detail: str, code: int) -> Response:
-    return Response({"detail": detail}, status=code)
 
 
 urlpatterns = [

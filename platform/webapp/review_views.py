@@ -1,7 +1,8 @@
 """Pages for verification: review queue, review player, verdict history, fixes, review stats.
 
-Views parse the form, call :mod:`engine.review.verdicts` and render; engine errors become a page
-with the message and a 400 / 403 / 409 status.
+The verdict and fix forms are parsed by the API's serializers (:mod:`api.review_serializers`)
+and re-rendered with the error inline (status from ``api.errors.status_for``); every other
+domain error propagates to ``webapp.errors.DomainErrorMiddleware``.
 """
 
 from __future__ import annotations
@@ -11,45 +12,45 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from api import review_payloads as payloads
+from api.errors import status_for
+from api.review_serializers import FixResubmitSerializer, VerdictSerializer, validated
 from engine.accounts import access
-from engine.masklets.revisions import InvalidMask, StaleRevision
-from engine.models import Masklet, MaskletRevision, Project, Review, Role, User
-from engine.review import leases
-from engine.review import verdicts as review
+from engine.errors import EngineError, InvalidInput, NotFound, PermissionDenied
+from engine.models import Assignment, Masklet, MaskletRevision, Project, Review, Role, User
+from engine.review import fixes, leases, queue, stats, verdicts
+from engine.review.errors import SelfReview
 
-FRAME_URL_PREFIX = "/media/videos/{video_id}/frames/"
+#: Form fields that carry JSON text (the pages' scripts fill them).
+_JSON_FIELDS = ("flagged_frames", "frame_notes", "frames")
 
 
 def _user(request: HttpRequest) -> User:
-    assert isinstance(request.user, User)
+    if not isinstance(request.user, User):
+        raise PermissionDenied("Log in first")
     return request.user
 
 
-def _payload(masklet: Masklet) -> dict[str, Any]:
-    return review.review_payload(masklet, FRAME_URL_PREFIX.format(video_id=masklet.video_id))
-
-
-def _json_field(request: HttpRequest, name: str, default: Any) -> Any:
-    raw = request.POST.get(name, "")
-    if not raw.strip():
-        return default
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError:
-        raise review.InvalidReview(f"{name} is not valid JSON") from None
-
-
-def _error_status(exc: Exception) -> int:
-    if isinstance(exc, access.AccessDenied):
-        return 403
-    if isinstance(exc, StaleRevision | review.NotReviewable):
-        return 409
-    return 400
+def _form_data(request: HttpRequest) -> dict[str, Any]:
+    """The POSTed form as the dict the API serializers read: JSON fields decoded, blank ones
+    left out (so the serializer's default applies)."""
+    data: dict[str, Any] = {}
+    for name in request.POST:
+        raw = request.POST.get(name, "")
+        if name in _JSON_FIELDS:
+            if not raw.strip():
+                continue
+            try:
+                data[name] = json.loads(raw)
+            except json.JSONDecodeError:
+                raise InvalidInput(f"{name} is not valid JSON") from None
+        else:
+            data[name] = raw
+    return data
 
 
 @login_required
@@ -59,14 +60,14 @@ def review_queue(request: HttpRequest) -> HttpResponse:
     rows = []
     for project in access.projects_for_user(user):
         role = access.project_role(user, project)
-        if role not in review.REVIEW_ROLES:
+        if role not in queue.REVIEW_ROLES:
             continue
-        queue = review.review_queue(user, project)
+        waiting = queue.review_queue(user, project)
         rows.append(
             {
                 "project": project,
-                "count": queue.count(),
-                "masklets": list(queue[:20]),
+                "count": waiting.count(),
+                "masklets": list(waiting[:20]),
                 "is_manager": role == Role.MANAGER,
             }
         )
@@ -78,10 +79,7 @@ def review_queue(request: HttpRequest) -> HttpResponse:
 def take_next(request: HttpRequest, project_id: int) -> HttpResponse:
     user = _user(request)
     project = access.access_project(user, project_id)
-    try:
-        masklet = review.do_take_next_review(user, project)
-    except access.AccessDenied as exc:
-        raise PermissionDenied(str(exc)) from None
+    masklet = queue.do_take_next_review(user, project)
     if masklet is None:
         messages.info(request, f"Nothing to review in {project.name} right now.")
         return redirect("review-queue")
@@ -92,8 +90,8 @@ def _review_context(masklet: Masklet, **extra: Any) -> dict[str, Any]:
     return {
         "masklet": masklet,
         "video": masklet.video,
-        "payload": _payload(masklet),
-        "history": review.review_history(masklet),
+        "payload": payloads.review_payload(masklet),
+        "history": payloads.review_history(masklet),
         "verdicts": Review.Verdict.choices,
         **extra,
     }
@@ -103,58 +101,48 @@ def _review_context(masklet: Masklet, **extra: Any) -> dict[str, Any]:
 def review_masklet(request: HttpRequest, masklet_id: int) -> HttpResponse:
     """Play the masklet over its frames; flag frames; give a verdict (POST)."""
     user = _user(request)
-    masklet = review.access_masklet(user, masklet_id)
+    masklet = queue.access_masklet(user, masklet_id)
     project: Project = masklet.video.project
-    if not review.can_review(user, project):
-        raise PermissionDenied("Only the project's reviewers and managers review masklets")
+    if not queue.can_review(user, project):
+        raise access.AccessDenied("Only the project's reviewers and managers review masklets")
     revision = masklet.current_revision
-    if revision is not None and review.authored_upto(user, revision):
-        raise PermissionDenied("You cannot review a masklet you worked on")
+    if revision is not None and queue.authored_upto(user, revision):
+        raise SelfReview("You cannot review a masklet you worked on")
     if request.method == "POST":
         return _post_verdict(request, user, masklet)
-    held = review.do_open_review(user, masklet)
+    held = queue.do_open_review(user, masklet)
     return render(request, "review/masklet.html", _review_context(masklet, held=held))
 
 
 def _post_verdict(request: HttpRequest, user: User, masklet: Masklet) -> HttpResponse:
     try:
-        revision_id = int(request.POST.get("revision", ""))
-        revision = MaskletRevision.objects.filter(pk=revision_id, masklet=masklet).first()
+        form = validated(VerdictSerializer, _form_data(request))
+        revision = MaskletRevision.objects.filter(pk=form["revision"], masklet=masklet).first()
         if revision is None:
-            raise review.InvalidReview(f"masklet {masklet.pk} has no revision {revision_id}")
-        review.do_review(
+            raise NotFound(f"masklet {masklet.pk} has no revision {form['revision']}")
+        verdicts.do_review(
             revision,
             user,
-            request.POST.get("verdict", ""),
-            _json_field(request, "flagged_frames", []),
-            _json_field(request, "frame_notes", {}),
-            request.POST.get("comment", ""),
+            form["verdict"],
+            form["flagged_frames"],
+            form["frame_notes"],
+            form["comment"],
         )
-    except ValueError as exc:  # InvalidReview is a ValueError; so is a non-numeric revision
-        return _render_error(request, masklet, exc)
-    except (access.AccessDenied, StaleRevision, review.NotReviewable) as exc:
-        return _render_error(request, masklet, exc)
+    except EngineError as exc:
+        masklet.refresh_from_db()
+        context = _review_context(masklet, error=str(exc))
+        return render(request, "review/masklet.html", context, status=status_for(exc))
     masklet.refresh_from_db()
     messages.success(request, f"Verdict saved: masklet {masklet.pk} is now {masklet.status}.")
     return redirect("review-history", masklet_id=masklet.pk)
-
-
-def _render_error(request: HttpRequest, masklet: Masklet, exc: Exception) -> HttpResponse:
-    masklet.refresh_from_db()
-    return render(
-        request,
-        "review/masklet.html",
-        _review_context(masklet, error=str(exc)),
-        status=_error_status(exc),
-    )
 
 
 @login_required
 def review_history(request: HttpRequest, masklet_id: int) -> HttpResponse:
     """Revisions and verdicts of a masklet, for every member of its project."""
     user = _user(request)
-    masklet = review.access_masklet(user, masklet_id)
-    payload = _payload(masklet)
+    masklet = queue.access_masklet(user, masklet_id)
+    payload = payloads.review_payload(masklet)
     return render(
         request,
         "review/history.html",
@@ -163,58 +151,57 @@ def review_history(request: HttpRequest, masklet_id: int) -> HttpResponse:
             "video": masklet.video,
             "revisions": payload["revisions"],
             "history": payload["reviews"],
-            "can_review": review.can_review(user, masklet.video.project),
+            "can_review": queue.can_review(user, masklet.video.project),
         },
     )
 
 
 @login_required
 def fix_list(request: HttpRequest) -> HttpResponse:
-    fixes = list(leases.open_fix_assignments(_user(request)))
-    return render(request, "review/fixes.html", {"fixes": fixes})
+    pending = list(leases.open_fix_assignments(_user(request)))
+    return render(request, "review/fixes.html", {"fixes": pending})
+
+
+def _fix_context(assignment: Assignment, masklet: Masklet, **extra: Any) -> dict[str, Any]:
+    source = fixes.fix_review(assignment)
+    return {
+        "assignment": assignment,
+        "masklet": masklet,
+        "video": masklet.video,
+        "payload": payloads.review_payload(masklet),
+        "history": payloads.review_history(masklet),
+        "source_review": source,
+        "flag_notes": {
+            "flagged_frames": list(assignment.flagged_frames),
+            "frame_notes": dict(source.frame_notes) if source else {},
+        },
+        "pending": assignment.state in (Assignment.State.OPEN, Assignment.State.LEASED),
+        **extra,
+    }
 
 
 @login_required
 def fix_masklet(request: HttpRequest, assignment_id: int) -> HttpResponse:
     """Correct the flagged frames with a brush / eraser and resubmit (POST)."""
     user = _user(request)
-    assignment = review.access_fix_assignment(user, assignment_id)
-    assert assignment.masklet is not None
-    masklet = review.access_masklet(user, assignment.masklet.pk)
-    source = review.fix_review(assignment)
-    context = {
-        "assignment": assignment,
-        "masklet": masklet,
-        "video": masklet.video,
-        "payload": _payload(masklet),
-        "history": review.review_history(masklet),
-        "source_review": source,
-        "flag_notes": {
-            "flagged_frames": list(assignment.flagged_frames),
-            "frame_notes": dict(source.frame_notes) if source else {},
-        },
-        "pending": assignment.state in ("open", "leased"),
-    }
+    assignment = fixes.access_fix_assignment(user, assignment_id)
+    if assignment.masklet_id is None:
+        raise NotFound("No such fix assignment")
+    masklet = queue.access_masklet(user, assignment.masklet_id)
     if request.method != "POST":
-        return render(request, "review/fix.html", context)
+        return render(request, "review/fix.html", _fix_context(assignment, masklet))
     try:
-        frames = review.client_frames(masklet.video, _json_field(request, "frames", {}))
-        review.do_resubmit_fix(
+        form = validated(FixResubmitSerializer, _form_data(request))
+        fixes.do_resubmit_fix(
             assignment,
             user,
-            frames,
-            base_revision_id=int(request.POST.get("base_revision", "")),
-            note=request.POST.get("note", "")[:2000],
+            form["frames"],
+            base_revision_id=form["base_revision"],
+            note=form["note"],
         )
-    except (
-        ValueError,
-        InvalidMask,
-        access.AccessDenied,
-        StaleRevision,
-        review.NotReviewable,
-    ) as exc:
-        context["error"] = str(exc)
-        return render(request, "review/fix.html", context, status=_error_status(exc))
+    except EngineError as exc:
+        context = _fix_context(assignment, masklet, error=str(exc))
+        return render(request, "review/fix.html", context, status=status_for(exc))
     messages.success(request, f"Masklet {masklet.pk} resubmitted for review.")
     return redirect("fix-list")
 
@@ -222,9 +209,6 @@ def fix_masklet(request: HttpRequest, assignment_id: int) -> HttpResponse:
 @login_required
 def review_stats(request: HttpRequest, project_id: int) -> HttpResponse:
     """Review throughput and rejection rates, for the project's managers."""
-    try:
-        project = access.access_project_as_manager(_user(request), project_id)
-    except access.AccessDenied as exc:
-        raise PermissionDenied(str(exc)) from None
-    stats = review.review_stats(project)
-    return render(request, "review/stats.html", {"project": project, "stats": stats})
+    project = access.access_project_as_manager(_user(request), project_id)
+    summary = stats.review_stats(project)
+    return render(request, "review/stats.html", {"project": project, "stats": summary})

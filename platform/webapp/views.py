@@ -6,11 +6,11 @@ import mimetypes
 import re
 
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
+from engine import errors
 from engine.accounts import access, projects
 from engine.models import Role, User
 from webapp.forms import ProjectForm
@@ -19,7 +19,8 @@ _MEDIA_KEY = re.compile(r"^videos/(\d+)/[\w./-]+$")
 
 
 def _user(request: HttpRequest) -> User:
-    assert isinstance(request.user, User)
+    if not isinstance(request.user, User):
+        raise errors.PermissionDenied("Log in first")
     return request.user
 
 
@@ -37,7 +38,7 @@ def home(request: HttpRequest) -> HttpResponse:
 def project_new(request: HttpRequest) -> HttpResponse:
     user = _user(request)
     if not user.is_manager:
-        raise PermissionDenied("Only managers may create projects")
+        raise errors.PermissionDenied("Only managers may create projects")
     form = ProjectForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         project = projects.do_create_project(creator=user, **form.cleaned_data)
@@ -66,10 +67,7 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
 def project_manage(request: HttpRequest, project_id: int) -> HttpResponse:
     """The manager's page: upload videos and watch their ingest progress."""
     user = _user(request)
-    try:
-        project = access.access_project_as_manager(user, project_id)
-    except access.AccessDenied as exc:
-        raise PermissionDenied(str(exc)) from None
+    project = access.access_project_as_manager(user, project_id)
     return render(
         request, "project_manage.html", {"project": project, "videos": project.videos.all()}
     )

@@ -15,7 +15,8 @@ from engine.accounts.projects import do_create_user, do_set_membership
 from engine.masklets.revisions import FrameMask, StaleRevision, do_create_masklet, revision_frames
 from engine.masks.rle import decode_rle, encode_rle
 from engine.models import Assignment, Masklet, MaskletRevision, Review, Video
-from engine.review import verdicts as review
+from engine.review import fixes, history, leases, queue, stats, submission, verdicts
+from engine.review.errors import InvalidReview, NotReviewable, SelfReview
 from tests._masklets import ready_video, square, submitted_masklet
 
 H, W, N_FRAMES = 24, 32, 10
@@ -45,26 +46,43 @@ def test_submit_moves_draft_into_the_queue(video, annotator, reviewer):
     draft = do_create_masklet(
         video, author=annotator, frames={0: FrameMask(encode_rle(_box(0, 0)))}
     )
-    assert list(review.review_queue(reviewer)) == []
-    review.do_submit_masklet(draft, annotator)
-    assert [m.pk for m in review.review_queue(reviewer)] == [draft.pk]
-    with pytest.raises(review.NotReviewable):
-        review.do_submit_masklet(draft, annotator)
+    assert list(queue.review_queue(reviewer)) == []
+    submission.do_submit_masklet(draft, annotator)
+    assert [m.pk for m in queue.review_queue(reviewer)] == [draft.pk]
+    with pytest.raises(NotReviewable):
+        submission.do_submit_masklet(draft, annotator)
+
+
+def test_only_author_manager_or_fix_assignee_submit(video, project, annotator, reviewer, manager):
+    bob = do_create_user("bob", "bob-pass")
+    do_set_membership(project, bob, "annotator")
+    draft = do_create_masklet(
+        video, author=annotator, frames={0: FrameMask(encode_rle(_box(0, 0)))}
+    )
+    for intruder in (bob, reviewer):
+        with pytest.raises(AccessDenied):
+            submission.do_submit_masklet(draft, intruder)
+    draft.refresh_from_db()
+    assert draft.status == Masklet.Status.DRAFT
+    submission.do_submit_masklet(draft, manager)
+    verdicts.do_review(_current(draft), reviewer, "unsatisfactory", [0], fix_assignee=bob)
+    submission.do_submit_masklet(draft, bob)
+    assert Assignment.objects.get(kind="fix").state == "done"
 
 
 def test_satisfactory_verifies(video, annotator, reviewer):
     masklet = _submitted(video, annotator)
-    outcome = review.do_review(_current(masklet), reviewer, "satisfactory", comment="fine")
+    outcome = verdicts.do_review(_current(masklet), reviewer, "satisfactory", comment="fine")
     masklet.refresh_from_db()
     assert masklet.status == Masklet.Status.VERIFIED
     assert outcome.fix_assignment is None
     assert outcome.review.comment == "fine"
-    assert list(review.review_queue(reviewer)) == []
+    assert list(queue.review_queue(reviewer)) == []
 
 
 def test_reject_marks_rejected_without_fix(video, annotator, reviewer):
     masklet = _submitted(video, annotator)
-    review.do_review(_current(masklet), reviewer, "reject", [3], {"3": "two objects merged"})
+    verdicts.do_review(_current(masklet), reviewer, "reject", [3], {3: "two objects merged"})
     masklet.refresh_from_db()
     assert masklet.status == Masklet.Status.REJECTED
     assert not Assignment.objects.filter(kind=Assignment.Kind.FIX).exists()
@@ -73,7 +91,7 @@ def test_reject_marks_rejected_without_fix(video, annotator, reviewer):
 
 def test_unsatisfactory_creates_fix_assignment_with_flagged_frames(video, annotator, reviewer):
     masklet = _submitted(video, annotator)
-    outcome = review.do_review(
+    outcome = verdicts.do_review(
         _current(masklet),
         reviewer,
         "unsatisfactory",
@@ -89,14 +107,14 @@ def test_unsatisfactory_creates_fix_assignment_with_flagged_frames(video, annota
     assert fix.flagged_frames == [2, 6]
     assert fix.note == "tighten the edges"
     assert Review.objects.get().frame_notes == {"2": "leaks onto the table"}
-    assert [a.pk for a in review.leases.open_fix_assignments(annotator)] == [fix.pk]
+    assert [a.pk for a in leases.open_fix_assignments(annotator)] == [fix.pk]
 
 
 def test_fix_assignment_goes_to_chosen_annotator(video, annotator, reviewer, project):
     other = do_create_user("bob", "bob-pass")
     do_set_membership(project, other, "annotator")
     masklet = _submitted(video, annotator)
-    outcome = review.do_review(
+    outcome = verdicts.do_review(
         _current(masklet), reviewer, "unsatisfactory", [1], fix_assignee=other
     )
     assert outcome.fix_assignment is not None
@@ -105,23 +123,23 @@ def test_fix_assignment_goes_to_chosen_annotator(video, annotator, reviewer, pro
 
 def test_reviewer_never_reviews_own_work(video, annotator, reviewer, manager):
     own = _submitted(video, reviewer)
-    assert list(review.review_queue(reviewer)) == []
-    with pytest.raises(review.SelfReview):
-        review.do_review(_current(own), reviewer, "satisfactory")
-    assert isinstance(review.SelfReview("x"), AccessDenied)
+    assert list(queue.review_queue(reviewer)) == []
+    with pytest.raises(SelfReview):
+        verdicts.do_review(_current(own), reviewer, "satisfactory")
+    assert isinstance(SelfReview("x"), AccessDenied)
     # A masklet the reviewer touched in any earlier revision is theirs too.
     shared = _submitted(video, annotator)
-    review.do_review(_current(shared), manager, "unsatisfactory", [0])
+    verdicts.do_review(_current(shared), manager, "unsatisfactory", [0])
     fix = Assignment.objects.get(kind="fix", masklet=shared)
     fix.user = reviewer
     fix.save()
     base = _current(shared)
-    review.do_resubmit_fix(
+    fixes.do_resubmit_fix(
         fix, reviewer, {0: FrameMask(encode_rle(_box(1, 1)), "brush")}, base_revision_id=base.pk
     )
-    assert shared.pk not in [m.pk for m in review.review_queue(reviewer)]
-    with pytest.raises(review.SelfReview):
-        review.do_review(_current(shared), reviewer, "satisfactory")
+    assert shared.pk not in [m.pk for m in queue.review_queue(reviewer)]
+    with pytest.raises(SelfReview):
+        verdicts.do_review(_current(shared), reviewer, "satisfactory")
     shared.refresh_from_db()
     assert shared.status == Masklet.Status.SUBMITTED
     assert Review.objects.filter(revision__masklet=shared).count() == 1
@@ -130,20 +148,20 @@ def test_reviewer_never_reviews_own_work(video, annotator, reviewer, manager):
 def test_annotators_cannot_review(video, annotator, manager):
     masklet = _submitted(video, manager)
     with pytest.raises(AccessDenied):
-        review.do_review(_current(masklet), annotator, "satisfactory")
-    assert list(review.review_queue(annotator)) == []
+        verdicts.do_review(_current(masklet), annotator, "satisfactory")
+    assert list(queue.review_queue(annotator)) == []
 
 
 def test_stale_revision_is_a_conflict(video, annotator, reviewer, manager):
     masklet = _submitted(video, annotator)
     old = _current(masklet)
-    review.do_review(old, manager, "unsatisfactory", [4])
+    verdicts.do_review(old, manager, "unsatisfactory", [4])
     fix = Assignment.objects.get(kind="fix")
-    review.do_resubmit_fix(
+    fixes.do_resubmit_fix(
         fix, annotator, {4: FrameMask(encode_rle(_box(2, 2)), "brush")}, base_revision_id=old.pk
     )
     with pytest.raises(StaleRevision):
-        review.do_review(old, reviewer, "satisfactory")
+        verdicts.do_review(old, reviewer, "satisfactory")
     masklet.refresh_from_db()
     assert masklet.status == Masklet.Status.SUBMITTED
     assert Review.objects.count() == 1
@@ -160,13 +178,18 @@ def test_bad_input_is_refused_and_changes_nothing(video, annotator, reviewer):
         {"verdict": "unsatisfactory", "flagged_frames": [2.5]},
         {"verdict": "unsatisfactory", "flagged_frames": [True]},
         {"verdict": "unsatisfactory", "flagged_frames": "1,2"},
-        {"verdict": "unsatisfactory", "flagged_frames": [1], "frame_notes": {"2": "not flagged"}},
-        {"verdict": "unsatisfactory", "flagged_frames": [1], "frame_notes": {"1": 5}},
+        {"verdict": "unsatisfactory", "flagged_frames": [1], "frame_notes": {2: "not flagged"}},
+        {"verdict": "unsatisfactory", "flagged_frames": [1], "frame_notes": {1: 5}},
         {"verdict": "satisfactory", "flagged_frames": [1]},
+        {"verdict": "unsatisfactory", "flagged_frames": [1], "frame_notes": {"1": "str key"}},
+        {"verdict": "unsatisfactory", "flagged_frames": [1], "frame_notes": {1: "nul\x00"}},
+        {"verdict": "unsatisfactory", "flagged_frames": [1], "frame_notes": {1: "x" * 2001}},
+        {"verdict": "reject", "comment": "nul\x00"},
+        {"verdict": "reject", "comment": "x" * 10_001},
     ]
     for kwargs in bad_calls:
-        with pytest.raises(review.InvalidReview):
-            review.do_review(rev, reviewer, **kwargs)  # type: ignore[arg-type]
+        with pytest.raises(InvalidReview):
+            verdicts.do_review(rev, reviewer, **kwargs)  # type: ignore[arg-type]
     masklet.refresh_from_db()
     assert masklet.status == Masklet.Status.SUBMITTED
     assert not Review.objects.exists()
@@ -176,10 +199,10 @@ def test_bad_input_is_refused_and_changes_nothing(video, annotator, reviewer):
 def test_fix_resubmit_makes_new_revision_and_history_stays(video, annotator, reviewer):
     masklet = _submitted(video, annotator)
     first = _current(masklet)
-    review.do_review(first, reviewer, "unsatisfactory", [2, 4], {"4": "too big"})
+    verdicts.do_review(first, reviewer, "unsatisfactory", [2, 4], {4: "too big"})
     fix = Assignment.objects.get(kind="fix")
     fixed = _box(10, 10, 3)
-    revision = review.do_resubmit_fix(
+    revision = fixes.do_resubmit_fix(
         fix, annotator, {4: FrameMask(encode_rle(fixed), "brush")}, base_revision_id=first.pk
     )
     masklet.refresh_from_db()
@@ -193,20 +216,20 @@ def test_fix_resubmit_makes_new_revision_and_history_stays(video, annotator, rev
     frames = revision_frames(revision)
     assert np.array_equal(decode_rle(frames[4].rle), fixed)  # type: ignore[arg-type]
     assert np.array_equal(decode_rle(frames[2].rle), _box(2, 2))  # type: ignore[arg-type]
-    with pytest.raises(review.NotReviewable):
-        review.do_resubmit_fix(fix, annotator, {}, base_revision_id=revision.pk)
+    with pytest.raises(NotReviewable):
+        fixes.do_resubmit_fix(fix, annotator, {}, base_revision_id=revision.pk)
 
-    review.do_review(revision, reviewer, "satisfactory")
+    verdicts.do_review(revision, reviewer, "satisfactory")
     masklet.refresh_from_db()
     assert masklet.status == Masklet.Status.VERIFIED
-    history = review.review_history(masklet)
-    assert [(h["revision"], h["verdict"]) for h in history] == [
+    reviews = list(history.masklet_reviews(masklet))
+    assert [(r.revision.number, r.verdict) for r in reviews] == [
         (1, "unsatisfactory"),
         (2, "satisfactory"),
     ]
-    assert history[0]["flagged_frames"] == [2, 4]
+    assert reviews[0].flagged_frames == [2, 4]
     assert MaskletRevision.objects.filter(masklet=masklet).count() == 2
-    edits = review.frame_edit_history(masklet)
+    edits = history.frame_edit_history(masklet)
     assert [(e.revision_number, e.author) for e in edits[4]] == [(1, "alice"), (2, "alice")]
     assert [e.revision_number for e in edits[2]] == [1]
     assert edits[4][1].source == "brush"
@@ -215,12 +238,12 @@ def test_fix_resubmit_makes_new_revision_and_history_stays(video, annotator, rev
 def test_fix_by_someone_else_is_refused(video, annotator, reviewer, outsider):
     masklet = _submitted(video, annotator)
     rev = _current(masklet)
-    review.do_review(rev, reviewer, "unsatisfactory", [0])
+    verdicts.do_review(rev, reviewer, "unsatisfactory", [0])
     fix = Assignment.objects.get(kind="fix")
     with pytest.raises(AccessDenied):
-        review.do_resubmit_fix(fix, reviewer, {}, base_revision_id=rev.pk)
+        fixes.do_resubmit_fix(fix, reviewer, {}, base_revision_id=rev.pk)
     with pytest.raises(StaleRevision):
-        review.do_resubmit_fix(fix, annotator, {}, base_revision_id=rev.pk + 1000)
+        fixes.do_resubmit_fix(fix, annotator, {}, base_revision_id=rev.pk + 1000)
     fix.refresh_from_db()
     masklet.refresh_from_db()
     assert fix.state == "open"
@@ -230,11 +253,11 @@ def test_fix_by_someone_else_is_refused(video, annotator, reviewer, outsider):
 def test_authorless_auto_masklet_fix_is_open_to_annotators(video, annotator, reviewer):
     masklet = _submitted(video, annotator)
     MaskletRevision.objects.filter(masklet=masklet).update(author=None)
-    review.do_review(_current(masklet), reviewer, "unsatisfactory", [0])
+    verdicts.do_review(_current(masklet), reviewer, "unsatisfactory", [0])
     fix = Assignment.objects.get(kind="fix")
     assert fix.user is None
-    assert [a.pk for a in review.leases.open_fix_assignments(annotator)] == [fix.pk]
-    review.do_resubmit_fix(fix, annotator, {}, base_revision_id=_current(masklet).pk)
+    assert [a.pk for a in leases.open_fix_assignments(annotator)] == [fix.pk]
+    fixes.do_resubmit_fix(fix, annotator, {}, base_revision_id=_current(masklet).pk)
     fix.refresh_from_db()
     assert fix.user == annotator
     assert fix.state == "done"
@@ -244,47 +267,23 @@ def test_take_next_leases_and_lease_expiry_returns_work(video, annotator, review
     first = _submitted(video, annotator)
     second = _submitted(video, annotator)
     project = video.project
-    assert review.do_take_next_review(reviewer, project) == first
+    assert queue.do_take_next_review(reviewer, project) == first
     # Taking again resumes the held masklet; another reviewer gets the next one.
-    assert review.do_take_next_review(reviewer, project) == first
-    assert review.do_take_next_review(manager, project) == second
-    assert review.do_take_next_review(manager, project) == second
-    assert [m.pk for m in review.review_queue(manager)] == [second.pk]
+    assert queue.do_take_next_review(reviewer, project) == first
+    assert queue.do_take_next_review(manager, project) == second
+    assert queue.do_take_next_review(manager, project) == second
+    assert [m.pk for m in queue.review_queue(manager)] == [second.pk]
     Assignment.objects.filter(kind="review", user=reviewer).update(
         lease_expires_at=timezone.now() - timedelta(seconds=1)
     )
-    assert first.pk in [m.pk for m in review.review_queue(manager)]
-    assert review.leases.expire_review_leases() == 1
+    assert first.pk in [m.pk for m in queue.review_queue(manager)]
+    assert leases.expire_review_leases() == 1
     assert Assignment.objects.get(kind="review", user=reviewer).state == "cancelled"
-    assert review.do_take_next_review(manager, project) == second  # still holds its lease
-    review.do_review(_current(second), manager, "satisfactory")
+    assert queue.do_take_next_review(manager, project) == second  # still holds its lease
+    verdicts.do_review(_current(second), manager, "satisfactory")
     assert Assignment.objects.get(kind="review", user=manager).state == "done"
     with pytest.raises(AccessDenied):
-        review.do_take_next_review(annotator, project)
-
-
-def test_mask_from_client_checks_size_and_counts(video):
-    mask = _box(3, 5)
-    flat = mask.flatten(order="F")
-    runs, value, run = [], False, 0
-    for pixel in flat:
-        if pixel != value:
-            runs.append(run)
-            value, run = pixel, 0
-        run += 1
-    runs.append(run)
-    rle = review.mask_from_client(video, {"size": [H, W], "counts": runs})
-    assert np.array_equal(decode_rle(rle), mask)
-    assert review.mask_from_client(video, encode_rle(mask)) == encode_rle(mask)
-    for bad in (
-        {"size": [H, W], "counts": runs[:-1]},
-        {"size": [H, W], "counts": [-1, H * W + 1]},
-        {"size": [W, H], "counts": runs},
-        {"size": [H, W], "counts": 5},
-        {"counts": runs},
-    ):
-        with pytest.raises(review.InvalidReview):
-            review.mask_from_client(video, bad)
+        queue.do_take_next_review(annotator, project)
 
 
 def test_stats_on_a_known_set_of_reviews(video, project, annotator, reviewer, manager):
@@ -299,20 +298,25 @@ def test_stats_on_a_known_set_of_reviews(video, project, annotator, reviewer, ma
     for who, verdict, day in plan:
         masklet = _submitted(video, annotator)
         flags = [0] if verdict == "unsatisfactory" else []
-        outcome = review.do_review(_current(masklet), who, verdict, flags)
+        outcome = verdicts.do_review(_current(masklet), who, verdict, flags)
         when = dt.datetime(2026, 3, day, 12, tzinfo=dt.UTC)
         Review.objects.filter(pk=outcome.review.pk).update(created_at=when)
-    stats = review.review_stats(project)
-    assert (stats.total, stats.satisfactory, stats.unsatisfactory, stats.rejected) == (6, 3, 2, 1)
-    assert stats.unsatisfactory_rate == pytest.approx(2 / 6)
-    assert stats.reject_rate == pytest.approx(1 / 6)
-    assert stats.per_day == [
+    summary = stats.review_stats(project)
+    assert (summary.total, summary.satisfactory, summary.unsatisfactory, summary.rejected) == (
+        6,
+        3,
+        2,
+        1,
+    )
+    assert summary.unsatisfactory_rate == pytest.approx(2 / 6)
+    assert summary.reject_rate == pytest.approx(1 / 6)
+    assert summary.per_day == [
         (dt.date(2026, 3, 1), 3),
         (dt.date(2026, 3, 2), 2),
         (dt.date(2026, 3, 3), 1),
     ]
-    assert stats.reviews_per_active_day == pytest.approx(2.0)
-    rene, maria = stats.per_reviewer
+    assert summary.reviews_per_active_day == pytest.approx(2.0)
+    rene, maria = summary.per_reviewer
     assert (
         rene.reviewer,
         rene.reviews,
@@ -323,10 +327,10 @@ def test_stats_on_a_known_set_of_reviews(video, project, annotator, reviewer, ma
     ) == ("rene", 4, 2, 1, 1, 2)
     assert (maria.reviewer, maria.reviews, maria.active_days) == ("maria", 2, 2)
     assert rene.reviews_per_active_day == pytest.approx(2.0)
-    data = stats.to_json()
+    data = summary.to_json()
     assert data["per_day"][0] == {"day": "2026-03-01", "reviews": 3}
     assert data["per_reviewer"][1]["reviewer"] == "maria"
-    empty = review.review_stats(type(project).objects.create(name="Empty", created_by=manager))
+    empty = stats.review_stats(type(project).objects.create(name="Empty", created_by=manager))
     assert (empty.total, empty.unsatisfactory_rate, empty.reject_rate) == (0, 0.0, 0.0)
 
 
@@ -362,12 +366,12 @@ def test_concurrent_verdicts_one_wins(project, annotator, reviewer, manager):
     masklet = _submitted(video, annotator)
     revision = _current(masklet)
     results = _race(
-        lambda: review.do_review(revision, reviewer, "satisfactory"),
-        lambda: review.do_review(revision, manager, "unsatisfactory", [1]),
+        lambda: verdicts.do_review(revision, reviewer, "satisfactory"),
+        lambda: verdicts.do_review(revision, manager, "unsatisfactory", [1]),
     )
     errors = [r for r in results if isinstance(r, Exception)]
     assert len(errors) == 1
-    assert isinstance(errors[0], review.NotReviewable)
+    assert isinstance(errors[0], NotReviewable)
     assert Review.objects.count() == 1
     masklet.refresh_from_db()
     winner = Review.objects.get().verdict
@@ -382,7 +386,7 @@ def test_concurrent_take_next_gives_different_masklets(project, annotator, revie
     )
     first, second = _submitted(video, annotator), _submitted(video, annotator)
     results = _race(
-        lambda: review.do_take_next_review(reviewer, project),
-        lambda: review.do_take_next_review(manager, project),
+        lambda: queue.do_take_next_review(reviewer, project),
+        lambda: queue.do_take_next_review(manager, project),
     )
     assert sorted(m.pk for m in results) == sorted([first.pk, second.pk])

@@ -8,7 +8,8 @@ import pytest
 from engine.masklets.revisions import FrameMask, do_create_masklet
 from engine.masks.rle import decode_rle, encode_rle
 from engine.models import Assignment, Masklet, Review, Video
-from engine.review import verdicts as review
+from engine.review.submission import do_submit_masklet
+from engine.review.verdicts import do_review
 from tests._clients import api_client
 from tests._masklets import ready_video, square, submitted_masklet
 
@@ -56,7 +57,7 @@ def test_take_next(masklet, reviewer, annotator):
         "/api/review/queue/next/", {"project": project}, format="json"
     )
     assert refused.status_code == 403
-    review.do_review(masklet.current_revision, reviewer, "satisfactory")
+    do_review(masklet.current_revision, reviewer, "satisfactory")
     empty = api_client(reviewer).post(
         "/api/review/queue/next/", {"project": project}, format="json"
     )
@@ -101,7 +102,7 @@ def test_verdict_errors_are_4xx_and_change_nothing(masklet, reviewer, annotator)
 def test_self_review_is_403(project, reviewer):
     video = Video.objects.create(project=project, name="w.mp4", width=W, height=H, frame_count=2)
     own = do_create_masklet(video, author=reviewer, frames={0: FrameMask(encode_rle(_box(0, 0)))})
-    review.do_submit_masklet(own, reviewer)
+    do_submit_masklet(own, reviewer)
     response = api_client(reviewer).post(
         f"/api/masklets/{own.pk}/reviews/",
         {"revision": own.current_revision_id, "verdict": "satisfactory"},
@@ -211,7 +212,7 @@ def test_submit_endpoint(project, annotator, reviewer):
 
 
 def test_stats_for_managers_only(masklet, reviewer, manager):
-    review.do_review(masklet.current_revision, reviewer, "reject", [2], {"2": "two cups"})
+    do_review(masklet.current_revision, reviewer, "reject", [2], {2: "two cups"})
     url = f"/api/projects/{masklet.video.project_id}/review-stats/"
     assert api_client(reviewer).get(url).status_code == 403
     stats = api_client(manager).get(url).json()

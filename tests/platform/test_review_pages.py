@@ -10,7 +10,7 @@ import pytest
 from engine.masklets.revisions import FrameMask, do_create_masklet
 from engine.masks.rle import decode_rle, encode_rle
 from engine.models import Assignment, Masklet, Review
-from engine.review import verdicts as review
+from engine.review.submission import do_submit_masklet
 from tests._clients import web_client
 from tests._masklets import ready_video, square, submitted_masklet
 
@@ -63,7 +63,7 @@ def test_own_work_and_non_reviewers_get_403(masklet, annotator, project, reviewe
     own = do_create_masklet(
         masklet.video, author=reviewer, frames={0: FrameMask(encode_rle(_box(0, 0)))}
     )
-    review.do_submit_masklet(own, reviewer)
+    do_submit_masklet(own, reviewer)
     assert web_client(reviewer).get(f"/review/masklets/{own.pk}/").status_code == 403
     post = web_client(reviewer).post(
         f"/review/masklets/{own.pk}/",
