@@ -39,7 +39,7 @@ from .edits import FRAME_SOURCE, FrameEdit, check_edits
 
 MAX_LABEL_CHARS = 200
 EDITABLE = (Masklet.Status.DRAFT, Masklet.Status.NEEDS_FIX)
-_EVENT_KIND = {
+_EVENT_KIND: dict[str, str] = {
     DraftEdit.Source.CLICK: InteractionEvent.Kind.CLICK,
     DraftEdit.Source.BOX: InteractionEvent.Kind.BOX,
     DraftEdit.Source.MASK: InteractionEvent.Kind.MASK,
@@ -209,37 +209,31 @@ def _frame_source(source: str) -> str:
 def _record_edit_events(
     user: User, masklet: Masklet, lease: Assignment, edits: Sequence[FrameEdit], version: int
 ) -> None:
+    """One event per click, box, mask prompt or stroke; one per propagation batch."""
     phase = masklet.video.project.phase
-    common = {"masklet": masklet, "assignment": lease, "phase": phase}
-    events = [
-        telemetry.event_row(
+
+    def row(kind: str, frame: int, payload: dict[str, Any]) -> InteractionEvent:
+        return telemetry.event_row(
             user,
             masklet.video,
-            _EVENT_KIND[e.source],
-            e.frame_index,
-            {"tool": e.tool, "version": version},
-            **common,
+            kind,
+            frame,
+            payload,
+            phase=phase,
+            masklet=masklet,
+            assignment=lease,
         )
+
+    events = [
+        row(_EVENT_KIND[e.source], e.frame_index, {"tool": e.tool, "version": version})
         for e in edits
         if e.source in _EVENT_KIND
     ]
     propagated = sorted(e.frame_index for e in edits if e.source == DraftEdit.Source.PROPAGATED)
     if propagated:
-        events.append(
-            telemetry.event_row(
-                user,
-                masklet.video,
-                InteractionEvent.Kind.PROPAGATE,
-                propagated[0],
-                {
-                    "frames": len(propagated),
-                    "first": propagated[0],
-                    "last": propagated[-1],
-                    "version": version,
-                },
-                **common,
-            )
-        )
+        first, last = propagated[0], propagated[-1]
+        payload = {"frames": len(propagated), "first": first, "last": last, "version": version}
+        events.append(row(InteractionEvent.Kind.PROPAGATE, first, payload))
     InteractionEvent.objects.bulk_create(events)
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from engine.annotation.edits import MAX_POINTS, FrameEdit, Prompt
@@ -20,6 +22,7 @@ MAX_RLE_CHARS = 1_000_000
 MAX_ID = 2**53
 
 
+@extend_schema_field(OpenApiTypes.INT)
 class StrictIdField(serializers.Field):
     """A non-negative integer sent as a JSON integer or ASCII digits ("12"; not "١٢", " 12")."""
 
@@ -38,6 +41,7 @@ class StrictIdField(serializers.Field):
         return value
 
 
+@extend_schema_field(OpenApiTypes.NUMBER)
 class FiniteNumberField(serializers.Field):
     """A finite JSON number; strings and booleans are refused."""
 
@@ -54,10 +58,14 @@ class FiniteNumberField(serializers.Field):
         return value
 
 
+@extend_schema_field(OpenApiTypes.OBJECT)
 class RleField(serializers.Field):
     """COCO RLE ``{"size": [H, W], "counts": str | [int]}``, or null (object absent)."""
 
-    default_error_messages = {"invalid": "An RLE is {'size': [H, W], 'counts': string | [int]}."}
+    # No braces: DRF formats these messages with str.format.
+    default_error_messages = {
+        "invalid": 'An RLE is an object with "size": [H, W] and "counts": a string or integers.'
+    }
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("allow_null", True)
@@ -138,7 +146,7 @@ class ProjectRequestSerializer(serializers.Serializer):
 
 
 class LabelSerializer(serializers.Serializer):
-    label = serializers.CharField(
+    label = serializers.CharField(  # type: ignore[assignment]  # a field, not Field.label
         max_length=200, allow_blank=True, default="", trim_whitespace=True
     )
 
@@ -176,7 +184,7 @@ class MaskletSummarySerializer(serializers.Serializer):
     id = serializers.IntegerField()
     video = serializers.IntegerField()
     object_id = serializers.IntegerField()
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]  # a field, not Field.label
     status = serializers.CharField()
     version = serializers.IntegerField()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -39,7 +40,7 @@ def masklet(annotator, lease):
     return drafts.do_create_object(annotator, lease, "cup")
 
 
-def _decoded(masklet: Masklet) -> dict[int, np.ndarray | None]:
+def _decoded(masklet: Masklet) -> dict[int, Any]:
     return {
         i: None if f.rle is None else decode_rle(f.rle)
         for i, f in drafts.draft_frames(masklet).items()
@@ -182,7 +183,7 @@ def test_submit_makes_a_revision_and_starts_a_new_draft(annotator, masklet):
     assert revision.number == 1
     assert revision.author == annotator
     assert revision.edited_frames == [0]
-    decoded = {
+    decoded: dict[int, Any] = {
         i: None if f.rle is None else decode_rle(f.rle)
         for i, f in revision_frames(revision).items()
     }

@@ -36,6 +36,7 @@ def test_take_next_is_idempotent_and_exclusive(project, annotator, second):
     assert a1.pk == a2.pk
     assert {a1.video_id, b1.video_id} == {first.pk, other.pk}
     assert a1.kind == b1.kind == Assignment.Kind.ANNOTATE
+    assert a1.lease_expires_at is not None
     assert a1.lease_expires_at > timezone.now()
     # a third taker finds nothing left
     third = do_create_user("carl", "carl-pass", "annotator")
@@ -80,7 +81,10 @@ def test_renew_release_and_manager_view(project, annotator, second, manager):
     lease = leases.do_take_next_video(annotator, project)
     assert lease is not None
     before = lease.lease_expires_at
-    assert leases.do_renew_lease(annotator, lease).lease_expires_at >= before
+    after = leases.do_renew_lease(annotator, lease).lease_expires_at
+    assert before is not None
+    assert after is not None
+    assert after >= before
     with pytest.raises(leases.NotLeaseHolder):
         leases.do_renew_lease(second, lease)
     assert list(leases.annotation_leases_for_project(project)) == [lease]
