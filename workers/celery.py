@@ -25,4 +25,5 @@ app.conf.imports = (
     "workers.tasks.datasets",
     "workers.tasks.propagation",
     "workers.tasks.maintenance",
+    "workers.tasks.annotation",
 )

@@ -214,6 +214,7 @@ CELERY_TASK_ROUTES = {
     "workers.run_import": {"queue": "default"},
     "workers.auto_masklets": {"queue": "propagate"},
     "workers.recover_orphaned_jobs": {"queue": "default"},
+    "workers.expire_annotation_leases": {"queue": "default"},
 }
 # engine sends tasks by name through this function (engine.jobs.dispatch imports it on first
 # use; a dotted path here keeps engine free of Celery and workers).
@@ -225,6 +226,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "workers.recover_orphaned_jobs",
         "schedule": float(JOB_RECOVERY_INTERVAL_SECONDS),
         "options": {"queue": "default", "expires": float(JOB_RECOVERY_INTERVAL_SECONDS)},
+    },
+    # Expired annotate and fix leases go back to the annotators' queue.
+    "expire-annotation-leases": {
+        "task": "workers.expire_annotation_leases",
+        "schedule": 60.0,
+        "options": {"queue": "default", "expires": 60.0},
     },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")

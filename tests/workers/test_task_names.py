@@ -42,6 +42,7 @@ def test_task_names_are_pinned() -> None:
         "workers.run_import",
         "workers.auto_masklets",
         "workers.recover_orphaned_jobs",
+        "workers.expire_annotation_leases",
     }
     assert JOB_TASKS == {
         "ingest": ("workers.ingest_video", "default"),
