@@ -87,7 +87,9 @@ def _access_masklet(user: User, masklet_id: int) -> Masklet:
     return found
 
 
-@extend_schema(request=s.ProjectRequestSerializer, responses={200: s.LeaseSerializer, 204: None})
+@extend_schema(
+    request=s.ProjectRequestSerializer, responses={200: s.LeaseSerializer, 204: None, **ERRORS}
+)
 @api_view(["POST"])
 def take_next(request: Request) -> Response:
     """Lease the caller their next video (or fix) of ``project``; 204 when nothing is left."""
