@@ -56,7 +56,7 @@ class StrictIntegerField(serializers.Field):
         value = parse_int(data)
         if not self.min_value <= value <= self.max_value:
             raise serializers.ValidationError(
-                f"{value} is out of range ({self.min_value}..{self.max_value})"
+                f"{_shown(value)} is out of range ({self.min_value}..{self.max_value})"
             )
         return value
 
