@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from django.db import transaction
 
+from engine.errors import InvalidInput
 from engine.models import Membership, Project, Role, User
+from model.config import CONFIGS
+
+DEFAULT_MODEL_CONFIG = "sam2.1_hiera_t"
 
 
 def do_create_user(username: str, password: str, role: str = Role.ANNOTATOR, **extra: str) -> User:
@@ -15,17 +19,41 @@ def do_create_user(username: str, password: str, role: str = Role.ANNOTATOR, **e
 
 @transaction.atomic
 def do_create_project(
-    name: str, creator: User, *, annotation_fps: float = 6.0, phase: int = 3, description: str = ""
+    name: str,
+    creator: User,
+    *,
+    annotation_fps: float = 6.0,
+    phase: int = 3,
+    description: str = "",
+    model_config: str = DEFAULT_MODEL_CONFIG,
 ) -> Project:
-    """Create a project; its creator becomes its first manager."""
-    if annotation_fps <= 0 or annotation_fps > 60:
-        raise ValueError("annotation fps must be in (0, 60]")
+    """Create a project; its creator becomes its first manager.
+
+    Args:
+        model_config: the SAM 2 configuration its annotation uses, a name of
+            ``model.config.CONFIGS``.
+
+    Raises:
+        InvalidInput: an fps outside (0, 60], an unknown phase or model configuration, or text
+            with NUL (PostgreSQL refuses it).
+    """
+    if not 0 < annotation_fps <= 60:  # also refuses NaN
+        raise InvalidInput("annotation fps must be in (0, 60]")
+    if phase not in Project.Phase.values:
+        raise InvalidInput(f"unknown phase {phase!r}; choose one of {Project.Phase.values}")
+    if model_config not in CONFIGS:
+        raise InvalidInput(
+            f"unknown model configuration {model_config!r}; choose one of {', '.join(CONFIGS)}"
+        )
+    if "\x00" in name or "\x00" in description:
+        raise InvalidInput("a project's name and description cannot hold NUL characters")
     project = Project.objects.create(
         name=name,
         created_by=creator,
         annotation_fps=annotation_fps,
         phase=phase,
         description=description,
+        model_config=model_config,
     )
     Membership.objects.create(project=project, user=creator, role=Role.MANAGER)
     return project

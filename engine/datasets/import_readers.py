@@ -12,10 +12,10 @@ Bad input raises :class:`DatasetImportError` with a message fit for a 400 respon
 
 from __future__ import annotations
 
-import json
 import re
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,7 +24,8 @@ from typing import Any
 
 from django.conf import settings
 
-from engine.datasets.formats.coco import read_coco, tracks
+from engine.datasets.formats._fields import text, whole
+from engine.datasets.formats.coco import parse_coco, tracks
 from engine.datasets.formats.davis import (
     DavisLayout,
     iter_davis_frames,
@@ -32,6 +33,7 @@ from engine.datasets.formats.davis import (
     read_davis_video,
 )
 from engine.datasets.formats.sav import SavAnnotation, parse_sav
+from engine.datasets.json_limits import JsonTooDeep, load_json
 from engine.errors import InvalidInput
 from engine.masklets.revisions import FrameMask
 from engine.masks.rle import Rle, empty_rle
@@ -88,7 +90,10 @@ def opened_source(path: Path) -> Iterator[Path]:
     if path.is_file() and zipfile.is_zipfile(path):
         with tempfile.TemporaryDirectory(prefix="import-") as tmp:
             root = Path(tmp)
-            _safe_extract(path, root)
+            try:
+                _safe_extract(path, root)
+            except zipfile.BadZipFile as exc:  # e.g. a damaged central directory
+                raise DatasetImportError(f"the zip is damaged: {exc}") from None
             yield _unwrap_single_folder(root)
         return
     yield path
@@ -108,7 +113,13 @@ def _safe_extract(archive: Path, root: Path) -> None:
             target = (root / member.filename).resolve()
             if not target.is_relative_to(root.resolve()) or member.filename.startswith("/"):
                 raise DatasetImportError(f"the zip entry {member.filename!r} escapes its folder")
-        zf.extractall(root)
+            if member.flag_bits & 0x1:
+                raise DatasetImportError(f"the zip entry {member.filename!r} is encrypted")
+        try:
+            zf.extractall(root)
+        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+            # A bad CRC, a truncated or corrupt member, an unsupported compression method.
+            raise DatasetImportError(f"the zip is damaged: {exc}") from None
 
 
 def _unwrap_single_folder(root: Path) -> Path:
@@ -145,8 +156,10 @@ def detect_format(path: Path) -> str:
 def _load_json(path: Path) -> dict[str, Any]:
     try:
         with path.open(encoding="utf-8") as fh:
-            doc = json.load(fh)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            doc = load_json(fh)
+    except JsonTooDeep as exc:
+        raise DatasetImportError(f"{path.name}: {exc}") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, too many digits
         raise DatasetImportError(f"{path.name} is not JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise DatasetImportError(f"{path.name} holds a JSON {type(doc).__name__}, not an object")
@@ -183,7 +196,7 @@ def _read_sav(path: Path) -> Iterator[ImportVideo]:
         annotation: SavAnnotation = parse_sav(_load_json(path))
     except DatasetImportError:
         raise
-    except (ValueError, TypeError, KeyError, IndexError) as exc:
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
         raise DatasetImportError(f"{path.name} is not a valid SA-V file: {exc}") from None
     video = annotation.video
     rows = annotation.annotated_frame_count
@@ -235,31 +248,31 @@ def _read_davis(root: Path) -> Iterator[ImportVideo]:
         raise DatasetImportError("the DAVIS folder has no Annotations/<video>/ folders")
     meta_path = root / "meta.json"
     meta = _load_json(meta_path).get("videos", {}) if meta_path.is_file() else {}
+    if not isinstance(meta, dict):
+        raise DatasetImportError("meta.json: 'videos' must be an object")
     for name in names:
         try:
             masks = read_davis_video(root, name)
+            entry = _davis_meta_entry(meta.get(name))
         except (ValueError, OSError) as exc:
             raise DatasetImportError(f"DAVIS video {name}: {exc}") from None
-        objects = (meta.get(name) or {}).get("objects") or {}
         height, width = masks.frame_hw
         masklets = []
         for palette_index, frames in masks.masklets.items():
-            info = objects.get(str(palette_index)) or {}
-            kind = str(info["kind"]) if info.get("kind") in Masklet.Kind.values else "manual"
-            object_id = info.get("object_id")
+            info = entry["objects"].get(str(palette_index), {})
             masklets.append(
                 ImportMasklet(
-                    kind=kind,
+                    kind=info.get("kind", "manual"),
                     frames={t: FrameMask(rle, "import") for t, rle in frames.items()},
                     source_id=palette_index,
-                    label=str(info.get("category") or ""),
-                    object_id=int(object_id) if isinstance(object_id, int) else None,
+                    label=info.get("category", ""),
+                    object_id=info.get("object_id"),
                 )
             )
         frames_dir = root / DavisLayout().images_dir / name
         jpeg_indices = [i for i, _ in iter_davis_frames(root, name)] if frames_dir.is_dir() else []
         last = max([*masks.frame_indices, *jpeg_indices])
-        frame_count = max(last + 1, int((meta.get(name) or {}).get("frame_count") or 0))
+        frame_count = max(last + 1, entry["frame_count"])
         yield ImportVideo(
             name=name,
             fmt="davis",
@@ -272,14 +285,35 @@ def _read_davis(root: Path) -> Iterator[ImportVideo]:
         )
 
 
+def _davis_meta_entry(entry: Any) -> dict[str, Any]:
+    """One video's ``meta.json`` entry, checked: ``{"frame_count": int, "objects": {palette
+    index: {"kind", "category", "object_id"}}}`` with only the keys present and valid."""
+    entry = entry or {}
+    objects = entry.get("objects") or {} if isinstance(entry, dict) else None
+    if not isinstance(objects, dict):
+        raise ValueError("its meta.json entry must be an object with an 'objects' object")
+    checked: dict[str, dict[str, Any]] = {}
+    for key, info in objects.items():
+        if not isinstance(info, dict):
+            raise ValueError(f"meta.json object {key!r} must be an object")
+        out: dict[str, Any] = {}
+        if info.get("kind") in Masklet.Kind.values:
+            out["kind"] = str(info["kind"])
+        if info.get("category"):
+            out["category"] = text(info["category"], "meta.json category", max_chars=200)
+        if info.get("object_id") is not None:
+            out["object_id"] = whole(info["object_id"], "meta.json object_id")
+        checked[key] = out
+    frame_count = whole(entry.get("frame_count") or 0, "meta.json frame_count")
+    return {"frame_count": frame_count, "objects": checked}
+
+
 def _read_coco(path: Path) -> Iterator[ImportVideo]:
+    doc = _load_json(path)
     try:
-        with path.open(encoding="utf-8") as fh:
-            dataset = read_coco(fh)
+        dataset = parse_coco(doc)
         grouped = tracks(dataset)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DatasetImportError(f"{path.name} is not JSON: {exc}") from None
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError, KeyError, OverflowError) as exc:
         raise DatasetImportError(f"{path.name} is not a valid COCO file: {exc}") from None
     categories = {c.id: c.name for c in dataset.categories}
     videos = {v.id: v for v in dataset.videos}

@@ -7,6 +7,10 @@ input and hands back Fortran arrays; this module hides both facts.
 
 ``None`` stands for "the object is absent on that frame / has no mask there"; the ``*_or_none``
 helpers pass it through, which keeps per-frame loops free of special cases.
+
+Every RLE that reaches pycocotools goes through :func:`normalize_rle`, which refuses one whose
+runs do not cover exactly ``H * W`` pixels: pycocotools does not check, and decodes such a string
+into uninitialised memory (``""`` on a 4x5 mask "decodes" to 640 foreground pixels).
 """
 
 from __future__ import annotations
@@ -16,6 +20,16 @@ from typing import Any, TypedDict
 
 import numpy as np
 from pycocotools import mask as coco_mask
+
+from engine.errors import InvalidInput
+
+#: Largest mask side accepted (pixels): 8K video is 7680x4320.
+MAX_MASK_SIDE = 1 << 15
+_MAX_RUN_CHUNKS = 7  # 7 x 5 bits covers any run of a MAX_MASK_SIDE**2 mask
+
+
+class InvalidRle(InvalidInput):
+    """An RLE that does not describe a ``[H, W]`` mask (HTTP 400)."""
 
 
 class Rle(TypedDict):
@@ -72,23 +86,108 @@ def normalize_rle(rle: Rle | dict[str, Any]) -> Rle:
     """Return the compressed-string form of an RLE given with ``counts`` as str, bytes or a list.
 
     A list of counts is COCO's *uncompressed* RLE (column-major run lengths starting with zeros).
+
+    Raises:
+        InvalidRle: ``size`` is not ``[H, W]`` with sides in ``1..MAX_MASK_SIDE``, or the runs are
+            malformed, negative or do not cover exactly ``H * W`` pixels.
     """
-    size = [int(rle["size"][0]), int(rle["size"][1])]
+    if not isinstance(rle, dict) or "size" not in rle or "counts" not in rle:
+        raise InvalidRle("an RLE is {'size': [H, W], 'counts': str | [int]}")
+    height, width = _check_size(rle["size"])
     counts = rle["counts"]
-    if isinstance(counts, str):
-        return {"size": size, "counts": counts}
     if isinstance(counts, bytes):
-        return {"size": size, "counts": counts.decode("ascii")}
+        try:
+            counts = counts.decode("ascii")
+        except UnicodeDecodeError:
+            raise InvalidRle("RLE counts contain a character outside COCO's alphabet") from None
+    if isinstance(counts, str):
+        _check_runs(_compressed_runs(counts), height, width)
+        return {"size": [height, width], "counts": counts}
     if isinstance(counts, list):
-        compressed = coco_mask.frPyObjects({"size": size, "counts": counts}, size[0], size[1])
-        return {"size": size, "counts": compressed["counts"].decode("ascii")}
-    raise TypeError(f"unsupported RLE counts type {type(counts).__name__}")
+        if not all(type(c) is int for c in counts):
+            raise InvalidRle("uncompressed RLE counts must be integers")
+        _check_runs(np.asarray(counts, dtype=object), height, width)
+        compressed = coco_mask.frPyObjects(
+            {"size": [height, width], "counts": counts}, height, width
+        )
+        return {"size": [height, width], "counts": compressed["counts"].decode("ascii")}
+    raise InvalidRle(f"unsupported RLE counts type {type(counts).__name__}")
+
+
+def _check_size(size: Any) -> tuple[int, int]:
+    if (
+        not isinstance(size, list | tuple)
+        or len(size) != 2
+        or not all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in size)
+        or not all(0 < v <= MAX_MASK_SIDE for v in size)
+    ):
+        raise InvalidRle(f"RLE size must be [H, W] with whole numbers 1..{MAX_MASK_SIDE}")
+    return int(size[0]), int(size[1])
+
+
+def _compressed_runs(counts: str) -> np.ndarray:
+    """Run lengths of COCO's compressed counts string, as pycocotools' ``rleFrString`` reads it.
+
+    Each run is 5-bit groups, least significant first, one character each (``chr(48 + group)``;
+    bit 0x20 means "more groups follow", bit 0x10 of the last group is the sign); from the 4th
+    run on, each is stored as the difference from the run two before it.
+    """
+    if not counts.isascii():
+        raise InvalidRle("RLE counts contain a character outside COCO's alphabet")
+    groups = np.frombuffer(counts.encode("ascii"), dtype=np.uint8).astype(np.int64) - 48
+    if groups.size == 0:
+        return groups
+    if groups.min() < 0 or groups.max() > 63:
+        raise InvalidRle("RLE counts contain a character outside COCO's alphabet")
+    more = (groups & 0x20) != 0
+    if more[-1]:
+        raise InvalidRle("RLE counts end in the middle of a number")
+    ends = np.flatnonzero(~more)
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    lengths = ends - starts + 1
+    if lengths.max() > _MAX_RUN_CHUNKS:
+        raise InvalidRle("RLE counts hold a run longer than any mask")
+    shift = 5 * (np.arange(groups.size) - np.repeat(starts, lengths))
+    runs = np.add.reduceat((groups & 0x1F) << shift, starts)
+    negative = (groups[ends] & 0x10) != 0
+    runs = np.where(negative, runs | np.left_shift(-1, 5 * lengths), runs)
+    # Undo the delta coding: runs[j] += runs[j - 2] for j >= 3, i.e. two running sums.
+    if runs.size > 3:
+        runs[3::2] = runs[1] + np.cumsum(runs[3::2])
+    if runs.size > 4:
+        runs[4::2] = runs[2] + np.cumsum(runs[4::2])
+    return runs
+
+
+def _check_runs(runs: np.ndarray, height: int, width: int) -> None:
+    if runs.size and runs.min() < 0:
+        raise InvalidRle("RLE counts hold a negative run")
+    total = int(runs.sum()) if runs.size else 0
+    if total != height * width:
+        raise InvalidRle(
+            f"RLE runs cover {total} pixels; a {width}x{height} (W x H) mask has {height * width}"
+        )
+
+
+def as_compressed_rle(rle: Rle | dict[str, Any]) -> Rle:
+    """``rle`` in compressed-string form, for RLEs this program made or stored.
+
+    A compressed string is taken as it is: it came from :func:`encode_rle`, or through
+    :func:`normalize_rle` on its way into storage, and checking its runs again on every decode,
+    area and IoU would cost more than the pycocotools call itself. Other forms (bytes, a list of
+    runs) go through :func:`normalize_rle`. Input from outside goes through ``normalize_rle``.
+    """
+    counts = rle.get("counts") if isinstance(rle, dict) else None
+    if isinstance(counts, str) and counts.isascii():
+        height, width = _check_size(rle["size"])
+        return {"size": [height, width], "counts": counts}
+    return normalize_rle(rle)
 
 
 def _to_coco(rle: Rle | dict[str, Any]) -> dict[str, Any]:
     """pycocotools' C side wants ``counts`` as bytes."""
-    normalized = normalize_rle(rle)
-    return {"size": normalized["size"], "counts": normalized["counts"].encode("ascii")}
+    compressed = as_compressed_rle(rle)
+    return {"size": compressed["size"], "counts": compressed["counts"].encode("ascii")}
 
 
 def decode_rle(rle: Rle | dict[str, Any]) -> np.ndarray:

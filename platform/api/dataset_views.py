@@ -17,12 +17,11 @@ from django.urls import path
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from api.parsers import StrictMultiPartParser
+from api.parsers import DepthLimitedJSONParser, StrictMultiPartParser
 from api.serializers import JobSerializer
 from engine.accounts import access
 from engine.datasets.export import EXPORT_FORMATS, do_start_export
@@ -51,7 +50,7 @@ def _user(request: Request) -> Any:
 
 
 class ExportView(APIView):
-    parser_classes = [JSONParser]
+    parser_classes = [DepthLimitedJSONParser]
 
     @extend_schema(request=ExportRequestSerializer, responses={202: JobSerializer})
     def post(self, request: Request, project_id: int) -> Response:

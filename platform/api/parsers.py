@@ -1,7 +1,11 @@
-"""A multipart parser that refuses file names with path parts instead of silently trimming them.
+"""Request body parsers that refuse bad input with a 400 instead of failing later.
 
-Django's own parser keeps only the last path component of an uploaded file's name; a client
-sending ``../../x.mp4`` should learn that its name was wrong, so the raw name is checked here.
+* :class:`StrictMultiPartParser` refuses file names with path parts instead of silently trimming
+  them: Django's own parser keeps only the last path component of an uploaded file's name; a
+  client sending ``../../x.mp4`` should learn that its name was wrong.
+* :class:`DepthLimitedJSONParser` refuses JSON nested deeper than
+  ``engine.datasets.json_limits.MAX_JSON_DEPTH``: DRF's parser lets ``RecursionError`` escape
+  (a 500) on ``[[[[...`` 100,000 deep.
 """
 
 from __future__ import annotations
@@ -12,8 +16,9 @@ from django.conf import settings
 from django.http.multipartparser import MultiPartParser as DjangoMultiPartParser
 from django.http.multipartparser import MultiPartParserError
 from rest_framework.exceptions import ParseError
-from rest_framework.parsers import DataAndFiles, MultiPartParser
+from rest_framework.parsers import DataAndFiles, JSONParser, MultiPartParser
 
+from engine.datasets.json_limits import JsonTooDeep, check_json_depth
 from engine.videos.ffmpeg import IngestError
 from engine.videos.ingest import check_video_filename
 
@@ -46,3 +51,13 @@ class StrictMultiPartParser(MultiPartParser):
         except MultiPartParserError as exc:
             raise ParseError(str(exc)) from exc
         return DataAndFiles(data, files)
+
+
+class DepthLimitedJSONParser(JSONParser):
+    def parse(self, stream: Any, media_type: Any = None, parser_context: Any = None) -> Any:
+        try:
+            data = super().parse(stream, media_type, parser_context)
+            check_json_depth(data)
+        except (RecursionError, JsonTooDeep):
+            raise ParseError("JSON parse error - the body nests too deeply") from None
+        return data

@@ -3,6 +3,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from engine.models import Job, Project, Video
+from model.config import CONFIGS
 
 
 class ProjectSerializer(serializers.ModelSerializer):
@@ -22,6 +23,13 @@ class ProjectSerializer(serializers.ModelSerializer):
     def validate_annotation_fps(self, value: float) -> float:
         if not 0 < value <= 60:
             raise serializers.ValidationError("annotation fps must be in (0, 60]")
+        return value
+
+    def validate_model_config(self, value: str) -> str:
+        if value not in CONFIGS:
+            raise serializers.ValidationError(
+                f"unknown model configuration {value!r}; choose one of {', '.join(CONFIGS)}"
+            )
         return value
 
 

@@ -8,24 +8,35 @@ from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied
-from rest_framework.parsers import JSONParser
+from rest_framework.exceptions import NotAuthenticated, NotFound, PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from api.parsers import StrictMultiPartParser
+from api.parsers import DepthLimitedJSONParser, StrictMultiPartParser
 from api.serializers import JobSerializer, ProjectSerializer, VideoSerializer, VideoUploadSerializer
 from engine.accounts import access, projects
 from engine.jobs import lifecycle
 from engine.models import Job, Project, User, Video
 from engine.videos import ingest
 
+#: Ids in URLs: ASCII digits that fit a 64-bit column. Anything else (``abc``, ``²``, ``--5``,
+#: 20 digits) matches no route, a 404, instead of reaching ``int()`` or the database.
+ID_PATTERN = "[0-9]{1,18}"
+
 
 def request_user(request: Request) -> User:
     """The authenticated user (every endpoint requires authentication)."""
     user = request.user
-    assert isinstance(user, User)
+    if not isinstance(user, User):
+        raise NotAuthenticated()
     return user
+
+
+def url_id(value: str | None) -> int:
+    """An id captured from the URL (``ID_PATTERN`` already holds it to digits)."""
+    if value is None or not value.isascii() or not value.isdigit() or len(value) > 18:
+        raise NotFound()
+    return int(value)
 
 
 class ProjectViewSet(
@@ -35,7 +46,8 @@ class ProjectViewSet(
     viewsets.GenericViewSet,
 ):
     serializer_class = ProjectSerializer
-    parser_classes = [JSONParser, StrictMultiPartParser]
+    parser_classes = [DepthLimitedJSONParser, StrictMultiPartParser]
+    lookup_value_regex = ID_PATTERN
 
     def get_queryset(self) -> QuerySet[Project]:
         return access.projects_for_user(request_user(self.request))
@@ -58,10 +70,10 @@ class ProjectViewSet(
     def videos(self, request: Request, pk: str | None = None) -> Response:
         """GET: the project's videos with status and progress. POST (managers): upload a video."""
         if request.method == "GET":
-            project = access.access_project(request_user(request), int(pk or 0))
+            project = access.access_project(request_user(request), url_id(pk))
             page = self.paginate_queryset(project.videos.all())
             return self.get_paginated_response(VideoSerializer(page, many=True).data)
-        project = access.access_project_as_manager(request_user(request), int(pk or 0))
+        project = access.access_project_as_manager(request_user(request), url_id(pk))
         upload = request.FILES.get("file")
         if upload is None:
             return Response(
@@ -80,6 +92,7 @@ class ProjectViewSet(
 
 class VideoViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = VideoSerializer
+    lookup_value_regex = ID_PATTERN
 
     def get_queryset(self) -> QuerySet[Video]:
         return access.videos_for_user(request_user(self.request))
@@ -87,6 +100,7 @@ class VideoViewSet(viewsets.ReadOnlyModelViewSet):
 
 class JobViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = JobSerializer
+    lookup_value_regex = ID_PATTERN
 
     def get_queryset(self) -> QuerySet[Job]:
         return access.jobs_for_user(request_user(self.request))

@@ -5,7 +5,9 @@ import json
 import numpy as np
 import pytest
 
+from engine.errors import InvalidInput
 from engine.masks.rle import (
+    InvalidRle,
     decode_rle,
     decode_rle_or_empty,
     decode_rle_or_none,
@@ -117,3 +119,59 @@ def test_iou_matrix_of_rles() -> None:
     ious = rle_iou_matrix([encode_rle(a)], [encode_rle(a), encode_rle(b)])
     np.testing.assert_allclose(ious, [[1.0, 20 / 80]])
     assert rle_iou_matrix([], [encode_rle(a)]).shape == (0, 1)
+
+
+@pytest.mark.parametrize(
+    ("rle", "says"),
+    [
+        ({"size": [4, 5], "counts": "garbage!!"}, "alphabet"),
+        ({"size": [4, 5], "counts": ""}, "cover 0 pixels"),
+        ({"size": [4, 5], "counts": "0"}, "cover 0 pixels"),
+        ({"size": [4, 5], "counts": "2"}, "cover 2 pixels"),
+        ({"size": [4, 5], "counts": "PP"}, "middle of a number"),
+        ({"size": [4, 5], "counts": "12345678901"}, "cover 136 pixels"),
+        ({"size": [4, 5], "counts": "ooooooooo0"}, "longer than any mask"),
+        ({"size": [4, 5], "counts": "d\u00e9"}, "alphabet"),
+        ({"size": [4, 5], "counts": b"\xff"}, "alphabet"),
+        ({"size": [4, 5], "counts": [-3, 23]}, "negative"),
+        ({"size": [4, 5], "counts": [3, 2]}, "cover 5 pixels"),
+        ({"size": [4, 5], "counts": [3.5, 16.5]}, "integers"),
+        ({"size": [4, 5], "counts": [True, 19]}, "integers"),
+        ({"size": [-4, 5], "counts": "7"}, "RLE size"),
+        ({"size": [0, 0], "counts": ""}, "RLE size"),
+        ({"size": [4.0, 5], "counts": [20]}, "RLE size"),
+        ({"size": [4, 5]}, "an RLE is"),
+        ({"size": [4, 5], "counts": 20}, "counts type"),
+    ],
+)
+def test_normalize_refuses_rles_that_are_not_h_by_w_pixels(rle, says: str) -> None:
+    with pytest.raises(InvalidRle, match=says) as caught:
+        normalize_rle(rle)
+    assert isinstance(caught.value, InvalidInput)
+
+
+def test_pycocotools_decodes_a_short_rle_into_garbage_without_complaint() -> None:
+    """Why normalize_rle counts runs itself: pycocotools accepts "" for a 4x5 mask."""
+    from pycocotools import mask as coco_mask
+
+    coco_mask.decode({"size": [4, 5], "counts": b""})  # no error: uninitialised memory
+    with pytest.raises(InvalidRle):
+        normalize_rle({"size": [4, 5], "counts": ""})
+
+
+def test_normalize_accepts_every_encoded_mask_and_reads_its_runs() -> None:
+    """The counts-string reader agrees with pycocotools on masks of all shapes: compressing the
+    runs it reads gives back the same string."""
+    rng = np.random.default_rng(7)
+    for trial in range(300):
+        h, w = (int(v) for v in rng.integers(1, 70, size=2))
+        mask = rng.random((h, w)) < (trial % 10) / 9
+        if trial % 3 == 0:  # long runs: several characters per number, negative deltas
+            mask = np.zeros((h, w), dtype=bool)
+            mask[int(rng.integers(0, h)) :, int(rng.integers(0, w)) :] = True
+        rle = encode_rle(mask)
+        assert normalize_rle(rle) == rle
+        flat = mask.flatten(order="F").astype(np.int8)
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], flat, [1 - flat[-1]]])))
+        runs = np.diff(np.concatenate([[0], edges])).tolist()
+        assert normalize_rle({"size": [h, w], "counts": runs}) == rle

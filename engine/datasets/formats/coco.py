@@ -25,7 +25,16 @@ from typing import IO, Any
 import numpy as np
 from pycocotools import mask as coco_mask
 
-from engine.masks.rle import Rle, encode_rle, normalize_rle, rle_area, rle_bbox
+from engine.datasets.formats._fields import finite, text, whole
+from engine.masks.rle import (
+    MAX_MASK_SIDE,
+    Rle,
+    as_compressed_rle,
+    encode_rle,
+    normalize_rle,
+    rle_area,
+    rle_bbox,
+)
 
 MaskLike = Rle | dict[str, Any] | np.ndarray | None
 
@@ -173,7 +182,7 @@ class CocoWriter:
             raise ValueError(f"unknown category id {category_id}")
         if mask is None:
             return None
-        rle = encode_rle(mask) if isinstance(mask, np.ndarray) else normalize_rle(mask)
+        rle = encode_rle(mask) if isinstance(mask, np.ndarray) else as_compressed_rle(mask)
         expected_hw = self._image_hw.get(image_id)  # None: an old image, out of the window
         if expected_hw is not None and tuple(rle["size"]) != expected_hw:
             raise ValueError(f"mask size {rle['size']} != image {expected_hw}")
@@ -246,7 +255,12 @@ class CocoTrack:
 
 
 def _segmentation_to_rle(segmentation: Any, height: int, width: int) -> Rle:
-    if isinstance(segmentation, list):  # polygons
+    if isinstance(segmentation, list):  # polygons: [[x0, y0, x1, y1, ...], ...]
+        for polygon in segmentation:
+            if not isinstance(polygon, list) or len(polygon) < 6 or len(polygon) % 2:
+                raise ValueError("a polygon segmentation lists at least 3 (x, y) points")
+            for v in polygon:
+                finite(v, "polygon coordinate", minimum=-MAX_MASK_SIDE, maximum=2 * MAX_MASK_SIDE)
         merged = coco_mask.merge(coco_mask.frPyObjects(segmentation, height, width))
         return {"size": [height, width], "counts": merged["counts"].decode("ascii")}
     return normalize_rle(segmentation)
@@ -259,54 +273,85 @@ def read_coco(source: str | Path | IO[str]) -> CocoDataset:
             doc = json.load(fh)
     else:
         doc = json.load(source)
-    images = [
-        CocoImage(
-            id=int(i["id"]),
-            file_name=str(i.get("file_name", "")),
-            height=int(i["height"]),
-            width=int(i["width"]),
-            video_id=int(i.get("video_id", 0)),
-            frame_index=int(i.get("frame_index", i.get("frame_id", 0))),
-        )
-        for i in doc.get("images", [])
-    ]
+    return parse_coco(doc)
+
+
+def parse_coco(doc: dict[str, Any]) -> CocoDataset:
+    """Turn an already-loaded COCO document into a ``CocoDataset``.
+
+    Raises:
+        ValueError: a missing field, a value of the wrong kind or out of range (NaN, infinite,
+            negative or non-integral ids and sizes, text with NUL), an annotation of an unknown
+            image, or an invalid segmentation. The message names the field.
+        KeyError: a required field is missing.
+    """
+    if not isinstance(doc, dict):
+        raise ValueError(f"a COCO file holds a JSON object, not a JSON {type(doc).__name__}")
+    images = [_parse_image(i) for i in _records(doc, "images")]
     by_id = {image.id: image for image in images}
     annotations = []
-    for a in doc.get("annotations", []):
-        image = by_id.get(int(a["image_id"]))
+    for a in _records(doc, "annotations"):
+        image = by_id.get(whole(a["image_id"], "annotation image_id"))
         if image is None:
-            raise ValueError(f"annotation {a.get('id')} refers to unknown image {a['image_id']}")
+            raise ValueError(
+                f"annotation {a.get('id')!r} refers to unknown image {a['image_id']!r}"
+            )
         rle = _segmentation_to_rle(a["segmentation"], image.height, image.width)
+        score = a.get("score")
+        annotation_id = whole(a["id"], "annotation id")
         annotations.append(
             CocoAnnotation(
-                id=int(a["id"]),
+                id=annotation_id,
                 image_id=image.id,
-                category_id=int(a["category_id"]),
-                track_id=int(a.get("track_id", a["id"])),
+                category_id=whole(a["category_id"], "category_id"),
+                track_id=whole(a.get("track_id", annotation_id), "track_id"),
                 segmentation=rle,
-                area=float(a.get("area", rle_area(rle))),
-                bbox=tuple(a.get("bbox") or rle_bbox(rle)),
-                score=a.get("score"),
+                area=float(rle_area(rle)),
+                bbox=rle_bbox(rle),
+                score=None if score is None else finite(score, "score", maximum=1.0),
             )
         )
+    info = doc.get("info", {})
     return CocoDataset(
         categories=[
-            CocoCategory(int(c["id"]), str(c["name"]), str(c.get("supercategory", "")))
-            for c in doc.get("categories", [])
+            CocoCategory(
+                whole(c["id"], "category id"),
+                text(c["name"], "category name", max_chars=200),
+                text(c.get("supercategory", ""), "supercategory", max_chars=200),
+            )
+            for c in _records(doc, "categories")
         ],
         videos=[
             CocoVideo(
-                int(v["id"]),
-                str(v["name"]),
-                int(v["height"]),
-                int(v["width"]),
-                int(v.get("frame_count", 0)),
+                whole(v["id"], "video id"),
+                text(v["name"], "video name"),
+                whole(v["height"], "video height", minimum=1, maximum=MAX_MASK_SIDE),
+                whole(v["width"], "video width", minimum=1, maximum=MAX_MASK_SIDE),
+                whole(v.get("frame_count", 0), "video frame_count"),
             )
-            for v in doc.get("videos", [])
+            for v in _records(doc, "videos")
         ],
         images=images,
         annotations=annotations,
-        info=dict(doc.get("info", {})),
+        info=dict(info) if isinstance(info, dict) else {},
+    )
+
+
+def _records(doc: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    records = doc.get(key, [])
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise ValueError(f"{key} must be a list of objects")
+    return records
+
+
+def _parse_image(i: dict[str, Any]) -> CocoImage:
+    return CocoImage(
+        id=whole(i["id"], "image id"),
+        file_name=text(i.get("file_name", ""), "image file_name", max_chars=1000),
+        height=whole(i["height"], "image height", minimum=1, maximum=MAX_MASK_SIDE),
+        width=whole(i["width"], "image width", minimum=1, maximum=MAX_MASK_SIDE),
+        video_id=whole(i.get("video_id", 0), "image video_id"),
+        frame_index=whole(i.get("frame_index", i.get("frame_id", 0)), "image frame_index"),
     )
 
 

@@ -39,7 +39,15 @@ from typing import IO, Any, Literal
 
 import numpy as np
 
-from engine.masks.rle import Rle, encode_rle, normalize_rle, rle_area
+from engine.datasets.formats._fields import finite, text, whole
+from engine.masks.rle import (
+    MAX_MASK_SIDE,
+    Rle,
+    as_compressed_rle,
+    encode_rle,
+    normalize_rle,
+    rle_area,
+)
 
 MaskletType = Literal["manual", "auto"]
 SizeBucket = Literal["small", "medium", "large"]
@@ -198,61 +206,105 @@ def read_sav(source: str | Path | IO[str]) -> SavAnnotation:
 
 
 def parse_sav(doc: dict[str, Any]) -> SavAnnotation:
-    """Turn an already-loaded SA-V document into a ``SavAnnotation``."""
+    """Turn an already-loaded SA-V document into a ``SavAnnotation``.
+
+    Raises:
+        ValueError: a missing field, a value of the wrong kind or out of range (NaN, infinite,
+            negative or non-integral sizes and counts, text with NUL), inconsistent list lengths,
+            or an invalid RLE (``engine.masks.rle.InvalidRle`` is a ``ValueError``). The message
+            names the field.
+    """
+    if not isinstance(doc, dict):
+        raise ValueError(f"an SA-V file holds a JSON object, not a JSON {type(doc).__name__}")
     try:
-        video = SavVideo(
-            video_id=str(doc["video_id"]),
-            duration=float(doc["video_duration"]),
-            frame_count=int(doc["video_frame_count"]),
-            height=int(doc["video_height"]),
-            width=int(doc["video_width"]),
-            environment=str(doc.get("video_environment", "")),
-            split=str(doc.get("video_split", "")),
-        )
-        rows: list[list[Any]] = doc["masklet"]
-        ids: list[int] = doc["masklet_id"]
+        video = _parse_video(doc)
+        rows: list[list[Any]] = _listed(doc, "masklet")
+        ids = [whole(i, "masklet_id") for i in _listed(doc, "masklet_id")]
     except KeyError as exc:
         raise ValueError(f"SA-V file lacks field {exc.args[0]!r}") from exc
-    n = int(doc.get("masklet_num", len(ids)))
+    n = whole(doc.get("masklet_num", len(ids)), "masklet_num")
     if len(ids) != n:
         raise ValueError(f"masklet_num is {n} but masklet_id has {len(ids)} entries")
     for t, row in enumerate(rows):
-        if len(row) != n:
-            raise ValueError(f"annotated frame {t} has {len(row)} masks, expected {n}")
-    types = doc.get("masklet_type") or ["manual"] * n
+        if not isinstance(row, list) or len(row) != n:
+            raise ValueError(f"annotated frame {t} of masklet should list {n} masks")
+    types = _listed(doc, "masklet_type", default=["manual"] * n) or ["manual"] * n
     file_type: MaskletType = "auto" if types and types[0] == "auto" else "manual"
-    scores: list[Any] = doc.get("masklet_stability_score") or []
-    per_frame_scores = bool(scores) and isinstance(scores[0], list)
-    if per_frame_scores and len(scores) != len(rows):
-        raise ValueError(f"{len(scores)} stability rows for {len(rows)} annotated frames")
+    scores = _stability_rows(doc, len(rows), n)
 
     def listed(key: str, k: int) -> Any:
-        values = doc.get(key)
-        return values[k] if values is not None and k < len(values) else None
+        values = _listed(doc, key, default=[])
+        return values[k] if k < len(values) else None
 
     masklets = []
     for k in range(n):
         stats = None
         if doc.get("masklet_size_abs") is not None:
             stats = MaskletStats(
-                size_rel=listed("masklet_size_rel", k),
-                size_abs=listed("masklet_size_abs", k),
+                size_rel=finite(listed("masklet_size_rel", k) or 0, "masklet_size_rel"),
+                size_abs=finite(listed("masklet_size_abs", k) or 0, "masklet_size_abs"),
                 size_bucket=listed("masklet_size_bucket", k),
                 visibility_changes=listed("masklet_visibility_changes", k),
                 first_appeared_frame=listed("masklet_first_appeared_frame", k),
                 frame_count=listed("masklet_frame_count", k),
             )
+        frames = []
+        for t, row in enumerate(rows):
+            if row[k] is not None and not isinstance(row[k], dict):
+                raise ValueError(f"masklet[{t}][{k}] is not an RLE object")
+            frames.append(None if row[k] is None else normalize_rle(row[k]))
+        edited = listed("masklet_edited_frame_count", k)
         masklets.append(
             SavMasklet(
-                masklet_id=int(ids[k]),
-                frames=[None if row[k] is None else normalize_rle(row[k]) for row in rows],
+                masklet_id=ids[k],
+                frames=frames,
                 type="auto" if types[k] == "auto" else "manual",
-                edited_frame_count=int(listed("masklet_edited_frame_count", k) or 0),
-                stability_scores=[float(r[k]) for r in scores] if per_frame_scores else None,
+                edited_frame_count=whole(edited or 0, "masklet_edited_frame_count"),
+                stability_scores=[r[k] for r in scores] if scores is not None else None,
                 stats=stats,
             )
         )
     return SavAnnotation(video=video, masklet_type=file_type, masklets=masklets)
+
+
+def _parse_video(doc: dict[str, Any]) -> SavVideo:
+    video_id = doc["video_id"]
+    if isinstance(video_id, int) and not isinstance(video_id, bool):
+        video_id = str(whole(video_id, "video_id"))
+    return SavVideo(
+        video_id=text(video_id, "video_id"),
+        duration=finite(doc["video_duration"], "video_duration"),
+        frame_count=whole(doc["video_frame_count"], "video_frame_count"),
+        height=whole(doc["video_height"], "video_height", minimum=1, maximum=MAX_MASK_SIDE),
+        width=whole(doc["video_width"], "video_width", minimum=1, maximum=MAX_MASK_SIDE),
+        environment=text(doc.get("video_environment", ""), "video_environment"),
+        split=text(doc.get("video_split", ""), "video_split"),
+    )
+
+
+def _listed(doc: dict[str, Any], key: str, default: list[Any] | None = None) -> list[Any]:
+    """``doc[key]``, which must be a list (``KeyError`` when absent and no default)."""
+    value = doc[key] if default is None else doc.get(key, default)
+    if value is None and default is not None:
+        return default
+    if not isinstance(value, list):
+        raise ValueError(f"{key} must be a list, not a JSON {type(value).__name__}")
+    return value
+
+
+def _stability_rows(doc: dict[str, Any], frames: int, n: int) -> list[list[float]] | None:
+    """Per-frame stability scores (auto files): one row of ``n`` scores in [0, 1] per frame."""
+    scores = _listed(doc, "masklet_stability_score", default=[])
+    if not scores or not isinstance(scores[0], list):
+        return None  # manual files hold [null, ...] here
+    if len(scores) != frames:
+        raise ValueError(f"{len(scores)} stability rows for {frames} annotated frames")
+    rows = []
+    for t, row in enumerate(scores):
+        if not isinstance(row, list) or len(row) != n:
+            raise ValueError(f"masklet_stability_score[{t}] should list {n} scores")
+        rows.append([finite(s, "masklet_stability_score", maximum=1.0) for s in row])
+    return rows
 
 
 # ---------------------------------------------------------------------------------------------
@@ -264,7 +316,7 @@ def _as_rle(mask: MaskLike) -> Rle | None:
         return None
     if isinstance(mask, np.ndarray):
         return encode_rle(mask)
-    return normalize_rle(mask)
+    return as_compressed_rle(mask)
 
 
 class SavWriter:
