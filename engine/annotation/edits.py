@@ -145,69 +145,18 @@ def _check_tool_prompt(edit: FrameEdit) -> None:
         raise InvalidEdit(f"a {edit.tool} edit carries no prompt")
 
 
-def check_compressed_counts(counts: str, height: int, width: int) -> None:
-    """Parse COCO's compressed counts string (pycocotools ``rleFrString``) and check that its
-    runs are non-negative and cover exactly ``height * width`` pixels; pycocotools itself
-    decodes a malformed string into garbage instead of failing."""
-    total = 0
-    runs: list[int] = []
-    p = 0
-    while p < len(counts):
-        x = k = 0
-        more = True
-        while more:
-            if p >= len(counts):
-                raise InvalidEdit("RLE counts end in the middle of a number")
-            c = ord(counts[p]) - 48
-            if not 0 <= c < 64:
-                raise InvalidEdit("RLE counts contain a character outside COCO's alphabet")
-            x |= (c & 0x1F) << (5 * k)
-            more = bool(c & 0x20)
-            p += 1
-            k += 1
-            if not more and c & 0x10:
-                x |= -1 << (5 * k)
-        if len(runs) > 2:
-            x += runs[-2]
-        if x < 0:
-            raise InvalidEdit("RLE counts decode to a negative run")
-        runs.append(x)
-        total += x
-        if total > height * width:
-            break
-    if total != height * width:
-        raise InvalidEdit(
-            f"RLE runs cover {total} pixels, a {width}x{height} mask has {height * width}"
-        )
-
-
 def check_rle(rle: Mapping[str, Any], video: Video) -> Rle:
-    """A client's RLE as the canonical compressed form, sized as the video's frames."""
+    """A client's RLE as the canonical compressed form, sized as the video's frames.
+
+    :func:`engine.masks.rle.normalize_rle` checks the runs (it raises ``InvalidRle``, a 400).
+    """
     if not isinstance(rle, Mapping):
         raise InvalidEdit("an RLE is {'size': [H, W], 'counts': str | [int]}")
-    size = rle.get("size")
-    counts = rle.get("counts")
-    if (
-        not isinstance(size, list | tuple)
-        or len(size) != 2
-        or not all(isinstance(v, int) and not isinstance(v, bool) for v in size)
-    ):
-        raise InvalidEdit("an RLE is {'size': [H, W], 'counts': str | [int]}")
-    if (size[0], size[1]) != (video.height, video.width):
-        raise InvalidEdit(f"mask is {size[1]}x{size[0]}, the video is {video.width}x{video.height}")
-    if isinstance(counts, list):
-        if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts):
-            raise InvalidEdit("uncompressed RLE counts must be non-negative integers")
-        if sum(counts) != size[0] * size[1]:
-            raise InvalidEdit(f"RLE counts sum to {sum(counts)}, not {size[0] * size[1]} pixels")
-    elif isinstance(counts, str):
-        check_compressed_counts(counts, size[0], size[1])
-    else:
-        raise InvalidEdit("RLE counts must be a string or a list of integers")
-    try:
-        return normalize_rle({"size": list(size), "counts": counts})
-    except (TypeError, ValueError) as exc:
-        raise InvalidEdit(f"unreadable RLE: {exc}") from None
+    canonical = normalize_rle(dict(rle))
+    height, width = canonical["size"]
+    if (height, width) != (video.height, video.width):
+        raise InvalidEdit(f"mask is {width}x{height}, the video is {video.width}x{video.height}")
+    return canonical
 
 
 def check_edits(video: Video, edits: Sequence[FrameEdit]) -> list[FrameEdit]:

@@ -17,7 +17,7 @@ from django.db import transaction
 from django.db.models import Max
 
 from engine.errors import Conflict, InvalidInput
-from engine.masks.rle import Rle, normalize_rle
+from engine.masks.rle import Rle, as_compressed_rle
 from engine.models import Masklet, MaskletRevision, User, Video
 
 FRAME_SOURCES = ("click", "propagated", "brush", "auto", "import")
@@ -45,7 +45,7 @@ class FrameMask:
     def from_json(cls, data: Mapping[str, Any]) -> FrameMask:
         rle = data.get("rle")
         return cls(
-            normalize_rle(rle) if rle is not None else None,
+            as_compressed_rle(rle) if rle is not None else None,
             data.get("source", "propagated"),
             data.get("stability"),
         )

@@ -15,7 +15,6 @@ from django.urls import path
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotAuthenticated
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -38,7 +37,6 @@ def _user(request: Request) -> User:
 
 
 class StartAutoMaskletsView(APIView):
-    parser_classes = [JSONParser]
 
     @extend_schema(
         request=AutoMaskletRequestSerializer,
