@@ -17,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from api import annotation_serializers as s
+from api.views import request_user
 from engine.accounts import access
 from engine.annotation import drafts, leases, phases, telemetry
 from engine.errors import NotFound
@@ -32,9 +33,6 @@ ERRORS = {
 }
 
 
-def _user(request: Request) -> User:
-    assert isinstance(request.user, User)
-    return request.user
 
 
 def _valid(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
@@ -45,7 +43,7 @@ def _valid(serializer_class: type[serializers.Serializer], data: Any) -> dict[st
 
 def _project_param(request: Request) -> Project:
     project_id = _valid(s.ProjectRequestSerializer, request.query_params)["project"]
-    return access.access_project(_user(request), project_id)
+    return access.access_project(request_user(request), project_id)
 
 
 def _lease_json(lease: Assignment) -> dict[str, Any]:
@@ -93,7 +91,7 @@ def _access_masklet(user: User, masklet_id: int) -> Masklet:
 @api_view(["POST"])
 def take_next(request: Request) -> Response:
     """Lease the caller their next video (or fix) of ``project``; 204 when nothing is left."""
-    user = _user(request)
+    user = request_user(request)
     project = access.access_project(
         user, _valid(s.ProjectRequestSerializer, request.data)["project"]
     )
@@ -108,14 +106,15 @@ def take_next(request: Request) -> Response:
 def lease_list(request: Request) -> Response:
     """Leases in force in the project: all of them for its managers, one's own otherwise."""
     project = _project_param(request)
-    return Response([_lease_json(a) for a in leases.leases_visible_to(_user(request), project)])
+    held = leases.leases_visible_to(request_user(request), project)
+    return Response([_lease_json(a) for a in held])
 
 
 @extend_schema(request=None, responses={200: s.LeaseSerializer, **ERRORS})
 @api_view(["POST"])
 def lease_release(request: Request, lease_id: int) -> Response:
     """Give the work back to the queue (the holder, or a manager of the project)."""
-    user = _user(request)
+    user = request_user(request)
     return Response(_lease_json(leases.do_release_lease(user, leases.access_lease(user, lease_id))))
 
 
@@ -123,7 +122,7 @@ def lease_release(request: Request, lease_id: int) -> Response:
 @api_view(["POST"])
 def lease_renew(request: Request, lease_id: int) -> Response:
     """Extend the caller's lease (saving a draft extends it too)."""
-    user = _user(request)
+    user = request_user(request)
     return Response(_lease_json(leases.do_renew_lease(user, leases.access_lease(user, lease_id))))
 
 
@@ -131,7 +130,7 @@ def lease_renew(request: Request, lease_id: int) -> Response:
 @api_view(["POST"])
 def lease_finish(request: Request, lease_id: int) -> Response:
     """The video is done (every object submitted): its annotation assignment is closed."""
-    user = _user(request)
+    user = request_user(request)
     return Response(_lease_json(leases.do_finish_video(user, leases.access_lease(user, lease_id))))
 
 
@@ -139,7 +138,7 @@ def lease_finish(request: Request, lease_id: int) -> Response:
 @api_view(["POST"])
 def object_create(request: Request, lease_id: int) -> Response:
     """Add an object (a draft masklet with the next free object id) to the leased video."""
-    user = _user(request)
+    user = request_user(request)
     label = _valid(s.LabelSerializer, request.data)["label"]
     masklet = drafts.do_create_object(user, leases.access_lease(user, lease_id), label)
     return Response(_masklet_json(masklet), status=status.HTTP_201_CREATED)
@@ -166,7 +165,7 @@ def _draft_json(masklet: Masklet) -> dict[str, Any]:
 def draft(request: Request, masklet_id: int) -> Response:
     """GET: the draft (frames as COCO RLE, version, prompt log). DELETE: delete a draft object
     of the caller's leased video (``?base_version=``)."""
-    user = _user(request)
+    user = request_user(request)
     masklet = _access_masklet(user, masklet_id)
     if request.method == "DELETE":
         version = _valid(s.VersionSerializer, request.query_params)["base_version"]
@@ -179,7 +178,7 @@ def draft(request: Request, masklet_id: int) -> Response:
 @api_view(["POST"])
 def draft_edits(request: Request, masklet_id: int) -> Response:
     """Save one action's frame edits on top of ``base_version``; answers the new version."""
-    user = _user(request)
+    user = request_user(request)
     masklet = _access_masklet(user, masklet_id)
     body = s.EditsRequestSerializer(data=request.data)
     body.is_valid(raise_exception=True)
@@ -190,7 +189,7 @@ def draft_edits(request: Request, masklet_id: int) -> Response:
 
 
 def _version_action(request: Request, masklet_id: int, action: Any) -> Response:
-    user = _user(request)
+    user = request_user(request)
     masklet = _access_masklet(user, masklet_id)
     version = _valid(s.VersionSerializer, request.data)["base_version"]
     return Response({"version": action(user, masklet, version)})
@@ -214,7 +213,7 @@ def draft_redo(request: Request, masklet_id: int) -> Response:
 @api_view(["POST"])
 def draft_submit(request: Request, masklet_id: int) -> Response:
     """Make the draft an immutable revision and send the object to review."""
-    user = _user(request)
+    user = request_user(request)
     masklet = _access_masklet(user, masklet_id)
     version = _valid(s.VersionSerializer, request.data)["base_version"]
     revision = drafts.do_submit_draft(user, masklet, version)
@@ -229,7 +228,7 @@ def draft_submit(request: Request, masklet_id: int) -> Response:
 def stats(request: Request) -> Response:
     """Per video, phase and annotator: active seconds per frame, % edited frames, clicks per
     clicked frame. Managers see every annotator; everyone else sees their own rows."""
-    user = _user(request)
+    user = request_user(request)
     project = _project_param(request)
     manager = access.project_role(user, project) == Role.MANAGER
     events = telemetry.project_events(project, None if manager else user)
