@@ -13,4 +13,5 @@ urlpatterns = [
     path("videos/<int:video_id>/", views.video_detail, name="video-detail"),
     path("media/<path:key>", views.media, name="media"),
     path("", include("webapp.review_urls")),
+    path("", include("webapp.annotation_urls")),
 ]
