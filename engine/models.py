@@ -466,3 +466,32 @@ class DraftEdit(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source} on frame {self.frame_index} of masklet {self.masklet_id}"
+
+
+class ModelSession(models.Model):
+    """Where an annotator's interactive model session for a video lives (DESIGN.md 5.3).
+
+    The worker that built the session records itself here (its name and its direct queue), so
+    the next click is routed to it; when it is gone, any interactive worker rebuilds the
+    session by replaying the saved prompts and records itself instead. The session itself (the
+    model's memory) is a cache in that worker's memory, never in the database.
+    """
+
+    video = models.ForeignKey(Video, on_delete=models.CASCADE, related_name="model_sessions")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="model_sessions"
+    )
+    #: ``config:sha256`` of the model that serves it (a promotion changes it).
+    model_key = models.CharField(max_length=200)
+    worker = models.CharField(max_length=255)
+    #: The queue that reaches that worker alone (Celery's ``<worker>.dq``); empty: none.
+    queue = models.CharField(max_length=300, blank=True)
+    last_used = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["video", "user"], name="one_model_session_per_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"session of {self.user_id} on video {self.video_id} at {self.worker}"

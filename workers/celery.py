@@ -26,4 +26,5 @@ app.conf.imports = (
     "workers.tasks.propagation",
     "workers.tasks.maintenance",
     "workers.tasks.annotation",
+    "workers.tasks.interactive",
 )

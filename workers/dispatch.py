@@ -1,4 +1,5 @@
-"""The task sender the settings wire into ``engine.jobs.dispatch`` (``TASK_SENDER``).
+"""The task sender and caller the settings wire into ``engine.jobs.dispatch`` (``TASK_SENDER``,
+``TASK_CALLER``).
 
 Importing this module imports ``workers.celery``, which configures the Celery app from the
 Django settings: the web process, which no longer imports ``workers`` at start-up, gets a
@@ -9,9 +10,47 @@ from __future__ import annotations
 
 from typing import Any
 
+from celery.exceptions import TimeoutError as CeleryTimeout
+from celery.utils import worker_direct
+from kombu import Queue
+
+from engine.jobs.dispatch import NoReply
 from workers.celery import app
+
+#: Suffix of Celery's per-worker direct queues (``worker_direct``: ``<nodename>.dq2``).
+DIRECT_SUFFIX = ".dq2"
 
 
 def send_task(name: str, args: list[Any], queue: str) -> None:
     """Publish one task message by name on Celery's broker."""
     app.send_task(name, args=args, queue=queue)
+
+
+def direct_queue_name(nodename: str) -> str:
+    """The queue only worker `nodename` consumes (``CELERY_WORKER_DIRECT``)."""
+    return str(worker_direct(nodename).name)
+
+
+def _queue(name: str) -> str | Queue:
+    # A direct queue is bound to Celery's "C.dq2" exchange with the nodename as routing key.
+    if name.endswith(DIRECT_SUFFIX):
+        return worker_direct(name[: -len(DIRECT_SUFFIX)])
+    return name
+
+
+def call_task(name: str, args: list[Any], queue: str, timeout: float) -> Any:
+    """Send task `name` and wait up to `timeout` s for its result (the result backend).
+
+    The message expires after `timeout`: a worker that picks it up later (a slow or restarted
+    one) drops it instead of answering nobody, so a click is never applied twice.
+    """
+    result = app.send_task(name, args=args, queue=_queue(queue), expires=timeout)
+    try:
+        return result.get(timeout=timeout, propagate=True, disable_sync_subtasks=False)
+    except CeleryTimeout:
+        raise NoReply(
+            f"no worker on the {queue!r} queue answered within {timeout:g} s; start one with "
+            "`celery -A workers worker -Q interactive` (or `make run`)"
+        ) from None
+    finally:
+        result.forget()

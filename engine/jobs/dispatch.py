@@ -3,7 +3,8 @@
 ``engine`` never imports Celery or ``workers``: the function that talks to the broker is named
 by the ``TASK_SENDER`` setting (a dotted path, e.g. ``"workers.dispatch.send_task"``) and
 imported on first use, so the dependency points from the settings to ``workers``, not from
-``engine``.
+``engine``. Request/reply calls (an interactive click waits for its mask) go the same way through
+``TASK_CALLER``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils.module_loading import import_string
 
+from engine.errors import Unavailable
+
 
 class TaskSender(Protocol):
     """What ``TASK_SENDER`` names: send one task message; raises if the broker refuses it."""
@@ -22,12 +25,32 @@ class TaskSender(Protocol):
     def __call__(self, name: str, args: list[Any], queue: str) -> None: ...
 
 
-def send_task_on_commit(name: str, args: list[Any], *, queue: str) -> None:
+def send_task_on_commit(name: str, args: list[Any], *, queue: str, robust: bool = False) -> None:
     """Send task `name` with JSON-safe `args` to `queue` after the current transaction commits
-    (at once outside one), so a worker never loads a row that is not yet visible to it."""
-    transaction.on_commit(functools.partial(_send_now, name, list(args), queue))
+    (at once outside one), so a worker never loads a row that is not yet visible to it.
+    ``robust``: a failed send is logged instead of raised (best-effort work)."""
+    transaction.on_commit(functools.partial(_send_now, name, list(args), queue), robust=robust)
 
 
 def _send_now(name: str, args: list[Any], queue: str) -> None:
     sender: TaskSender = import_string(settings.TASK_SENDER)
     sender(name, args, queue)
+
+
+class NoReply(Unavailable):
+    """No worker answered a request/reply call in time (503): none is running on the queue,
+    or the one a message was routed to is gone."""
+
+
+class TaskCaller(Protocol):
+    """What ``TASK_CALLER`` names: send one task and wait up to ``timeout`` seconds for its
+    JSON result; raises :class:`NoReply` when none comes (the message then expires unserved)."""
+
+    def __call__(self, name: str, args: list[Any], queue: str, timeout: float) -> Any: ...
+
+
+def call_task(name: str, args: list[Any], *, queue: str, timeout: float) -> Any:
+    """Send task `name` to `queue` now (not on commit: the caller waits for the reply) and
+    return its result. Raises :class:`NoReply` after `timeout` seconds without one."""
+    caller: TaskCaller = import_string(settings.TASK_CALLER)
+    return caller(name, list(args), queue, timeout)

@@ -31,13 +31,14 @@ logger = logging.getLogger(__name__)
 
 #: Task name and queue for each job kind that a worker runs. Names are pinned by a test (queued
 #: messages use them), which also checks that a registered task carries each one. Kinds without
-#: a task yet (``propagate``, ``train``) have no route: :func:`do_create_job` refuses them, so
+#: a task yet (``train``) have no route: :func:`do_create_job` refuses them, so
 #: no job waits forever for a task nobody runs.
 JOB_TASKS: dict[str, tuple[str, str]] = {
     Job.Kind.INGEST: ("workers.ingest_video", "default"),
     Job.Kind.EXPORT: ("workers.run_export", "default"),
     Job.Kind.IMPORT: ("workers.run_import", "default"),
     Job.Kind.AUTO_MASKLETS: ("workers.auto_masklets", "propagate"),
+    Job.Kind.PROPAGATE: ("workers.propagate_masklet", "propagate"),
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.urls import path
 
 from api import annotation_views as views
+from api import serving_views
 
 urlpatterns = [
     path("annotation/next/", views.take_next, name="api-annotation-next"),
@@ -29,4 +30,12 @@ urlpatterns = [
     path("masklets/<int:masklet_id>/draft/undo/", views.draft_undo, name="api-draft-undo"),
     path("masklets/<int:masklet_id>/draft/redo/", views.draft_redo, name="api-draft-redo"),
     path("masklets/<int:masklet_id>/draft/submit/", views.draft_submit, name="api-draft-submit"),
+    # model serving (api.serving_views)
+    path("masklets/<int:masklet_id>/prompt/", serving_views.prompt, name="api-masklet-prompt"),
+    path(
+        "masklets/<int:masklet_id>/propagate/",
+        serving_views.propagate,
+        name="api-masklet-propagate",
+    ),
+    path("annotation/model/", serving_views.model_status, name="api-annotation-model"),
 ]

@@ -17,9 +17,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from api import annotation_serializers as s
+from api.serving_serializers import SinceSerializer
 from api.views import request_user
 from engine.accounts import access
-from engine.annotation import drafts, leases, phases, telemetry
+from engine.annotation import drafts, leases, phases, propagation, serving, telemetry
 from engine.errors import NotFound
 from engine.models import Assignment, Masklet, Project, Role, User
 
@@ -31,8 +32,6 @@ ERRORS = {
     404: OpenApiResponse(description="No such object, or not visible"),
     409: OpenApiResponse(description="Stale draft version, or a lease the caller does not hold"),
 }
-
-
 
 
 def _valid(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
@@ -98,6 +97,7 @@ def take_next(request: Request) -> Response:
     lease = leases.do_take_next_video(user, project)
     if lease is None:
         return Response(status=status.HTTP_204_NO_CONTENT)
+    serving.request_warm_session(user, lease.video)  # embed its first frames (best effort)
     return Response(_lease_json(lease))
 
 
@@ -159,18 +159,45 @@ def _draft_json(masklet: Masklet) -> dict[str, Any]:
     }
 
 
-@extend_schema(methods=["GET"], responses={200: s.DraftSerializer, **ERRORS})
+def _draft_since_json(masklet: Masklet, since: int) -> dict[str, Any]:
+    """The draft with only the frames saved at version ``since`` or later (polling while a
+    propagation writes): ``frames`` holds those still in the draft, ``removed_frames`` the rest."""
+    data = _draft_json(masklet)
+    changed, removed = propagation.frames_since(masklet, since)
+    data["frames"] = {str(i): f.rle for i, f in changed.items()}
+    data["frame_sources"] = {str(i): f.source for i, f in changed.items()}
+    data["since"] = since
+    data["removed_frames"] = removed
+    return data
+
+
+SINCE_PARAM = OpenApiParameter(
+    "since",
+    int,
+    required=False,
+    description="only frames saved at this draft version or later (the frames of the save at "
+    "`since` are included again: a running propagation adds frames to its one version)",
+)
+
+
+@extend_schema(
+    methods=["GET"], parameters=[SINCE_PARAM], responses={200: s.DraftSerializer, **ERRORS}
+)
 @extend_schema(methods=["DELETE"], parameters=[VERSION_PARAM], responses={204: None, **ERRORS})
 @api_view(["GET", "DELETE"])
 def draft(request: Request, masklet_id: int) -> Response:
-    """GET: the draft (frames as COCO RLE, version, prompt log). DELETE: delete a draft object
-    of the caller's leased video (``?base_version=``)."""
+    """GET: the draft (frames as COCO RLE, version, prompt log); with ``?since=`` only the
+    frames changed since. DELETE: delete a draft object of the caller's leased video
+    (``?base_version=``)."""
     user = request_user(request)
     masklet = _access_masklet(user, masklet_id)
     if request.method == "DELETE":
         version = _valid(s.VersionSerializer, request.query_params)["base_version"]
         drafts.do_delete_object(user, masklet, version)
         return Response(status=status.HTTP_204_NO_CONTENT)
+    since = _valid(SinceSerializer, request.query_params).get("since")
+    if since is not None:
+        return Response(_draft_since_json(masklet, since))
     return Response(_draft_json(masklet))
 
 

@@ -195,6 +195,21 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
 else:
     # Redis redelivers unacknowledged tasks after this long; above the longest task.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 6 * 3600}
+# Results are kept only for request/reply calls (an interactive click waits for its mask;
+# every other task ignores its result): Redis when the broker is Redis, Celery's file backend
+# under DATA_DIR for the embedded filesystem broker, RPC replies otherwise.
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    (DATA_DIR / "results").mkdir(parents=True, exist_ok=True)
+    _RESULT_DEFAULT = "file://" + str(DATA_DIR / "results")
+elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    _RESULT_DEFAULT = CELERY_BROKER_URL
+else:
+    _RESULT_DEFAULT = "rpc://"
+CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", _RESULT_DEFAULT)
+CELERY_RESULT_EXPIRES = 3600
+# Each worker also consumes its own queue (``<nodename>.dq2``): a click goes to the worker that
+# holds the annotator's session (engine.annotation.serving).
+CELERY_WORKER_DIRECT = True
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
@@ -215,10 +230,25 @@ CELERY_TASK_ROUTES = {
     "workers.auto_masklets": {"queue": "propagate"},
     "workers.recover_orphaned_jobs": {"queue": "default"},
     "workers.expire_annotation_leases": {"queue": "default"},
+    "workers.annotation_prompt": {"queue": "interactive"},
+    "workers.annotation_warm": {"queue": "interactive"},
+    "workers.propagate_masklet": {"queue": "propagate"},
 }
 # engine sends tasks by name through this function (engine.jobs.dispatch imports it on first
 # use; a dotted path here keeps engine free of Celery and workers).
 TASK_SENDER = "workers.dispatch.send_task"
+# Request/reply calls (engine.jobs.dispatch.call_task): send, then wait for the result.
+TASK_CALLER = "workers.dispatch.call_task"
+# Interactive serving (engine.annotation.serving, sessions): sessions per worker process, their
+# idle timeout, frames whose features each session keeps, how long a click waits for the
+# worker holding its session before any interactive worker rebuilds it, and for any worker.
+ANNOTATION_SESSIONS_MAX = env_int("ANNOTATION_SESSIONS_MAX", 4, minimum=1)
+ANNOTATION_SESSION_IDLE_SECONDS = env_int("ANNOTATION_SESSION_IDLE_SECONDS", 1800, minimum=10)
+ANNOTATION_FEATURE_FRAMES = env_int("ANNOTATION_FEATURE_FRAMES", 8, minimum=1)
+ANNOTATION_DIRECT_TIMEOUT_SECONDS = env_float("ANNOTATION_DIRECT_TIMEOUT_SECONDS", 5.0, minimum=0.1)
+ANNOTATION_PROMPT_TIMEOUT_SECONDS = env_float("ANNOTATION_PROMPT_TIMEOUT_SECONDS", 55.0, minimum=1)
+# Frames embedded in the background when an annotator takes a video (0: off).
+ANNOTATION_WARM_FRAMES = env_int("ANNOTATION_WARM_FRAMES", 2, minimum=0)
 # Celery beat (`make run` embeds it in the worker with -B; run one `celery -A workers beat`
 # per deployment otherwise).
 CELERY_BEAT_SCHEDULE = {

@@ -43,12 +43,16 @@ def test_task_names_are_pinned() -> None:
         "workers.auto_masklets",
         "workers.recover_orphaned_jobs",
         "workers.expire_annotation_leases",
+        "workers.annotation_prompt",
+        "workers.annotation_warm",
+        "workers.propagate_masklet",
     }
     assert JOB_TASKS == {
         "ingest": ("workers.ingest_video", "default"),
         "export": ("workers.run_export", "default"),
         "import": ("workers.run_import", "default"),
         "auto_masklets": ("workers.auto_masklets", "propagate"),
+        "propagate": ("workers.propagate_masklet", "propagate"),
     }
 
 

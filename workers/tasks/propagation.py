@@ -21,3 +21,19 @@ def run_auto_masklets(job_id: int) -> None:
     from engine.auto_masklets.generate import run_auto_masklets_job
 
     run_auto_masklets_job(job_id)
+
+
+# Hours: a long video on CPU, under the Redis visibility timeout (6 h) as above.
+@shared_task(
+    name="workers.propagate_masklet",
+    acks_late=True,
+    ignore_result=True,
+    soft_time_limit=2 * 3600,
+    time_limit=2 * 3600 + 10 * 60,
+)
+def propagate_masklet(job_id: int) -> None:
+    """Propagate one object through its video (``Job.Kind.PROPAGATE``); see
+    engine.annotation.propagation."""
+    from engine.annotation.propagation import run_propagation_job
+
+    run_propagation_job(job_id)
