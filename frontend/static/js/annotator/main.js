@@ -451,7 +451,7 @@ class Workspace {
 
   async propagate(direction) {
     if (!("propagate" in this.tools)) return;
-    if (!this.data.routes.propagate || !this.model.available) {
+    if (!this.model.available) {
       this.error(`Propagation needs the model: ${this.model.text}`);
       return;
     }
@@ -503,28 +503,32 @@ class Workspace {
       banner.textContent = text;
       banner.hidden = false;
     };
-    if (!this.data.routes.model || !this.data.routes.prompt) {
-      noModel("This server does not serve the model yet: clicks, boxes and propagation are " +
-        "off; the brush and eraser work.");
-      return;
-    }
     try {
       const info = await getJSON("/api/annotation/model/");
       if (!info.configured) {
         noModel(`No model is configured. ${info.how_to || ""}`.trim());
-        return;
+      } else {
+        this.model = { available: true, configured: true, text: "", info };
+        label.textContent = info.demo
+          ? `Demo model${info.name ? ` (${info.name})` : ""}` : `Model: ${info.name}`;
+        label.title = info.config ? `config ${info.config}` : "";
+        label.classList.toggle("demo", Boolean(info.demo));
       }
-      this.model = { available: true, configured: true, text: "", info };
-      label.textContent = info.demo ? `Demo model${info.name ? ` (${info.name})` : ""}` : `Model: ${info.name}`;
-      label.title = info.config ? `config ${info.config}` : "";
-      label.classList.toggle("demo", Boolean(info.demo));
     } catch (e) {
-      noModel(`The model's status could not be read: ${e.message}`);
+      // 404: this server has no model serving (the page data's routes say the same).
+      noModel(e.status === 404
+        ? "This server does not serve the model yet: clicks, boxes and propagation are off; " +
+          "the brush and eraser work."
+        : `The model's status could not be read: ${e.message}`);
     }
     for (const b of document.querySelectorAll("button.tool")) {
       const usable = this.toolUsable(b.dataset.tool);
       b.disabled = !usable;
       if (!usable) b.title = `Needs the model: ${this.model.text}`;
+    }
+    for (const b of document.querySelectorAll("button.propagate")) {
+      b.disabled = !this.model.available || !this.editable;
+      if (!this.model.available) b.title = `Needs the model: ${this.model.text}`;
     }
   }
 

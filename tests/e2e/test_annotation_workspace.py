@@ -1,0 +1,388 @@
+"""In real Chromium against the live server: the annotator's workspace.
+
+An annotator takes the next video of a real ingested clip, adds an object, paints it with the
+brush, erases part of it, undoes and redoes, reloads the page and finds the same mask, submits,
+and the revision in the database decodes to exactly the pixels the page painted.
+
+Clicks and propagation through the real model need the model-serving endpoints
+(``POST /api/masklets/<id>/prompt/``, ``.../propagate/``, ``GET /api/annotation/model/``); the
+test that drives them skips, saying why, while this server's URLconf has no such route. The
+click contract itself is checked with the endpoints stubbed by ``page.route``.
+
+Screenshots go to ``$E2E_SCREENSHOTS`` (default: a folder in the system temp dir, since
+``tests/e2e/screenshots/`` is not ignored by git).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from django.urls import Resolver404, resolve
+
+from engine.masklets.revisions import revision_frames
+from engine.masks.rle import decode_rle, encode_rle
+from engine.models import Assignment, DraftEdit, Job, Masklet
+from engine.videos import ingest
+from tests.e2e.conftest import log_in
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+H, W, COUNT = 240, 320, 12
+SHOTS = Path(os.environ.get("E2E_SCREENSHOTS", Path(tempfile.gettempdir()) / "annotator-shots"))
+MAIN = "js/annotator/main.js"
+WS = f"(await import(document.querySelector('script[src*=\"{MAIN}\"]').src)).workspace"
+
+
+def _shot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def _ingest(project, manager, clip):
+    with clip.open("rb") as fh:
+        video = ingest.do_upload_video(project, manager, "pattern.mp4", fh, clip.stat().st_size)
+    ingest.run_ingest_job(Job.objects.get(video=video).pk)
+    video.refresh_from_db()
+    assert (video.width, video.height, video.frame_count) == (W, H, COUNT)
+    return video
+
+
+def _wait_ready(page) -> None:
+    page.wait_for_selector("#workspace[data-ready='true']")
+
+
+def _wait_frame(page, frame: int) -> None:
+    page.wait_for_function(f"document.getElementById('stage').dataset.frame === '{frame}'")
+
+
+def _settled(page) -> None:
+    page.evaluate(f"async () => {{ await ({WS}).settled(); }}")
+
+
+def _wait_until(page, condition: str, timeout_s: float = 20.0) -> None:
+    """Poll an async JS expression (wait_for_function takes a returned promise as truthy)."""
+    deadline = time.monotonic() + timeout_s
+    while not page.evaluate(f"async () => Boolean({condition})"):
+        assert time.monotonic() < deadline, f"timed out waiting for {condition}"
+        page.wait_for_timeout(50)
+
+
+def _page_mask(page, masklet_id: int, frame: int) -> np.ndarray | None:
+    flat = page.evaluate(
+        f"async ([id, f]) => ({WS}).maskOf(id, f)",
+        [masklet_id, frame],
+    )
+    return None if flat is None else np.array(flat, dtype=bool).reshape(H, W)
+
+
+def _drag(page, points: list[tuple[float, float]]) -> None:
+    """Press, move through the image points and release, in page coordinates."""
+    client = [page.evaluate(f"async ([x, y]) => ({WS}).imageToClient(x, y)", list(p)) for p in points]
+    page.mouse.move(*client[0])
+    page.mouse.down()
+    for x, y in client[1:]:
+        page.mouse.move(x, y, steps=6)
+    page.mouse.up()
+
+
+def _set_brush(page, size: int) -> None:
+    page.eval_on_selector(
+        "#brush-size",
+        "(el, v) => { el.value = String(v); el.dispatchEvent(new Event('input')); }",
+        size,
+    )
+    assert page.locator("#brush-size-value").inner_text() == str(size)
+
+
+def _serving_route() -> bool:
+    try:
+        resolve("/api/masklets/0/prompt/")
+    except Resolver404:
+        return False
+    return True
+
+
+def test_brush_undo_redo_reload_submit_in_chromium(page, project, manager, annotator, small_clip):
+    # given a real clip ingested through the pipeline, in a phase-3 project
+    video = _ingest(project, manager, small_clip)
+
+    # the annotator takes the next video from the queue
+    log_in(page, "alice", "alice-pass")
+    page.get_by_role("link", name="Annotate", exact=True).click()
+    page.wait_for_url("**/annotate/")
+    assert "1</span> video ready" in page.content()
+    page.click("button.take-next")
+    lease = Assignment.objects.get(kind="annotate", user=annotator)
+    page.wait_for_url(f"**/annotate/{lease.pk}/")
+    assert lease.video == video
+    _wait_ready(page)
+    _wait_frame(page, 0)
+    # the phase's tools only; the model label never leaves the annotator guessing
+    tools = page.locator("button.tool")
+    assert [tools.nth(k).get_attribute("data-tool") for k in range(tools.count())] == [
+        "click",
+        "box",
+        "brush",
+        "eraser",
+    ]
+    label = page.locator("#model-label").inner_text()
+    if not _serving_route():
+        assert label == "No model"
+        assert "brush and eraser work" in page.locator("#model-banner").inner_text()
+        assert page.locator("button.tool[data-tool='click']").is_disabled()
+    # the frame is drawn on the frame layer (not blank)
+    pixel = page.evaluate(
+        "() => { const c = document.getElementById('layer-frame'); const r = c.width / 2;"
+        " return Array.from(c.getContext('2d').getImageData(r, c.height / 2, 1, 1).data); }"
+    )
+    assert pixel[3] == 255
+
+    # add an object
+    page.fill("#new-label", "cup")
+    page.click("#add-object-button")
+    page.wait_for_selector("#object-list li.object.selected")
+    masklet = Masklet.objects.get(video=video)
+    assert (masklet.label, masklet.status) == ("cup", "draft")
+    assert "#0 cup" in page.locator("#object-list").inner_text()
+
+    # brush a stroke on frame 0 (key 3 selects the brush)
+    page.keyboard.press("3")
+    assert "active" in (page.locator("button.tool[data-tool='brush']").get_attribute("class") or "")
+    _set_brush(page, 20)
+    _drag(page, [(40, 100), (120, 100), (200, 110)])
+    _settled(page)
+    painted = _page_mask(page, masklet.pk, 0)
+    assert painted is not None
+    assert painted[100, 45:195].all()
+    assert not painted[:80].any()
+    assert page.locator("#save-state").inner_text() == "Saved"
+    assert DraftEdit.objects.filter(masklet=masklet, tool="brush").count() == 1
+
+    # erase across it with a smaller eraser ([ shrinks the brush)
+    page.keyboard.press("4")
+    _set_brush(page, 12)
+    page.keyboard.press("[")
+    assert int(page.locator("#brush-size-value").inner_text()) < 12
+    _drag(page, [(120, 80), (120, 125)])
+    _settled(page)
+    erased = _page_mask(page, masklet.pk, 0)
+    assert erased is not None
+    assert not erased[100, 118:122].any()
+    assert erased[100, 60]
+
+    # undo (button) restores the stroke; redo (Ctrl+Shift+Z) erases again
+    page.click("#undo")
+    _wait_until(page, f"({WS}).maskOf({masklet.pk}, 0)[100 * {W} + 120] === 1")
+    assert np.array_equal(_page_mask(page, masklet.pk, 0), painted)
+    page.keyboard.press("Control+Shift+Z")
+    _wait_until(page, f"({WS}).maskOf({masklet.pk}, 0)[100 * {W} + 120] === 0")
+    assert np.array_equal(_page_mask(page, masklet.pk, 0), erased)
+    # the timeline marks frame 0 as edited and present
+    row = page.locator(f"#timeline .tl-row[data-masklet='{masklet.pk}']")
+    assert row.get_attribute("data-edited") == "0"
+    assert row.get_attribute("data-present") == "1"
+
+    # step to frame 3 with the keyboard, zoom with the wheel, paint there too
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    _wait_frame(page, 3)
+    assert page.locator("#frame-label").inner_text() == f"Frame 3 / {COUNT - 1}"
+    box = page.locator("#layer-cursor").bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.wheel(0, -400)
+    assert page.locator("#zoom-label").inner_text() != "100%"
+    page.keyboard.press("3")
+    _set_brush(page, 16)
+    _drag(page, [(150, 120), (170, 130)])
+    _settled(page)
+    frame3 = _page_mask(page, masklet.pk, 3)
+    assert frame3 is not None
+    assert frame3[125, 160]
+    # the help overlay opens with ? and closes with Escape
+    page.keyboard.press("Shift+?")
+    assert page.locator("#help-overlay").is_visible()
+    assert "Undo" in page.locator("#help-table").inner_text()
+    _shot(page, "workspace-help")
+    page.keyboard.press("Escape")
+    assert not page.locator("#help-overlay").is_visible()
+    page.click("#zoom-fit")
+    _shot(page, "workspace-brush")
+
+    # a reload shows the same state
+    page.reload()
+    _wait_ready(page)
+    assert np.array_equal(_page_mask(page, masklet.pk, 0), erased)
+    assert np.array_equal(_page_mask(page, masklet.pk, 3), frame3)
+    assert _page_mask(page, masklet.pk, 1) is None
+    # undo after the reload falls back to the selected object's server-side history
+    assert page.locator("#undo").is_enabled()
+
+    # a second tab saving first: this tab's next save is refused (409), reloaded, and said
+    other = page.context.new_page()
+    other.goto(f"/annotate/{lease.pk}/")
+    _wait_ready(other)
+    other.keyboard.press("3")
+    _drag(other, [(20, 200), (60, 200)])
+    _settled(other)
+    other.close()
+    page.keyboard.press("3")
+    _drag(page, [(250, 30), (280, 30)])
+    _settled(page)
+    page.wait_for_selector("#ws-message.error")
+    assert "reloaded" in page.locator("#ws-message-text").inner_text()
+    after = _page_mask(page, masklet.pk, 0)
+    assert after is not None
+    assert after[200, 40]  # the other tab's stroke
+    assert not after[30, 265]  # this tab's refused stroke is gone
+    _shot(page, "workspace-conflict")
+
+    # submit the object; finish the video
+    shown = {f: _page_mask(page, masklet.pk, f) for f in range(COUNT)}
+    page.click(f"#object-list li[data-masklet='{masklet.pk}'] button.submit")
+    page.wait_for_selector(f"#object-list li[data-masklet='{masklet.pk}'][data-status='submitted']")
+    masklet.refresh_from_db()
+    assert masklet.status == Masklet.Status.SUBMITTED
+    revision = masklet.current_revision
+    assert revision is not None
+    assert revision.author == annotator
+    assert revision.edited_frames == [0, 3]
+    frames = revision_frames(revision)
+    assert sorted(frames) == [0, 3]
+    for f in range(COUNT):
+        if f in frames:
+            assert np.array_equal(decode_rle(frames[f].rle), shown[f]), f  # type: ignore[arg-type]
+        else:
+            assert shown[f] is None
+    _shot(page, "workspace-submitted")
+    page.click("#finish-video")
+    page.wait_for_url("**/annotate/")
+    lease.refresh_from_db()
+    assert lease.state == Assignment.State.DONE
+    assert "No videos ready to annotate in Kitchen clips" in page.content()
+    _shot(page, "queue-empty")
+
+
+def test_click_contract_with_stubbed_model(page, project, manager, annotator, small_clip):
+    """The page's side of the click contract, with the serving endpoints stubbed."""
+    video = _ingest(project, manager, small_clip)
+    sent: list[dict] = []
+
+    def model(route) -> None:
+        body = {"configured": True, "name": "stub-model", "config": "test", "demo": False}
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
+
+    def prompt(route) -> None:
+        body = json.loads(route.request.post_data or "{}")
+        sent.append(body)
+        x, y = body["points"][-1]
+        mask = np.zeros((H, W), dtype=bool)
+        mask[int(y) - 10 : int(y) + 10, int(x) - 10 : int(x) + 10] = True
+        answer = {
+            "version": body["base_version"],  # nothing is saved server side in this test
+            "frame_index": body["frame_index"],
+            "rle": dict(encode_rle(mask)),
+            "score": 0.9,
+            "model": {"name": "stub-model", "demo": False},
+        }
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(answer))
+
+    page.route("**/api/annotation/model/", model)
+    page.route("**/api/masklets/*/prompt/", prompt)
+    log_in(page, "alice", "alice-pass")
+    page.goto("/annotate/")
+    page.click("button.take-next")
+    page.wait_for_url("**/annotate/*/")
+    _wait_ready(page)
+    assert page.locator("#model-label").inner_text() == "Model: stub-model"
+    assert page.locator("#model-banner").is_hidden()
+    page.fill("#new-label", "ball")
+    page.click("#add-object-button")
+    page.wait_for_selector("#object-list li.object.selected")
+    masklet = Masklet.objects.get(video=video)
+    page.keyboard.press("1")
+    # a positive click, then a negative one (shift): each request carries the full click list
+    x, y = page.evaluate(f"async () => ({WS}).imageToClient(100, 60)")
+    page.mouse.click(x, y)
+    _settled(page)
+    x2, y2 = page.evaluate(f"async () => ({WS}).imageToClient(130, 70)")
+    page.keyboard.down("Shift")
+    page.mouse.click(x2, y2)
+    page.keyboard.up("Shift")
+    _settled(page)
+    assert [b["labels"] for b in sent] == [[1], [1, 0]]
+    assert sent[1]["points"] == [[100, 60], [130, 70]]
+    assert {b["tool"] for b in sent} == {"video_click"}  # phase 3
+    assert sent[0]["frame_index"] == 0
+    assert sent[0]["box"] is None
+    shown = _page_mask(page, masklet.pk, 0)
+    assert shown is not None
+    assert shown[70, 130]
+    # a click outside the frame is refused in the page, with a message, and nothing is sent
+    page.evaluate(f"async () => {{ const ws = {WS}; ws.stage.view.fit(320, 240, 2000, 2000); ws.draw(); }}")
+    box = page.locator("#layer-cursor").bounding_box()
+    assert box is not None
+    page.mouse.click(box["x"] + 3, box["y"] + 3)
+    assert "inside the frame" in page.locator("#ws-message-text").inner_text()
+    assert len(sent) == 2
+    _shot(page, "workspace-stub-click")
+
+
+@pytest.mark.skipif(
+    not _serving_route(),
+    reason="POST /api/masklets/<id>/prompt/ is not in this URLconf yet (model serving lands "
+    "separately); the page's side of clicks is covered by test_click_contract_with_stubbed_model",
+)
+def test_clicks_and_propagation_through_the_model(page, project, manager, annotator, small_clip):
+    video = _ingest(project, manager, small_clip)
+    log_in(page, "alice", "alice-pass")
+    page.goto("/annotate/")
+    page.click("button.take-next")
+    page.wait_for_url("**/annotate/*/")
+    _wait_ready(page)
+    if page.locator("#model-label").inner_text() == "No model":
+        pytest.skip("no model configured: " + page.locator("#model-banner").inner_text())
+    page.fill("#new-label", "object")
+    page.click("#add-object-button")
+    page.wait_for_selector("#object-list li.object.selected")
+    masklet = Masklet.objects.get(video=video)
+    page.keyboard.press("1")
+    x, y = page.evaluate(f"async () => ({WS}).imageToClient(160, 120)")
+    page.mouse.click(x, y)
+    _settled(page)
+    clicked = _page_mask(page, masklet.pk, 0)
+    assert clicked is not None
+    assert clicked.any()
+    # propagate forward: masks appear while it runs, the progress bar goes away at the end
+    page.click("button.propagate[data-direction='forward']")
+    page.wait_for_selector("#propagate-status", state="visible")
+    page.wait_for_selector("#propagate-status", state="hidden", timeout=120_000)
+    row = page.locator(f"#timeline .tl-row[data-masklet='{masklet.pk}']")
+    assert int(row.get_attribute("data-present") or 0) > 1
+    # undo the propagation, then redo it
+    page.click("#undo")
+    _wait_until(page, f"({WS}).maskOf({masklet.pk}, {COUNT - 1}) === null")
+    page.keyboard.press("Control+Shift+Z")
+    _wait_until(page, f"({WS}).maskOf({masklet.pk}, {COUNT - 1}) !== null")
+    shown = {f: _page_mask(page, masklet.pk, f) for f in range(COUNT)}
+    page.click(f"#object-list li[data-masklet='{masklet.pk}'] button.submit")
+    page.wait_for_selector(f"#object-list li[data-masklet='{masklet.pk}'][data-status='submitted']")
+    masklet.refresh_from_db()
+    assert masklet.current_revision is not None
+    frames = revision_frames(masklet.current_revision)
+    for f, fm in frames.items():
+        expected = shown[f]
+        got = decode_rle(fm.rle) if fm.rle is not None else None  # type: ignore[arg-type]
+        if expected is None:
+            assert got is None or not got.any()
+        else:
+            assert got is not None
+            assert np.array_equal(got, expected), f
+    _shot(page, "workspace-model")
