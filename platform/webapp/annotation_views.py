@@ -122,7 +122,8 @@ def page_tools(project: Project) -> dict[str, str]:
 def _objects(user: User, lease: Assignment) -> list[dict[str, Any]]:
     masklets = access.masklets_for_user(user).filter(video_id=lease.video_id)
     if lease.kind == Assignment.Kind.FIX:
-        masklets = masklets.filter(pk=lease.masklet_id)
+        # A fix lease always names its masklet; 0 matches nothing if one ever does not.
+        masklets = masklets.filter(pk=lease.masklet_id or 0)
     else:
         masklets = masklets.exclude(status=Masklet.Status.REJECTED)
     return [

@@ -11,7 +11,7 @@ from engine.accounts.projects import do_create_user, do_set_membership
 from engine.annotation import drafts, leases
 from engine.models import Assignment, Project
 from tests._clients import web_client
-from tests.engine.annotation._annotation import H, W, video
+from tests.engine.annotation._annotation import H, W, box_mask, sent_back_for_fix, video
 
 
 def _payload(html: str) -> dict:
@@ -176,12 +176,11 @@ def test_workspace_offers_the_phase_tools_only(project, annotator, phase, shown,
 
 
 def test_fix_lease_workspace_shows_its_masklet_and_flagged_frames(project, annotator):
-    from tests.engine.annotation._annotation import box_mask, sent_back_for_fix
-
     v = video(project)
     masklet = sent_back_for_fix(v, annotator, {2: box_mask(1, 1), 5: box_mask(3, 3)})
     lease = leases.do_take_next_video(annotator, project)
-    assert lease is not None and lease.kind == Assignment.Kind.FIX
+    assert lease is not None
+    assert lease.kind == Assignment.Kind.FIX
     html = web_client(annotator).get(f"/annotate/{lease.pk}/").content.decode()
     data = _payload(html)
     assert [o["id"] for o in data["objects"]] == [masklet.pk]
