@@ -122,8 +122,12 @@ def seaweedfs(workdir: Path) -> Iterator[S3Server]:
 
 
 def _stop_group(proc: subprocess.Popen[bytes]) -> None:
-    """Stop a child started with start_new_session=True, and everything it started."""
-    os.killpg(proc.pid, signal.SIGTERM)
+    """Stop a child started with start_new_session=True, and everything it started (a test
+    may have killed it already)."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
     try:
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
