@@ -30,6 +30,10 @@ from engine.masks.rle import decode_rle, encode_rle
 from engine.models import Assignment, DraftEdit, Job, Masklet
 from engine.videos import ingest
 from tests.e2e.conftest import log_in
+from tests.engine.annotation._serving import (
+    serving_settings,  # noqa: F401  (fixture)
+    tiny_model,  # noqa: F401  (fixture)
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -340,49 +344,74 @@ def test_click_contract_with_stubbed_model(page, project, manager, annotator, sm
     reason="POST /api/masklets/<id>/prompt/ is not in this URLconf yet (model serving lands "
     "separately); the page's side of clicks is covered by test_click_contract_with_stubbed_model",
 )
-def test_clicks_and_propagation_through_the_model(page, project, manager, annotator, small_clip):
+def test_clicks_and_propagation_through_the_model(
+    page, project, manager, annotator, small_clip, request
+):
+    """A click served by the tiny promoted model (in this process, the serving tests' caller),
+    then a propagation job, run here as the propagate worker would, followed by the page."""
+    from engine.annotation import propagation
+
+    request.getfixturevalue("tiny_model")
     video = _ingest(project, manager, small_clip)
     log_in(page, "alice", "alice-pass")
     page.goto("/annotate/")
     page.click("button.take-next")
     page.wait_for_url("**/annotate/*/")
     _wait_ready(page)
-    if page.locator("#model-label").inner_text() == "No model":
-        pytest.skip("no model configured: " + page.locator("#model-banner").inner_text())
+    assert page.locator("#model-label").inner_text() == "Model: tiny-r0"
+    assert page.locator("#model-banner").is_hidden()
     page.fill("#new-label", "object")
     page.click("#add-object-button")
     page.wait_for_selector("#object-list li.object.selected")
     masklet = Masklet.objects.get(video=video)
+    # a positive click on frame 0, then a negative one: the model's masks are saved and shown
     page.keyboard.press("1")
-    x, y = page.evaluate(f"async () => ({WS}).imageToClient(160, 120)")
-    page.mouse.click(x, y)
-    _settled(page)
+    for (x, y), shift in (((160, 120), False), ((60, 40), True)):
+        cx, cy = page.evaluate(f"async ([x, y]) => ({WS}).imageToClient(x, y)", [x, y])
+        if shift:
+            page.keyboard.down("Shift")
+        page.mouse.click(cx, cy)
+        if shift:
+            page.keyboard.up("Shift")
+        _settled(page)
+    assert page.locator("#ws-message.error").count() == 0, page.locator("#ws-message").inner_text()
     clicked = _page_mask(page, masklet.pk, 0)
-    assert clicked is not None
-    assert clicked.any()
-    # propagate forward: masks appear while it runs, the progress bar goes away at the end
+    draft_frames = page.evaluate(
+        f"async () => (await (await fetch('/api/masklets/{masklet.pk}/draft/')).json()).frames"
+    )
+    assert (clicked is None) == (draft_frames["0"] is None)
+    prompts = DraftEdit.objects.filter(masklet=masklet, tool="video_click").order_by("seq")
+    assert [e.prompt["labels"] for e in prompts] == [[1], [1, 0]]  # type: ignore[index]
+    _shot(page, "workspace-model-click")
+
+    # propagate forward: the page follows the job and shows the frames as they are written
     page.click("button.propagate[data-direction='forward']")
     page.wait_for_selector("#propagate-status", state="visible")
-    page.wait_for_selector("#propagate-status", state="hidden", timeout=120_000)
+    job = Job.objects.get(kind="propagate")
+    propagation.run_propagation_job(job.pk)
+    page.wait_for_selector("#propagate-status", state="hidden", timeout=60_000)
+    assert "Propagation of #0 object finished" in page.locator("#ws-message-text").inner_text()
     row = page.locator(f"#timeline .tl-row[data-masklet='{masklet.pk}']")
-    assert int(row.get_attribute("data-present") or 0) > 1
-    # undo the propagation, then redo it
+    assert row.get_attribute("data-annotated") == str(COUNT)
+    assert page.evaluate(f"async () => ({WS}).annotatedFrames({masklet.pk})") == list(range(COUNT))
+    _shot(page, "workspace-model-propagated")
+    # undo the propagation (one step), then redo it
     page.click("#undo")
-    _wait_until(page, f"({WS}).maskOf({masklet.pk}, {COUNT - 1}) === null")
+    _wait_until(page, f"({WS}).annotatedFrames({masklet.pk}).length === 1")
     page.keyboard.press("Control+Shift+Z")
-    _wait_until(page, f"({WS}).maskOf({masklet.pk}, {COUNT - 1}) !== null")
+    _wait_until(page, f"({WS}).annotatedFrames({masklet.pk}).length === {COUNT}")
     shown = {f: _page_mask(page, masklet.pk, f) for f in range(COUNT)}
     page.click(f"#object-list li[data-masklet='{masklet.pk}'] button.submit")
     page.wait_for_selector(f"#object-list li[data-masklet='{masklet.pk}'][data-status='submitted']")
     masklet.refresh_from_db()
     assert masklet.current_revision is not None
     frames = revision_frames(masklet.current_revision)
+    assert sorted(frames) == list(range(COUNT))
     for f, fm in frames.items():
+        got = None if fm.rle is None else decode_rle(fm.rle)  # type: ignore[arg-type]
         expected = shown[f]
-        got = decode_rle(fm.rle) if fm.rle is not None else None  # type: ignore[arg-type]
         if expected is None:
-            assert got is None or not got.any()
+            assert got is None or not got.any(), f
         else:
             assert got is not None
             assert np.array_equal(got, expected), f
-    _shot(page, "workspace-model")

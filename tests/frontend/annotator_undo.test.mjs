@@ -111,6 +111,8 @@ test("a draft mirror: full load, incremental merge, lazy masks, the frame's clic
   assert.equal(obj.version, 6);
   assert.deepEqual(obj.maskAt(3), mask);
   assert.deepEqual(obj.maskAt(0), mask); // untouched by the merge
+  obj.mergeDraft({ version: 7, frames: {}, removed_frames: [4] }); // undone while polling
+  assert.equal(obj.maskAt(4), undefined);
   assert.ok(obj.editable);
   obj.applyMeta({ masklet: { status: "submitted", label: "cup" } });
   assert.ok(!obj.editable);

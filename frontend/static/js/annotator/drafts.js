@@ -60,6 +60,10 @@ export class DraftObject {
       this.frames.set(i, rle);
       this.decoded.delete(i);
     }
+    for (const i of json.removed_frames || []) {
+      this.frames.delete(i);
+      this.decoded.delete(i);
+    }
     for (const [key, source] of Object.entries(json.frame_sources || {})) {
       this.sources.set(Number(key), source);
     }
@@ -156,7 +160,8 @@ export class DraftSync {
     if (isConflict(error)) {
       try {
         await this.load(obj);
-        this.onError(`${message} The object was reloaded from the server; redo your last change.`);
+        const end = /[.!?]$/.test(message) ? "" : ".";
+        this.onError(`${message}${end} ${obj.name} was reloaded from the server; redo your last change there.`);
       } catch (reloadError) {
         this.onError(`${message} (reloading failed: ${reloadError.message})`);
       }

@@ -506,7 +506,7 @@ class Workspace {
     try {
       const info = await getJSON("/api/annotation/model/");
       if (!info.configured) {
-        noModel(`No model is configured. ${info.how_to || ""}`.trim());
+        noModel(info.how_to || "No model is configured: clicks, boxes and propagation are off.");
       } else {
         this.model = { available: true, configured: true, text: "", info };
         label.textContent = info.demo
@@ -667,6 +667,12 @@ class Workspace {
     const obj = this.find(id);
     const mask = obj ? obj.maskAt(frame) : undefined;
     return mask ? Array.from(mask) : null;
+  }
+
+  /** The frames an object has a saved state on (mask or absent), ascending. */
+  annotatedFrames(id) {
+    const obj = this.find(id);
+    return obj ? [...obj.frames.keys()].sort((a, b) => a - b) : [];
   }
 
   /** Page coordinates of an image point, for tests that drive the mouse. */

@@ -97,9 +97,9 @@ export function renderObjectList(list, objects, selectedId, prefs, actions, { ed
       tools.appendChild(b);
       return b;
     };
-    button("hide" + (pref.hidden ? " on" : ""), pref.hidden ? "◌" : "◉",
+    button("hide" + (pref.hidden ? " on" : ""), pref.hidden ? "Show" : "Hide",
       pref.hidden ? "Show" : "Hide", () => actions.hide(obj.id, !pref.hidden));
-    button("lock" + (pref.locked ? " on" : ""), pref.locked ? "🔒" : "🔓",
+    button("lock" + (pref.locked ? " on" : ""), pref.locked ? "Unlock" : "Lock",
       pref.locked ? "Unlock (allow edits)" : "Lock (no edits)", () => actions.lock(obj.id, !pref.locked));
     const canEdit = editable && obj.editable;
     button("submit", "Submit", "Submit this object for review", () => actions.submit(obj.id), !canEdit);

@@ -110,6 +110,7 @@ export class TimelineView {
       entry.row.classList.toggle("selected", obj.selected);
       entry.row.classList.toggle("hidden-object", obj.hidden);
       entry.row.dataset.present = String(obj.states.filter((s) => s === PRESENT).length);
+      entry.row.dataset.annotated = String(obj.states.filter((s) => s !== NOT_ANNOTATED).length);
       entry.row.dataset.prompted = [...obj.prompted].sort((a, b) => a - b).join(",");
       entry.row.dataset.edited = [...obj.edited].sort((a, b) => a - b).join(",");
       this.drawRow(entry.canvas, obj, cursor);
