@@ -85,9 +85,18 @@ def _page_mask(page, masklet_id: int, frame: int) -> np.ndarray | None:
     return None if flat is None else np.array(flat, dtype=bool).reshape(H, W)
 
 
+def _mask(page, masklet_id: int, frame: int) -> np.ndarray:
+    """The page's mask of a frame that must have one."""
+    mask = _page_mask(page, masklet_id, frame)
+    assert mask is not None, f"no mask on frame {frame}"
+    return mask
+
+
 def _drag(page, points: list[tuple[float, float]]) -> None:
     """Press, move through the image points and release, in page coordinates."""
-    client = [page.evaluate(f"async ([x, y]) => ({WS}).imageToClient(x, y)", list(p)) for p in points]
+    client = [
+        page.evaluate(f"async ([x, y]) => ({WS}).imageToClient(x, y)", list(p)) for p in points
+    ]
     page.mouse.move(*client[0])
     page.mouse.down()
     for x, y in client[1:]:
@@ -183,10 +192,10 @@ def test_brush_undo_redo_reload_submit_in_chromium(page, project, manager, annot
     # undo (button) restores the stroke; redo (Ctrl+Shift+Z) erases again
     page.click("#undo")
     _wait_until(page, f"({WS}).maskOf({masklet.pk}, 0)[100 * {W} + 120] === 1")
-    assert np.array_equal(_page_mask(page, masklet.pk, 0), painted)
+    assert np.array_equal(_mask(page, masklet.pk, 0), painted)
     page.keyboard.press("Control+Shift+Z")
     _wait_until(page, f"({WS}).maskOf({masklet.pk}, 0)[100 * {W} + 120] === 0")
-    assert np.array_equal(_page_mask(page, masklet.pk, 0), erased)
+    assert np.array_equal(_mask(page, masklet.pk, 0), erased)
     # the timeline marks frame 0 as edited and present
     row = page.locator(f"#timeline .tl-row[data-masklet='{masklet.pk}']")
     assert row.get_attribute("data-edited") == "0"
@@ -223,8 +232,8 @@ def test_brush_undo_redo_reload_submit_in_chromium(page, project, manager, annot
     # a reload shows the same state
     page.reload()
     _wait_ready(page)
-    assert np.array_equal(_page_mask(page, masklet.pk, 0), erased)
-    assert np.array_equal(_page_mask(page, masklet.pk, 3), frame3)
+    assert np.array_equal(_mask(page, masklet.pk, 0), erased)
+    assert np.array_equal(_mask(page, masklet.pk, 3), frame3)
     assert _page_mask(page, masklet.pk, 1) is None
     # undo after the reload falls back to the selected object's server-side history
     assert page.locator("#undo").is_enabled()
@@ -330,7 +339,9 @@ def test_click_contract_with_stubbed_model(page, project, manager, annotator, sm
     assert shown is not None
     assert shown[70, 130]
     # a click outside the frame is refused in the page, with a message, and nothing is sent
-    page.evaluate(f"async () => {{ const ws = {WS}; ws.stage.view.fit(320, 240, 2000, 2000); ws.draw(); }}")
+    page.evaluate(
+        f"async () => {{ const ws = {WS}; ws.stage.view.fit(320, 240, 2000, 2000); ws.draw(); }}"
+    )
     box = page.locator("#layer-cursor").bounding_box()
     assert box is not None
     page.mouse.click(box["x"] + 3, box["y"] + 3)
@@ -408,7 +419,7 @@ def test_clicks_and_propagation_through_the_model(
     frames = revision_frames(masklet.current_revision)
     assert sorted(frames) == list(range(COUNT))
     for f, fm in frames.items():
-        got = None if fm.rle is None else decode_rle(fm.rle)  # type: ignore[arg-type]
+        got = None if fm.rle is None else decode_rle(fm.rle)
         expected = shown[f]
         if expected is None:
             assert got is None or not got.any(), f

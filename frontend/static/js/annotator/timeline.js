@@ -165,11 +165,12 @@ export class TimelineView {
         ctx.fillRect(Math.floor(x0), y, Math.max(2, Math.round(x1 - x0)), h);
       }
     };
-    tick(obj.edited, "#f79009", height - 4, 4);
-    tick(obj.prompted, "#1d2330", 0, 4);
+    // The cursor first: the prompted and edited ticks stay visible on the current frame.
     const [c0, c1] = frameSpan(cursor, width, this.count);
     ctx.strokeStyle = "#d92d20";
     ctx.lineWidth = 2;
     ctx.strokeRect(Math.floor(c0) + 1, 1, Math.max(2, Math.round(c1 - c0)) - 1, height - 2);
+    tick(obj.edited, "#f79009", height - 4, 4);
+    tick(obj.prompted, "#1d2330", 0, 4);
   }
 }
