@@ -114,6 +114,7 @@ def test_cancel_stops_between_frames_and_keeps_what_was_written(
     assert job.status == Job.Status.CANCELLED
     assert run_rows(masklet, version_of(masklet)) == {0: 1, 1: 1}
     marker = DraftEdit.objects.get(masklet=masklet, prompt__run__job=job.pk)
+    assert marker.prompt is not None
     assert marker.prompt["run"]["passes"] == [[False, 2]]
 
 
@@ -155,6 +156,7 @@ def test_a_rerun_after_a_killed_worker_leaves_no_frame_doubled(
     assert run_rows(masklet, version) == dict.fromkeys(range(N_FRAMES), 1)
     marker = DraftEdit.objects.get(masklet=masklet, prompt__run__job=job.pk)
     assert marker.source == DraftEdit.Source.MASK
+    assert marker.prompt is not None
     assert marker.prompt["run"]["passes"] == [[False, 3], [True, 4]]
 
 
