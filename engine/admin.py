@@ -54,5 +54,7 @@ for _model in (
     models.ModelVersion,
     models.Round,
     models.DatasetSnapshot,
+    models.DraftEdit,
+    models.ModelSession,
 ):
     admin.site.register(_model)

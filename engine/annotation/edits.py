@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.errors import InvalidInput
-from engine.masks.rle import Rle, normalize_rle
+from engine.masks.rle import InvalidRle, Rle, normalize_rle
 from engine.models import DraftEdit, Video
 
 from . import phases
@@ -152,7 +152,10 @@ def check_rle(rle: Mapping[str, Any], video: Video) -> Rle:
     """
     if not isinstance(rle, Mapping):
         raise InvalidEdit("an RLE is {'size': [H, W], 'counts': str | [int]}")
-    canonical = normalize_rle(dict(rle))
+    try:
+        canonical = normalize_rle(dict(rle))
+    except InvalidRle as exc:
+        raise InvalidEdit(str(exc)) from None
     height, width = canonical["size"]
     if (height, width) != (video.height, video.width):
         raise InvalidEdit(f"mask is {width}x{height}, the video is {video.width}x{video.height}")
