@@ -16,6 +16,7 @@ from rest_framework import serializers
 
 from engine.annotation.edits import MAX_POINTS, FrameEdit, Prompt
 from engine.annotation.phases import TOOLS
+from engine.annotation.telemetry import MAX_FRAME_VIEWS, MAX_VIEW_AGE, FrameView
 
 MAX_EDITS = 5000
 MAX_RLE_CHARS = 1_000_000
@@ -163,6 +164,38 @@ class EditsRequestSerializer(VersionSerializer):
         return [child.to_edit(e) for e in self.validated_data["edits"]]
 
 
+class FrameViewEventSerializer(serializers.Serializer):
+    lease = StrictIdField(help_text="the lease (assignment) id the page holds")
+    kind = serializers.ChoiceField(choices=["frame_view"])
+    frame_index = StrictIdField()
+    age_ms = serializers.IntegerField(
+        min_value=0,
+        max_value=int(MAX_VIEW_AGE.total_seconds() * 1000),
+        default=0,
+        help_text="how long before this request the page showed the frame",
+    )
+
+    def to_internal_value(self, data: Any) -> Any:
+        # IntegerField takes "12", 12.0 and true; a count of milliseconds is a JSON integer.
+        if isinstance(data, dict) and "age_ms" in data:
+            age = data["age_ms"]
+            if isinstance(age, bool) or not isinstance(age, int):
+                raise serializers.ValidationError({"age_ms": ["Send an integer."]})
+        return super().to_internal_value(data)
+
+
+class EventsRequestSerializer(serializers.Serializer):
+    events = serializers.ListField(
+        child=FrameViewEventSerializer(), min_length=1, max_length=MAX_FRAME_VIEWS
+    )
+
+    def frame_views(self) -> list[FrameView]:
+        return [
+            FrameView(e["lease"], e["frame_index"], e["age_ms"])
+            for e in self.validated_data["events"]
+        ]
+
+
 # --- responses (documentation of the JSON the views build) ----------------------------------
 
 
@@ -226,3 +259,11 @@ class StatsRowSerializer(serializers.Serializer):
     clicks = serializers.IntegerField()
     clicked_frames = serializers.IntegerField()
     clicks_per_clicked_frame = serializers.FloatField(allow_null=True)
+    objects = serializers.IntegerField(help_text="objects the annotator's events touched")
+    submitted = serializers.IntegerField(help_text="of those, the ones they submitted")
+    first_event_at = serializers.DateTimeField(allow_null=True)
+    last_event_at = serializers.DateTimeField(allow_null=True)
+
+
+class RecordedSerializer(serializers.Serializer):
+    recorded = serializers.IntegerField()

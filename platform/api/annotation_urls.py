@@ -25,6 +25,7 @@ urlpatterns = [
         name="api-annotation-objects",
     ),
     path("annotation/stats/", views.stats, name="api-annotation-stats"),
+    path("annotation/events/", views.events, name="api-annotation-events"),
     path("masklets/<int:masklet_id>/draft/", views.draft, name="api-draft"),
     path("masklets/<int:masklet_id>/draft/edits/", views.draft_edits, name="api-draft-edits"),
     path("masklets/<int:masklet_id>/draft/undo/", views.draft_undo, name="api-draft-undo"),

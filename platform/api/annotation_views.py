@@ -1,5 +1,6 @@
 """REST endpoints of the annotator's workspace: the queue and leases, objects, drafts saved as
-they happen (edits, undo, redo, submit, delete) and the Table 1 statistics.
+they happen (edits, undo, redo, submit, delete), the frames the page showed (telemetry) and the
+Table 1 statistics.
 
 Thin views: a serializer checks the request's shape, :mod:`engine.annotation` does the rest,
 and engine errors become 4xx responses in ``api.errors`` (400 bad input, 403 role or phase,
@@ -246,6 +247,18 @@ def draft_submit(request: Request, masklet_id: int) -> Response:
     revision = drafts.do_submit_draft(user, masklet, version)
     data = {**_masklet_json(masklet), "revision": revision.pk, "revision_number": revision.number}
     return Response(data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(request=s.EventsRequestSerializer, responses={201: s.RecordedSerializer, **ERRORS})
+@api_view(["POST"])
+def events(request: Request) -> Response:
+    """Record the frames the workspace showed, in batches of at most 200 ``frame_view``
+    events, each dated ``age_ms`` before the request. Only the lease's holder records views
+    (409 otherwise); all or nothing."""
+    serializer = s.EventsRequestSerializer(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    recorded = telemetry.do_record_frame_views(request_user(request), serializer.frame_views())
+    return Response({"recorded": len(recorded)}, status=status.HTTP_201_CREATED)
 
 
 @extend_schema(

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from webapp import annotation_views
+from webapp import annotation_stats_views, annotation_views
 
 urlpatterns = [
     path("annotate/", annotation_views.annotate_queue, name="annotate-queue"),
@@ -15,6 +15,12 @@ urlpatterns = [
         "annotate/leases/<int:lease_id>/release/",
         annotation_views.release,
         name="annotate-release",
+    ),
+    path("annotate/stats/", annotation_stats_views.my_stats, name="annotate-stats"),
+    path(
+        "projects/<int:project_id>/annotation-stats/",
+        annotation_stats_views.project_stats,
+        name="annotation-stats",
     ),
     path("annotate/<int:lease_id>/", annotation_views.workspace, name="annotate-workspace"),
 ]

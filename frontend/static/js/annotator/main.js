@@ -11,6 +11,7 @@ import { getJSON, postJSON } from "../lib/api.js";
 import { FrameCache } from "../lib/frame_cache.js";
 import { masksDiffer, strokeEdit } from "./brush.js";
 import { DraftObject, DraftSync } from "./drafts.js";
+import { FrameViewReporter } from "./frame_views.js";
 import { Stage } from "./layers.js";
 import { ObjectPrefs, renderObjectList } from "./objects.js";
 import { Player } from "./playback.js";
@@ -49,6 +50,8 @@ class Workspace {
     this.propagation = null; // {run, obj}
     this.pendingPrompt = null; // {id, frame, prompt} shown until the model answers
     this.activity = false;
+    // Telemetry: the frames shown, batched to the server (the holder's lease only).
+    this.frameViews = this.editable ? new FrameViewReporter({ leaseId: data.lease.id }) : null;
 
     this.sync = new DraftSync({
       onChange: () => this.changed(),
@@ -96,6 +99,7 @@ class Workspace {
       ? this.toolbox.tool : this.defaultTool());
     await this.show(this.frame);
     if (this.editable) setInterval(() => this.renew(), RENEW_EVERY_MS);
+    if (this.frameViews) this.frameViews.start();
     $("workspace").dataset.ready = "true";
   }
 
@@ -166,6 +170,7 @@ class Workspace {
     if (!image) this.error(`Frame ${frame} could not be loaded; it will be retried.`);
     this.draw();
     this.stage.root.dataset.frame = String(frame);
+    if (image && this.frameViews) this.frameViews.view(frame);
     this.frames.prefetchAround(frame, (k) => this.frameUrl(k), {
       count: this.count,
       ahead: PREFETCH_AHEAD,
