@@ -286,6 +286,12 @@ def _tools(page: Any) -> list[tuple[str, str]]:
     ]
 
 
+def _timeline_marks(page: Any, masklet_id: int) -> tuple[str | None, ...]:
+    """The object's timeline row: (prompted frames, edited frames, annotated frame count)."""
+    row = page.locator(f"#timeline .tl-row[data-masklet='{masklet_id}']")
+    return tuple(row.get_attribute(f"data-{k}") for k in ("prompted", "edited", "annotated"))
+
+
 def _run_rows(masklet: Masklet, version: int) -> Counter[int]:
     rows = DraftEdit.objects.filter(masklet=masklet, version=version, revision__isnull=True)
     return Counter(rows.values_list("frame_index", flat=True))
@@ -495,19 +501,15 @@ def test_workspace_with_real_workers_and_a_killed_propagate_worker(
         # a reload mid-work shows everything as before
         ids = [box.pk, hand.pk]
         before = _page_masks(page, ids, count)
-        timeline = {
-            i: page.locator(f"#timeline .tl-row[data-masklet='{i}']").get_attribute("data-prompted")
-            for i in ids
-        }
+        timeline = {i: _timeline_marks(page, i) for i in ids}
         page.reload()
         _wait_ready(page)
         after = _page_masks(page, ids, count)
         for key, mask in before.items():
             assert (mask is None) == (after[key] is None), key
             assert mask is None or np.array_equal(mask, after[key]), key
-        for i in ids:
-            row = page.locator(f"#timeline .tl-row[data-masklet='{i}']")
-            assert row.get_attribute("data-prompted") == timeline[i]
+        assert {i: _timeline_marks(page, i) for i in ids} == timeline
+        assert timeline[hand.pk] == ("3", "3,8", str(count))
         _shot(page, "real-reloaded")
 
         # submit both; each revision decodes to exactly what the page showed
