@@ -286,6 +286,10 @@ def _tools(page: Any) -> list[tuple[str, str]]:
     ]
 
 
+def _active_tool(page: Any) -> str | None:
+    return page.locator("button.tool.active").get_attribute("data-tool")
+
+
 def _timeline_marks(page: Any, masklet_id: int) -> tuple[str | None, ...]:
     """The object's timeline row: (prompted frames, edited frames, annotated frame count)."""
     row = page.locator(f"#timeline .tl-row[data-masklet='{masklet_id}']")
@@ -383,11 +387,11 @@ def test_workspace_with_real_workers_and_a_killed_propagate_worker(
             ("eraser", "eraser"),
         ]
         assert page.locator("button.propagate").count() == 3
+        assert _active_tool(page) == "click"  # a model serves: the click, not the brush
 
         # an object, clicked on frame 0: the model's mask is on the canvas
         box = _add_object(page, video, "box")
         assert _painted_pixels(page) == 0
-        page.keyboard.press("1")
         _click(page, 150, 120)
         clicked = _page_mask(page, box.pk, 0)
         assert clicked is not None
@@ -436,7 +440,7 @@ def test_workspace_with_real_workers_and_a_killed_propagate_worker(
         undone = _page_mask(page, hand.pk, 3)
         assert undone is not None
         assert np.array_equal(undone, one_click)
-        assert "active" in (page.locator("button.tool[data-tool='click']").get_attribute("class"))
+        assert _active_tool(page) == "click"
 
         # propagate it both ways; the propagate worker is killed mid-run
         page.click("button.propagate[data-direction='both']")
@@ -549,6 +553,7 @@ def test_phases_one_and_two_show_their_tools_and_the_server_refuses_others(
     ]
     assert page.locator("button.propagate").count() == 0
     assert page.locator("button.tool[data-tool='click']").is_enabled()
+    assert _active_tool(page) == "click"
     masklet = _add_object(page, video, "box")
     prompt = f"/api/masklets/{masklet.pk}/prompt/"
     base = masklet.draft_version

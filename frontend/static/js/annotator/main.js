@@ -50,6 +50,7 @@ class Workspace {
     this.propagation = null; // {run, obj}
     this.pendingPrompt = null; // {id, frame, prompt} shown until the model answers
     this.activity = false;
+    this.toolPicked = false; // the annotator chose a tool (button or key)
     // Telemetry: the frames shown, batched to the server (the holder's lease only).
     this.frameViews = this.editable ? new FrameViewReporter({ leaseId: data.lease.id }) : null;
 
@@ -91,12 +92,14 @@ class Workspace {
 
   async start() {
     this.renderObjects();
-    this.selectTool(this.defaultTool());
+    this.selectTool(this.defaultTool(), { picked: false });
     await Promise.all([this.loadModel(), ...this.objects.map((o) => this.sync.load(o).catch(
       (e) => this.error(`Loading object #${o.objectId} failed: ${e.message}`),
     ))]);
-    this.selectTool(this.toolbox.tool && this.toolUsable(this.toolbox.tool)
-      ? this.toolbox.tool : this.defaultTool());
+    // Keep a tool the annotator picked while the model's status loaded; otherwise the default
+    // now that it is known (the click once a model serves, not the brush chosen before).
+    const keep = this.toolPicked && this.toolUsable(this.toolbox.tool);
+    this.selectTool(keep ? this.toolbox.tool : this.defaultTool(), { picked: false });
     await this.show(this.frame);
     if (this.editable) setInterval(() => this.renew(), RENEW_EVERY_MS);
     if (this.frameViews) this.frameViews.start();
@@ -283,7 +286,7 @@ class Workspace {
     return null;
   }
 
-  selectTool(tool) {
+  selectTool(tool, { picked = true } = {}) {
     if (!tool) return;
     if (!(tool in this.tools)) {
       this.error(`The ${tool} tool is not part of ${this.data.project.phase_label}.`);
@@ -294,6 +297,7 @@ class Workspace {
       return;
     }
     this.toolbox.setTool(tool);
+    if (picked) this.toolPicked = true;
     for (const b of document.querySelectorAll("button.tool")) {
       b.classList.toggle("active", b.dataset.tool === tool);
       b.setAttribute("aria-pressed", String(b.dataset.tool === tool));
