@@ -12,6 +12,7 @@ from engine.annotation import drafts, leases
 from engine.models import Assignment, Project
 from tests._clients import web_client
 from tests.engine.annotation._annotation import H, W, box_mask, sent_back_for_fix, video
+from tests.engine.annotation._serving import SENT, serving_settings, tiny_model  # noqa: F401
 
 
 def _payload(html: str) -> dict:
@@ -187,3 +188,16 @@ def test_fix_lease_workspace_shows_its_masklet_and_flagged_frames(project, annot
     assert data["lease"]["flagged_frames"] == [2, 5]
     assert 'id="add-object"' not in html  # a fix edits its own masklet
     assert 'id="finish-video"' not in html
+
+
+def test_next_video_from_the_page_warms_the_model_session(
+    project, annotator, tiny_model, settings, django_capture_on_commit_callbacks
+):
+    # given a configured model and warm-up on (the serving fixture turns it off)
+    settings.ANNOTATION_WARM_FRAMES = 2
+    v = video(project, "kitchen.mp4")
+    # when the annotator takes the next video on the queue page
+    with django_capture_on_commit_callbacks(execute=True):
+        web_client(annotator).post(f"/annotate/projects/{project.pk}/next/")
+    # then an interactive worker is asked to embed its first frames for her
+    assert SENT == [("workers.annotation_warm", [v.pk, annotator.pk], "interactive")]
