@@ -190,8 +190,9 @@ def test_fix_lease_workspace_shows_its_masklet_and_flagged_frames(project, annot
     assert 'id="finish-video"' not in html
 
 
+@pytest.mark.usefixtures("tiny_model")
 def test_next_video_from_the_page_warms_the_model_session(
-    project, annotator, tiny_model, settings, django_capture_on_commit_callbacks
+    project, annotator, settings, django_capture_on_commit_callbacks
 ):
     # given a configured model and warm-up on (the serving fixture turns it off)
     settings.ANNOTATION_WARM_FRAMES = 2
@@ -200,4 +201,4 @@ def test_next_video_from_the_page_warms_the_model_session(
     with django_capture_on_commit_callbacks(execute=True):
         web_client(annotator).post(f"/annotate/projects/{project.pk}/next/")
     # then an interactive worker is asked to embed its first frames for her
-    assert SENT == [("workers.annotation_warm", [v.pk, annotator.pk], "interactive")]
+    assert [("workers.annotation_warm", [v.pk, annotator.pk], "interactive")] == SENT
