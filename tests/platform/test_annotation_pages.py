@@ -190,9 +190,12 @@ def test_fix_lease_workspace_shows_its_masklet_and_flagged_frames(project, annot
     assert 'id="finish-video"' not in html
 
 
-@pytest.mark.usefixtures("tiny_model")
 def test_next_video_from_the_page_warms_the_model_session(
-    project, annotator, settings, django_capture_on_commit_callbacks
+    project,
+    annotator,
+    tiny_model,  # noqa: F811 (the fixture imported above)
+    settings,
+    django_capture_on_commit_callbacks,
 ):
     # given a configured model and warm-up on (the serving fixture turns it off)
     settings.ANNOTATION_WARM_FRAMES = 2
