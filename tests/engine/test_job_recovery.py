@@ -118,14 +118,13 @@ def test_job_that_keeps_losing_its_worker_fails_and_cancel_requests_are_honoured
 def test_jobs_of_a_kind_no_worker_runs_fail_instead_of_being_resent_forever(
     redis_broker, django_capture_on_commit_callbacks, stale
 ):
-    # rows of kinds without a task (written before their routes were removed)
-    lost = _job("propagate", "running", heartbeat_age_s=stale, attempt=1, worker="w:1")
+    # rows of a kind without a task (training has no worker yet)
+    lost = _job("train", "running", heartbeat_age_s=stale, attempt=1, worker="w:1")
     waiting = _job("train", "queued", age_s=stale)
     done = _recover(django_capture_on_commit_callbacks)
     assert done == {"resent": [], "failed": [lost.pk, waiting.pk], "cancelled": []}
-    for job, kind in ((lost, "propagate"), (waiting, "train")):
+    for job in (lost, waiting):
         job.refresh_from_db()
         assert job.status == Job.Status.FAILED
-        assert job.error == f"no worker runs {kind!r} jobs"
-    assert _sent(redis_broker, "propagate") == []
+        assert job.error == "no worker runs 'train' jobs"
     assert _sent(redis_broker, "train") == []
