@@ -95,7 +95,9 @@ class RleField(serializers.Field):
         return value
 
 
-class PromptSerializer(serializers.Serializer):
+class PointsBoxSerializer(serializers.Serializer):
+    """Clicks and a box in pixels of the frame: what every model prompt carries."""
+
     points = serializers.ListField(
         child=serializers.ListField(child=FiniteNumberField(), min_length=2, max_length=2),
         max_length=MAX_POINTS,
@@ -114,8 +116,11 @@ class PromptSerializer(serializers.Serializer):
         max_length=4,
         allow_null=True,
         default=None,
-        help_text="[x0, y0, x1, y1] in pixels",
+        help_text="[x0, y0, x1, y1] in pixels, or null",
     )
+
+
+class PromptSerializer(PointsBoxSerializer):
     mask = serializers.BooleanField(default=False, help_text="the edit's mask is a mask prompt")
 
 

@@ -8,37 +8,18 @@ from typing import Any
 
 from rest_framework import serializers
 
-from api.annotation_serializers import FiniteNumberField, RleField, StrictIdField
+from api.annotation_serializers import PointsBoxSerializer, RleField, StrictIdField
 from api.serializers import JobSerializer
-from engine.annotation.edits import MAX_POINTS
 from engine.annotation.propagation import DIRECTIONS
 from engine.annotation.serving import PROMPT_TOOLS, PromptRequest
 
 
-class PromptRequestSerializer(serializers.Serializer):
+class PromptRequestSerializer(PointsBoxSerializer):
+    """A click or box on one frame; ``points`` is the frame's full click list for the object."""
+
     base_version = StrictIdField(help_text="the draft version the client last saw")
     frame_index = StrictIdField()
     tool = serializers.ChoiceField(choices=PROMPT_TOOLS)
-    points = serializers.ListField(
-        child=serializers.ListField(child=FiniteNumberField(), min_length=2, max_length=2),
-        max_length=MAX_POINTS,
-        default=list,
-        help_text="the frame's full click list for the object, [[x, y], ...] in pixels",
-    )
-    labels = serializers.ListField(
-        child=serializers.IntegerField(min_value=0, max_value=1),
-        max_length=MAX_POINTS,
-        default=list,
-        help_text="1 positive, 0 negative; one per point",
-    )
-    box = serializers.ListField(
-        child=FiniteNumberField(),
-        min_length=4,
-        max_length=4,
-        allow_null=True,
-        default=None,
-        help_text="[x0, y0, x1, y1] in pixels, or null",
-    )
 
     def to_request(self, masklet_id: int) -> PromptRequest:
         data: dict[str, Any] = self.validated_data

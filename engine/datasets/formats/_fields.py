@@ -8,8 +8,10 @@ the field, which the import readers turn into a 400.
 
 from __future__ import annotations
 
+import json
 import math
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 #: Object ids, frame indices and counts are stored in 32-bit integer columns.
 MAX_INT32 = 2**31 - 1
@@ -63,3 +65,11 @@ def _shown(value: Any) -> str:
     if isinstance(value, str):
         return repr(value[:40])
     return f"a JSON {type(value).__name__}"
+
+
+def read_json(source: str | Path | IO[str]) -> Any:
+    """The JSON document in a file (by path) or an open text stream."""
+    if isinstance(source, str | Path):
+        with open(source, encoding="utf-8") as fh:
+            return json.load(fh)
+    return json.load(source)

@@ -25,7 +25,7 @@ from typing import IO, Any
 import numpy as np
 from pycocotools import mask as coco_mask
 
-from engine.datasets.formats._fields import finite, text, whole
+from engine.datasets.formats._fields import finite, read_json, text, whole
 from engine.masks.rle import (
     MAX_MASK_SIDE,
     Rle,
@@ -268,12 +268,7 @@ def _segmentation_to_rle(segmentation: Any, height: int, width: int) -> Rle:
 
 def read_coco(source: str | Path | IO[str]) -> CocoDataset:
     """Parse a COCO file. Polygon and uncompressed-RLE segmentations become compressed RLEs."""
-    if isinstance(source, str | Path):
-        with open(source, encoding="utf-8") as fh:
-            doc = json.load(fh)
-    else:
-        doc = json.load(source)
-    return parse_coco(doc)
+    return parse_coco(read_json(source))
 
 
 def parse_coco(doc: dict[str, Any]) -> CocoDataset:

@@ -39,7 +39,7 @@ from typing import IO, Any, Literal
 
 import numpy as np
 
-from engine.datasets.formats._fields import finite, text, whole
+from engine.datasets.formats._fields import finite, read_json, text, whole
 from engine.masks.rle import (
     MAX_MASK_SIDE,
     Rle,
@@ -197,12 +197,7 @@ def read_sav(source: str | Path | IO[str]) -> SavAnnotation:
     Raises:
         ValueError: missing keys or inconsistent list lengths.
     """
-    if isinstance(source, str | Path):
-        with open(source, encoding="utf-8") as fh:
-            doc = json.load(fh)
-    else:
-        doc = json.load(source)
-    return parse_sav(doc)
+    return parse_sav(read_json(source))
 
 
 def parse_sav(doc: dict[str, Any]) -> SavAnnotation:
