@@ -242,6 +242,21 @@ def redis_broker(monkeypatch: pytest.MonkeyPatch):
     _drop_connection_pools(app)
 
 
+@pytest.fixture
+def redis_results(redis_broker: str):
+    """This process waits for results on the same Redis as the workers."""
+    from workers.celery import app
+
+    previous = app.conf.result_backend
+    app.conf.result_backend = redis_broker
+    app._backend_cache = None
+    app._local.backend = None
+    yield redis_broker
+    app.conf.result_backend = previous
+    app._backend_cache = None
+    app._local.backend = None
+
+
 def _drop_connection_pools(app) -> None:
     # Celery caches its connection and producer pools on first use; drop both so the next
     # send connects to the current broker_url.

@@ -38,15 +38,26 @@ def _queue(name: str) -> str | Queue:
     return name
 
 
-def call_task(name: str, args: list[Any], queue: str, timeout: float) -> Any:
-    """Send task `name` and wait up to `timeout` s for its result (the result backend).
+def call_task(
+    name: str, args: list[Any], queue: str, timeout: float, pickup_timeout: float | None = None
+) -> Any:
+    """Send task `name` and wait for its result (the result backend).
 
-    The message expires after `timeout`: a worker that picks it up later (a slow or restarted
-    one) drops it instead of answering nobody, so a click is never applied twice.
+    A worker must *start* the task within `pickup_timeout` s (default: `timeout`); the message
+    expires then, so a worker that picks it up later (a slow or restarted one) drops it instead
+    of answering nobody, and a click is never applied twice. Once a worker has started it (the
+    task tracks its start), the caller waits for its answer until `timeout` s in all: a slow
+    answer from a live worker is not taken for a dead worker.
     """
-    result = app.send_task(name, args=args, queue=_queue(queue), expires=timeout)
+    pickup = timeout if pickup_timeout is None else min(pickup_timeout, timeout)
+    result = app.send_task(name, args=args, queue=_queue(queue), expires=pickup)
     try:
-        return result.get(timeout=timeout, propagate=True, disable_sync_subtasks=False)
+        try:
+            return result.get(timeout=pickup, propagate=True, disable_sync_subtasks=False)
+        except CeleryTimeout:
+            if pickup >= timeout or result.state == "PENDING":
+                raise
+        return result.get(timeout=timeout - pickup, propagate=True, disable_sync_subtasks=False)
     except CeleryTimeout:
         raise NoReply(
             f"no worker on the {queue!r} queue answered within {timeout:g} s; start one with "

@@ -181,7 +181,8 @@ def do_prompt(user: User, masklet: Masklet, request: PromptRequest) -> dict[str,
                 PROMPT_TASK,
                 [payload],
                 queue=route.queue,
-                timeout=float(settings.ANNOTATION_DIRECT_TIMEOUT_SECONDS),
+                timeout=float(settings.ANNOTATION_PROMPT_TIMEOUT_SECONDS),
+                pickup_timeout=float(settings.ANNOTATION_DIRECT_TIMEOUT_SECONDS),
             )
         except NoReply:
             logger.warning("session worker %s did not answer; any worker rebuilds", route.worker)

@@ -43,14 +43,30 @@ class NoReply(Unavailable):
 
 
 class TaskCaller(Protocol):
-    """What ``TASK_CALLER`` names: send one task and wait up to ``timeout`` seconds for its
-    JSON result; raises :class:`NoReply` when none comes (the message then expires unserved)."""
+    """What ``TASK_CALLER`` names: send one task and wait for its JSON result; raises
+    :class:`NoReply` when no worker starts it within ``pickup_timeout`` seconds (the message
+    then expires unserved) or a started one has not answered within ``timeout``."""
 
-    def __call__(self, name: str, args: list[Any], queue: str, timeout: float) -> Any: ...
+    def __call__(
+        self,
+        name: str,
+        args: list[Any],
+        queue: str,
+        timeout: float,
+        pickup_timeout: float | None = None,
+    ) -> Any: ...
 
 
-def call_task(name: str, args: list[Any], *, queue: str, timeout: float) -> Any:
+def call_task(
+    name: str,
+    args: list[Any],
+    *,
+    queue: str,
+    timeout: float,
+    pickup_timeout: float | None = None,
+) -> Any:
     """Send task `name` to `queue` now (not on commit: the caller waits for the reply) and
-    return its result. Raises :class:`NoReply` after `timeout` seconds without one."""
+    return its result. Raises :class:`NoReply` when no worker starts it within
+    `pickup_timeout` seconds (default `timeout`) or a started one has not answered by `timeout`."""
     caller: TaskCaller = import_string(settings.TASK_CALLER)
-    return caller(name, list(args), queue, timeout)
+    return caller(name, list(args), queue, timeout, pickup_timeout)

@@ -21,20 +21,6 @@ from engine.models import DraftEdit, Job, Masklet, ModelSession
 from tests._clients import api_client
 from tests._services import celery_worker, wait_for_status, worker_env
 from tests.engine.annotation._serving import clip_video, promote_tiny_model
-from workers.celery import app
-
-
-@pytest.fixture
-def redis_results(redis_broker: str) -> Any:
-    """This process waits for results on the same Redis as the workers."""
-    previous = app.conf.result_backend
-    app.conf.result_backend = redis_broker
-    app._backend_cache = None
-    app._local.backend = None
-    yield redis_broker
-    app.conf.result_backend = previous
-    app._backend_cache = None
-    app._local.backend = None
 
 
 def _click(client: Any, masklet_id: int, frame: int, points: list[Any], labels: list[int]) -> Any:

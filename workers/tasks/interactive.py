@@ -20,7 +20,12 @@ def _where(task: Task) -> tuple[str, str]:
 
 
 @shared_task(
-    name="workers.annotation_prompt", bind=True, ignore_result=False, acks_late=False, **LIMITS
+    name="workers.annotation_prompt",
+    bind=True,
+    ignore_result=False,
+    acks_late=False,
+    track_started=True,  # a caller tells a slow click from a dead worker (dispatch.call_task)
+    **LIMITS,
 )
 def annotation_prompt(self: Task, payload: dict[str, Any]) -> dict[str, Any]:
     """One click or box (``engine.annotation.serving.handle_prompt``)."""

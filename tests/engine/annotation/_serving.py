@@ -21,7 +21,9 @@ CALLS: list[tuple[str, str]] = []
 INPROC_WORKER = "inproc@test"
 
 
-def call_in_process(name: str, args: list[Any], queue: str, timeout: float) -> Any:
+def call_in_process(
+    name: str, args: list[Any], queue: str, timeout: float, pickup_timeout: float | None = None
+) -> Any:
     """A ``TASK_CALLER`` that serves the call in this process (as the task would)."""
     CALLS.append((name, queue))
     assert name == serving.PROMPT_TASK, name
