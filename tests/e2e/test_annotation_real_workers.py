@@ -25,7 +25,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import tempfile
 import time
 from collections import Counter
 from contextlib import ExitStack
@@ -69,14 +68,21 @@ from engine.masks.rle import decode_rle  # noqa: E402
 from engine.models import DraftEdit, Job, Masklet, ModelSession, Project, Video  # noqa: E402
 from engine.videos import ingest  # noqa: E402
 from tests._services import celery_worker, worker_env  # noqa: E402
+from tests.e2e._workspace import (  # noqa: E402
+    WS,
+    drag,
+    page_mask,
+    page_masks,
+    settled,
+    shot,
+    wait_frame,
+    wait_ready,
+)
 from tests.e2e.conftest import log_in  # noqa: E402
 from tests.engine.annotation._serving import promote_tiny_model  # noqa: E402
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
-SHOTS = Path(os.environ.get("E2E_SCREENSHOTS", Path(tempfile.gettempdir()) / "annotator-shots"))
-MAIN = "js/annotator/main.js"
-WS = f"(await import(document.querySelector('script[src*=\"{MAIN}\"]').src)).workspace"
 H, W, SECONDS = 240, 320, 2.0
 FRAME_DELAY = 0.25  # s before each frame the first propagate worker saves
 
@@ -99,21 +105,6 @@ def short_box_clip(box_clip: Path, clips_dir: Path) -> Path:
 
 
 @pytest.fixture
-def redis_results(redis_broker: str) -> Any:
-    """The live server waits for click results on the Redis the workers answer on."""
-    from workers.celery import app
-
-    previous = app.conf.result_backend
-    app.conf.result_backend = redis_broker
-    app._backend_cache = None
-    app._local.backend = None
-    yield redis_broker
-    app.conf.result_backend = previous
-    app._backend_cache = None
-    app._local.backend = None
-
-
-@pytest.fixture
 def model_settings(settings: Any, tmp_path: Path) -> Any:
     settings.SAM2_CACHE_DIR = str(tmp_path / "model-cache")
     settings.SAM2_CHECKPOINT = ""
@@ -123,11 +114,6 @@ def model_settings(settings: Any, tmp_path: Path) -> Any:
 
 
 # --- page helpers --------------------------------------------------------------------------------
-
-
-def _shot(page: Any, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
 def _ingest(project: Project, manager: Any, clip: Path) -> Video:
@@ -147,15 +133,7 @@ def _take_next(page: Any) -> None:
     page.goto("/annotate/")
     page.click("button.take-next")
     page.wait_for_url("**/annotate/*/")
-    _wait_ready(page)
-
-
-def _wait_ready(page: Any) -> None:
-    page.wait_for_selector("#workspace[data-ready='true']")
-
-
-def _wait_frame(page: Any, frame: int) -> None:
-    page.wait_for_function(f"document.getElementById('stage').dataset.frame === '{frame}'")
+    wait_ready(page)
 
 
 def _go_to(page: Any, frame: int) -> None:
@@ -164,11 +142,7 @@ def _go_to(page: Any, frame: int) -> None:
         "(el, v) => { el.value = String(v); el.dispatchEvent(new Event('input')); }",
         frame,
     )
-    _wait_frame(page, frame)
-
-
-def _settled(page: Any) -> None:
-    page.evaluate(f"async () => {{ await ({WS}).settled(); }}")
+    wait_frame(page, frame)
 
 
 def _no_error(page: Any) -> None:
@@ -176,32 +150,15 @@ def _no_error(page: Any) -> None:
         raise AssertionError(page.locator("#ws-message-text").inner_text())
 
 
-# The page's masks (the workspace's maskOf) as "0"/"1" strings: Playwright serialises a long
-# array of numbers element by element, which takes about a second per 320x240 mask.
-_MASKS_JS = f"""async ([id, frames]) => {{
-    const ws = {WS};
-    return frames.map((f) => {{
-        const m = ws.maskOf(id, f);
-        return m === null ? null : m.map((v) => (v ? "1" : "0")).join("");
-    }});
-}}"""
-
-
-def _decode_page_mask(text: str | None) -> np.ndarray | None:
-    if text is None:
-        return None
-    return (np.frombuffer(text.encode(), dtype=np.uint8) == ord("1")).reshape(H, W)
-
-
-def _page_mask(page: Any, masklet_id: int, frame: int) -> np.ndarray | None:
-    return _decode_page_mask(page.evaluate(_MASKS_JS, [masklet_id, [frame]])[0])
+def _page_mask(page: Any, masklet_id: int, frame: int) -> Any:
+    return page_mask(page, masklet_id, frame, (H, W))
 
 
 def _page_masks(page: Any, ids: list[int], count: int) -> dict[tuple[int, int], Any]:
     masks = {}
     for i in ids:
-        texts = page.evaluate(_MASKS_JS, [i, list(range(count))])
-        masks.update({(i, f): _decode_page_mask(t) for f, t in enumerate(texts)})
+        shown = page_masks(page, i, list(range(count)), (H, W))
+        masks.update({(i, f): m for f, m in enumerate(shown)})
     return masks
 
 
@@ -227,20 +184,13 @@ def _click(page: Any, x: float, y: float, *, negative: bool = False) -> None:
     page.mouse.click(cx, cy)
     if negative:
         page.keyboard.up("Shift")
-    _settled(page)
+    settled(page)
     _no_error(page)
 
 
 def _drag(page: Any, points: list[tuple[float, float]]) -> None:
-    client = [
-        page.evaluate(f"async ([x, y]) => ({WS}).imageToClient(x, y)", list(p)) for p in points
-    ]
-    page.mouse.move(*client[0])
-    page.mouse.down()
-    for x, y in client[1:]:
-        page.mouse.move(x, y, steps=6)
-    page.mouse.up()
-    _settled(page)
+    drag(page, points)
+    settled(page)
     _no_error(page)
 
 
@@ -377,7 +327,7 @@ def test_workspace_with_real_workers_and_a_killed_propagate_worker(
 
         # the annotator takes the next video (its first frames are embedded by the worker)
         _take_next(page)
-        _wait_frame(page, 0)
+        wait_frame(page, 0)
         assert page.locator("#model-label").inner_text() == "Model: tiny-r0"
         assert page.locator("#model-banner").is_hidden()
         assert _tools(page) == [
@@ -399,7 +349,7 @@ def test_workspace_with_real_workers_and_a_killed_propagate_worker(
         assert _painted_pixels(page) > 0
         route = ModelSession.objects.get(user=annotator, video=video)
         assert route.worker.startswith("inter@"), route.worker
-        _shot(page, "real-click")
+        shot(page, "real-click")
 
         # propagate forward: the masks arrive while the job runs, then it finishes
         page.click("button.propagate[data-direction='forward']")
@@ -410,7 +360,7 @@ def test_workspace_with_real_workers_and_a_killed_propagate_worker(
         job = Job.objects.get(kind=Job.Kind.PROPAGATE, args__masklet_id=box.pk)
         assert (job.status, job.attempt, _pid(job)) == (Job.Status.SUCCEEDED, 1, first.pid)
         assert _annotated(page, box.pk) == list(range(count))
-        _shot(page, "real-propagated")
+        shot(page, "real-propagated")
 
         # correct a propagated frame with a negative click: it becomes a prompted frame
         _go_to(page, 6)
@@ -435,7 +385,7 @@ def test_workspace_with_real_workers_and_a_killed_propagate_worker(
         assert two_clicks is not None
         assert not np.array_equal(one_click, two_clicks)
         page.click("#undo")
-        _settled(page)
+        settled(page)
         _no_error(page)
         undone = _page_mask(page, hand.pk, 3)
         assert undone is not None
@@ -465,7 +415,7 @@ def test_workspace_with_real_workers_and_a_killed_propagate_worker(
         written = _run_rows(hand, version)
         assert 0 < len(written) < count, written
         assert set(written.values()) == {1}, written
-        _shot(page, "real-propagation-killed")
+        shot(page, "real-propagation-killed")
 
         # a new propagate worker; the recovery sweep finds the job's worker lost and resends it
         second = workers.enter_context(
@@ -487,7 +437,7 @@ def test_workspace_with_real_workers_and_a_killed_propagate_worker(
         assert marker.prompt["run"]["passes"] == [[False, count - 3], [True, 4]]
         assert sorted(draft_frames(hand)) == list(range(count))
         assert _annotated(page, hand.pk) == list(range(count))
-        _shot(page, "real-propagation-retried")
+        shot(page, "real-propagation-retried")
 
         # the brush on a propagated frame of the second object
         _go_to(page, 8)
@@ -500,21 +450,21 @@ def test_workspace_with_real_workers_and_a_killed_propagate_worker(
         assert brushed is not None
         assert brushed[210, 25:135].all()
         assert DraftEdit.objects.filter(masklet=hand, tool="brush", frame_index=8).count() == 1
-        _shot(page, "real-brush")
+        shot(page, "real-brush")
 
         # a reload mid-work shows everything as before
         ids = [box.pk, hand.pk]
         before = _page_masks(page, ids, count)
         timeline = {i: _timeline_marks(page, i) for i in ids}
         page.reload()
-        _wait_ready(page)
+        wait_ready(page)
         after = _page_masks(page, ids, count)
         for key, mask in before.items():
             assert (mask is None) == (after[key] is None), key
             assert mask is None or np.array_equal(mask, after[key]), key
         assert {i: _timeline_marks(page, i) for i in ids} == timeline
         assert timeline[hand.pk] == ("3", "3,8", str(count))
-        _shot(page, "real-reloaded")
+        shot(page, "real-reloaded")
 
         # submit both; each revision decodes to exactly what the page showed
         shown_all = _page_masks(page, ids, count)
@@ -526,7 +476,7 @@ def test_workspace_with_real_workers_and_a_killed_propagate_worker(
         for masklet in (box, hand):
             frames = _assert_revision_is_shown(masklet, shown_all, count)
             assert sorted(frames) == list(range(count))
-        _shot(page, "real-submitted")
+        shot(page, "real-submitted")
 
 
 def test_phases_one_and_two_show_their_tools_and_the_server_refuses_others(
@@ -569,13 +519,13 @@ def test_phases_one_and_two_show_their_tools_and_the_server_refuses_others(
     )
     assert status == 403, body
     assert "does not allow propagate" in body["detail"]
-    _shot(page, "phase-1")
+    shot(page, "phase-1")
 
     # phase 2: the same per-frame tools plus propagation (of masks); video clicks refused
     project.phase = Project.Phase.SAM2_MASK
     project.save(update_fields=["phase"])
     page.reload()
-    _wait_ready(page)
+    wait_ready(page)
     assert "Phase 2" in page.locator("#phase-label").inner_text()
     assert _tools(page)[:2] == [("click", "image_click"), ("box", "image_box")]
     assert page.locator("button.propagate").count() == 3
@@ -587,4 +537,4 @@ def test_phases_one_and_two_show_their_tools_and_the_server_refuses_others(
     assert DraftEdit.objects.filter(masklet=masklet).count() == 0
     masklet.refresh_from_db()
     assert masklet.draft_version == base
-    _shot(page, "phase-2")
+    shot(page, "phase-2")

@@ -4,10 +4,9 @@ An annotator takes the next video of a real ingested clip, adds an object, paint
 brush, erases part of it, undoes and redoes, reloads the page and finds the same mask, submits,
 and the revision in the database decodes to exactly the pixels the page painted.
 
-Clicks and propagation through the real model need the model-serving endpoints
-(``POST /api/masklets/<id>/prompt/``, ``.../propagate/``, ``GET /api/annotation/model/``); the
-test that drives them skips, saying why, while this server's URLconf has no such route. The
-click contract itself is checked with the endpoints stubbed by ``page.route``.
+Clicks and propagation go through the model-serving endpoints with the tiny promoted model
+served in this process; the click contract itself is also checked with the endpoints stubbed by
+``page.route``. ``test_annotation_real_workers.py`` drives the same page with real workers.
 
 Screenshots go to ``$E2E_SCREENSHOTS`` (default: a folder in the system temp dir, since
 ``tests/e2e/screenshots/`` is not ignored by git).
@@ -16,19 +15,16 @@ Screenshots go to ``$E2E_SCREENSHOTS`` (default: a folder in the system temp dir
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
-from django.urls import Resolver404, resolve
 
 from engine.masklets.revisions import revision_frames
 from engine.masks.rle import decode_rle, encode_rle
 from engine.models import Assignment, DraftEdit, Job, Masklet
 from engine.videos import ingest
+from tests.e2e._workspace import WS, drag, page_mask, settled, shot, wait_frame, wait_ready
 from tests.e2e.conftest import log_in
 from tests.engine.annotation._serving import (
     serving_settings,  # noqa: F401  (fixture)
@@ -38,14 +34,6 @@ from tests.engine.annotation._serving import (
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 H, W, COUNT = 240, 320, 12
-SHOTS = Path(os.environ.get("E2E_SCREENSHOTS", Path(tempfile.gettempdir()) / "annotator-shots"))
-MAIN = "js/annotator/main.js"
-WS = f"(await import(document.querySelector('script[src*=\"{MAIN}\"]').src)).workspace"
-
-
-def _shot(page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
 def _ingest(project, manager, clip):
@@ -57,18 +45,6 @@ def _ingest(project, manager, clip):
     return video
 
 
-def _wait_ready(page) -> None:
-    page.wait_for_selector("#workspace[data-ready='true']")
-
-
-def _wait_frame(page, frame: int) -> None:
-    page.wait_for_function(f"document.getElementById('stage').dataset.frame === '{frame}'")
-
-
-def _settled(page) -> None:
-    page.evaluate(f"async () => {{ await ({WS}).settled(); }}")
-
-
 def _wait_until(page, condition: str, timeout_s: float = 20.0) -> None:
     """Poll an async JS expression (wait_for_function takes a returned promise as truthy)."""
     deadline = time.monotonic() + timeout_s
@@ -78,11 +54,7 @@ def _wait_until(page, condition: str, timeout_s: float = 20.0) -> None:
 
 
 def _page_mask(page, masklet_id: int, frame: int) -> np.ndarray | None:
-    flat = page.evaluate(
-        f"async ([id, f]) => ({WS}).maskOf(id, f)",
-        [masklet_id, frame],
-    )
-    return None if flat is None else np.array(flat, dtype=bool).reshape(H, W)
+    return page_mask(page, masklet_id, frame, (H, W))
 
 
 def _mask(page, masklet_id: int, frame: int) -> np.ndarray:
@@ -92,18 +64,6 @@ def _mask(page, masklet_id: int, frame: int) -> np.ndarray:
     return mask
 
 
-def _drag(page, points: list[tuple[float, float]]) -> None:
-    """Press, move through the image points and release, in page coordinates."""
-    client = [
-        page.evaluate(f"async ([x, y]) => ({WS}).imageToClient(x, y)", list(p)) for p in points
-    ]
-    page.mouse.move(*client[0])
-    page.mouse.down()
-    for x, y in client[1:]:
-        page.mouse.move(x, y, steps=6)
-    page.mouse.up()
-
-
 def _set_brush(page, size: int) -> None:
     page.eval_on_selector(
         "#brush-size",
@@ -111,14 +71,6 @@ def _set_brush(page, size: int) -> None:
         size,
     )
     assert page.locator("#brush-size-value").inner_text() == str(size)
-
-
-def _serving_route() -> bool:
-    try:
-        resolve("/api/masklets/0/prompt/")
-    except Resolver404:
-        return False
-    return True
 
 
 def test_brush_undo_redo_reload_submit_in_chromium(page, project, manager, annotator, small_clip):
@@ -134,8 +86,8 @@ def test_brush_undo_redo_reload_submit_in_chromium(page, project, manager, annot
     lease = Assignment.objects.get(kind="annotate", user=annotator)
     page.wait_for_url(f"**/annotate/{lease.pk}/")
     assert lease.video == video
-    _wait_ready(page)
-    _wait_frame(page, 0)
+    wait_ready(page)
+    wait_frame(page, 0)
     # the phase's tools only; the model label never leaves the annotator guessing
     tools = page.locator("button.tool")
     assert [tools.nth(k).get_attribute("data-tool") for k in range(tools.count())] == [
@@ -145,10 +97,11 @@ def test_brush_undo_redo_reload_submit_in_chromium(page, project, manager, annot
         "eraser",
     ]
     label = page.locator("#model-label").inner_text()
-    if not _serving_route():
-        assert label == "No model"
-        assert "brush and eraser work" in page.locator("#model-banner").inner_text()
-        assert page.locator("button.tool[data-tool='click']").is_disabled()
+    # no model is configured in this test: the page says so and offers what works without one
+    assert label == "No model"
+    banner = page.locator("#model-banner").inner_text()
+    assert "python -m model download sam2.1_hiera_tiny" in banner
+    assert page.locator("button.tool[data-tool='click']").is_disabled()
     # the frame is drawn on the frame layer (not blank)
     pixel = page.evaluate(
         "() => { const c = document.getElementById('layer-frame'); const r = c.width / 2;"
@@ -168,8 +121,8 @@ def test_brush_undo_redo_reload_submit_in_chromium(page, project, manager, annot
     page.keyboard.press("3")
     assert "active" in (page.locator("button.tool[data-tool='brush']").get_attribute("class") or "")
     _set_brush(page, 20)
-    _drag(page, [(40, 100), (120, 100), (200, 110)])
-    _settled(page)
+    drag(page, [(40, 100), (120, 100), (200, 110)])
+    settled(page)
     painted = _page_mask(page, masklet.pk, 0)
     assert painted is not None
     assert painted[100, 45:195].all()
@@ -182,8 +135,8 @@ def test_brush_undo_redo_reload_submit_in_chromium(page, project, manager, annot
     _set_brush(page, 12)
     page.keyboard.press("[")
     assert int(page.locator("#brush-size-value").inner_text()) < 12
-    _drag(page, [(120, 80), (120, 125)])
-    _settled(page)
+    drag(page, [(120, 80), (120, 125)])
+    settled(page)
     erased = _page_mask(page, masklet.pk, 0)
     assert erased is not None
     assert not erased[100, 118:122].any()
@@ -205,7 +158,7 @@ def test_brush_undo_redo_reload_submit_in_chromium(page, project, manager, annot
     page.keyboard.press("ArrowRight")
     page.keyboard.press("ArrowRight")
     page.keyboard.press("ArrowRight")
-    _wait_frame(page, 3)
+    wait_frame(page, 3)
     assert page.locator("#frame-label").inner_text() == f"Frame 3 / {COUNT - 1}"
     box = page.locator("#layer-cursor").bounding_box()
     assert box is not None
@@ -214,8 +167,8 @@ def test_brush_undo_redo_reload_submit_in_chromium(page, project, manager, annot
     assert page.locator("#zoom-label").inner_text() != "100%"
     page.keyboard.press("3")
     _set_brush(page, 16)
-    _drag(page, [(150, 120), (170, 130)])
-    _settled(page)
+    drag(page, [(150, 120), (170, 130)])
+    settled(page)
     frame3 = _page_mask(page, masklet.pk, 3)
     assert frame3 is not None
     assert frame3[125, 160]
@@ -223,15 +176,15 @@ def test_brush_undo_redo_reload_submit_in_chromium(page, project, manager, annot
     page.keyboard.press("Shift+?")
     assert page.locator("#help-overlay").is_visible()
     assert "Undo" in page.locator("#help-table").inner_text()
-    _shot(page, "workspace-help")
+    shot(page, "workspace-help")
     page.keyboard.press("Escape")
     assert not page.locator("#help-overlay").is_visible()
     page.click("#zoom-fit")
-    _shot(page, "workspace-brush")
+    shot(page, "workspace-brush")
 
     # a reload shows the same state
     page.reload()
-    _wait_ready(page)
+    wait_ready(page)
     assert np.array_equal(_mask(page, masklet.pk, 0), erased)
     assert np.array_equal(_mask(page, masklet.pk, 3), frame3)
     assert _page_mask(page, masklet.pk, 1) is None
@@ -241,21 +194,21 @@ def test_brush_undo_redo_reload_submit_in_chromium(page, project, manager, annot
     # a second tab saving first: this tab's next save is refused (409), reloaded, and said
     other = page.context.new_page()
     other.goto(f"/annotate/{lease.pk}/")
-    _wait_ready(other)
+    wait_ready(other)
     other.keyboard.press("3")
-    _drag(other, [(20, 200), (60, 200)])
-    _settled(other)
+    drag(other, [(20, 200), (60, 200)])
+    settled(other)
     other.close()
     page.keyboard.press("3")
-    _drag(page, [(250, 30), (280, 30)])
-    _settled(page)
+    drag(page, [(250, 30), (280, 30)])
+    settled(page)
     page.wait_for_selector("#ws-message.error")
     assert "reloaded" in page.locator("#ws-message-text").inner_text()
     after = _page_mask(page, masklet.pk, 0)
     assert after is not None
     assert after[200, 40]  # the other tab's stroke
     assert not after[30, 265]  # this tab's refused stroke is gone
-    _shot(page, "workspace-conflict")
+    shot(page, "workspace-conflict")
 
     # submit the object; finish the video
     shown = {f: _page_mask(page, masklet.pk, f) for f in range(COUNT)}
@@ -274,13 +227,13 @@ def test_brush_undo_redo_reload_submit_in_chromium(page, project, manager, annot
             assert np.array_equal(decode_rle(frames[f].rle), shown[f]), f  # type: ignore[arg-type]
         else:
             assert shown[f] is None
-    _shot(page, "workspace-submitted")
+    shot(page, "workspace-submitted")
     page.click("#finish-video")
     page.wait_for_url("**/annotate/")
     lease.refresh_from_db()
     assert lease.state == Assignment.State.DONE
     assert "No videos ready to annotate in Kitchen clips" in page.content()
-    _shot(page, "queue-empty")
+    shot(page, "queue-empty")
 
 
 def test_click_contract_with_stubbed_model(page, project, manager, annotator, small_clip):
@@ -313,7 +266,7 @@ def test_click_contract_with_stubbed_model(page, project, manager, annotator, sm
     page.goto("/annotate/")
     page.click("button.take-next")
     page.wait_for_url("**/annotate/*/")
-    _wait_ready(page)
+    wait_ready(page)
     assert page.locator("#model-label").inner_text() == "Model: stub-model"
     assert page.locator("#model-banner").is_hidden()
     page.fill("#new-label", "ball")
@@ -324,12 +277,12 @@ def test_click_contract_with_stubbed_model(page, project, manager, annotator, sm
     # a positive click, then a negative one (shift): each request carries the full click list
     x, y = page.evaluate(f"async () => ({WS}).imageToClient(100, 60)")
     page.mouse.click(x, y)
-    _settled(page)
+    settled(page)
     x2, y2 = page.evaluate(f"async () => ({WS}).imageToClient(130, 70)")
     page.keyboard.down("Shift")
     page.mouse.click(x2, y2)
     page.keyboard.up("Shift")
-    _settled(page)
+    settled(page)
     assert [b["labels"] for b in sent] == [[1], [1, 0]]
     assert sent[1]["points"] == [[100, 60], [130, 70]]
     assert {b["tool"] for b in sent} == {"video_click"}  # phase 3
@@ -347,14 +300,9 @@ def test_click_contract_with_stubbed_model(page, project, manager, annotator, sm
     page.mouse.click(box["x"] + 3, box["y"] + 3)
     assert "inside the frame" in page.locator("#ws-message-text").inner_text()
     assert len(sent) == 2
-    _shot(page, "workspace-stub-click")
+    shot(page, "workspace-stub-click")
 
 
-@pytest.mark.skipif(
-    not _serving_route(),
-    reason="POST /api/masklets/<id>/prompt/ is not in this URLconf yet (model serving lands "
-    "separately); the page's side of clicks is covered by test_click_contract_with_stubbed_model",
-)
 def test_clicks_and_propagation_through_the_model(
     page, project, manager, annotator, small_clip, request
 ):
@@ -368,7 +316,7 @@ def test_clicks_and_propagation_through_the_model(
     page.goto("/annotate/")
     page.click("button.take-next")
     page.wait_for_url("**/annotate/*/")
-    _wait_ready(page)
+    wait_ready(page)
     assert page.locator("#model-label").inner_text() == "Model: tiny-r0"
     assert page.locator("#model-banner").is_hidden()
     page.fill("#new-label", "object")
@@ -384,7 +332,7 @@ def test_clicks_and_propagation_through_the_model(
         page.mouse.click(cx, cy)
         if shift:
             page.keyboard.up("Shift")
-        _settled(page)
+        settled(page)
     assert page.locator("#ws-message.error").count() == 0, page.locator("#ws-message").inner_text()
     clicked = _page_mask(page, masklet.pk, 0)
     draft_frames = page.evaluate(
@@ -393,7 +341,7 @@ def test_clicks_and_propagation_through_the_model(
     assert (clicked is None) == (draft_frames["0"] is None)
     prompts = DraftEdit.objects.filter(masklet=masklet, tool="video_click").order_by("seq")
     assert [e.prompt["labels"] for e in prompts] == [[1], [1, 0]]  # type: ignore[index]
-    _shot(page, "workspace-model-click")
+    shot(page, "workspace-model-click")
 
     # propagate forward: the page follows the job and shows the frames as they are written
     page.click("button.propagate[data-direction='forward']")
@@ -405,7 +353,7 @@ def test_clicks_and_propagation_through_the_model(
     row = page.locator(f"#timeline .tl-row[data-masklet='{masklet.pk}']")
     assert row.get_attribute("data-annotated") == str(COUNT)
     assert page.evaluate(f"async () => ({WS}).annotatedFrames({masklet.pk})") == list(range(COUNT))
-    _shot(page, "workspace-model-propagated")
+    shot(page, "workspace-model-propagated")
     # undo the propagation (one step), then redo it
     page.click("#undo")
     _wait_until(page, f"({WS}).annotatedFrames({masklet.pk}).length === 1")
