@@ -14,26 +14,19 @@ from typing import Any
 from django.urls import path
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api.serializers import JobSerializer
+from api.views import request_user
 from engine.accounts import access
 from engine.auto_masklets import generate
 from engine.errors import InvalidInput
-from engine.models import User
 
 
 class AutoMaskletRequestSerializer(serializers.Serializer):
     config = serializers.DictField(required=False, help_text="Overrides of the default settings")
-
-
-def _user(request: Request) -> User:
-    if not isinstance(request.user, User):
-        raise NotAuthenticated()
-    return request.user
 
 
 class StartAutoMaskletsView(APIView):
@@ -48,7 +41,7 @@ class StartAutoMaskletsView(APIView):
         },
     )
     def post(self, request: Request, video_id: int) -> Response:
-        user = _user(request)
+        user = request_user(request)
         video = access.access_video(user, video_id)
         access.access_project_as_manager(user, video.project_id)
         body: Any = request.data

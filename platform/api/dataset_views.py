@@ -9,8 +9,6 @@ Poll either job at ``/api/jobs/<id>/``. Included from ``api/urls.py``::
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.core.files.storage import default_storage
 from django.http import FileResponse
 from django.urls import path
@@ -23,6 +21,7 @@ from rest_framework.views import APIView
 
 from api.parsers import DepthLimitedJSONParser, StrictMultiPartParser
 from api.serializers import JobSerializer
+from api.views import request_user
 from engine.accounts import access
 from engine.datasets.export import EXPORT_FORMATS, do_start_export
 from engine.datasets.import_readers import IMPORT_FORMATS
@@ -45,22 +44,18 @@ class ImportRequestSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=Masklet.Status.values, required=False)
 
 
-def _user(request: Request) -> Any:
-    return request.user
-
-
 class ExportView(APIView):
     parser_classes = [DepthLimitedJSONParser]
 
     @extend_schema(request=ExportRequestSerializer, responses={202: JobSerializer})
     def post(self, request: Request, project_id: int) -> Response:
-        project = access.access_project_as_manager(_user(request), project_id)
+        project = access.access_project_as_manager(request_user(request), project_id)
         serializer = ExportRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         job = do_start_export(
             project,
-            user=_user(request),
+            user=request_user(request),
             fmt=data["format"],
             video_ids=data.get("videos"),
             kinds=data.get("kinds"),
@@ -71,7 +66,8 @@ class ExportView(APIView):
 class ExportDownloadView(APIView):
     @extend_schema(responses={(200, "application/zip"): OpenApiTypes.BINARY})
     def get(self, request: Request, job_id: int) -> Response | FileResponse:
-        job = access.jobs_for_user(_user(request)).filter(pk=job_id, kind=Job.Kind.EXPORT).first()
+        jobs = access.jobs_for_user(request_user(request))
+        job = jobs.filter(pk=job_id, kind=Job.Kind.EXPORT).first()
         if job is None:
             return Response({"detail": "No such export"}, status=status.HTTP_404_NOT_FOUND)
         if job.status != Job.Status.SUCCEEDED:
@@ -103,14 +99,14 @@ class ImportView(APIView):
         request={"multipart/form-data": ImportRequestSerializer}, responses={202: JobSerializer}
     )
     def post(self, request: Request, project_id: int) -> Response:
-        project = access.access_project_as_manager(_user(request), project_id)
+        project = access.access_project_as_manager(request_user(request), project_id)
         serializer = ImportRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         upload = data["file"]
         job = do_start_import(
             project,
-            user=_user(request),
+            user=request_user(request),
             fileobj=upload,
             filename=upload.name or "upload",
             fmt=data.get("format"),

@@ -12,7 +12,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.decorators import api_view
-from rest_framework.exceptions import NotAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -24,23 +23,18 @@ from api.review_serializers import (
     VerdictSerializer,
     validated,
 )
+from api.views import request_user
 from engine.accounts import access
 from engine.errors import NotFound
-from engine.models import MaskletRevision, Project, User
+from engine.models import MaskletRevision, Project
 from engine.review import fixes, leases, queue, stats, submission, verdicts
-
-
-def _user(request: Request) -> User:
-    if not isinstance(request.user, User):
-        raise NotAuthenticated()
-    return request.user
 
 
 @extend_schema(responses=OpenApiTypes.OBJECT)
 @api_view(["GET"])
 def review_queue(request: Request) -> Response:
     """Submitted masklets the caller may review (``?project=<id>`` narrows to one project)."""
-    user = _user(request)
+    user = request_user(request)
     project: Project | None = None
     if "project" in request.query_params:
         project_id = validated(ProjectChoiceSerializer, request.query_params)["project"]
@@ -53,7 +47,7 @@ def review_queue(request: Request) -> Response:
 @api_view(["POST"])
 def take_next_review(request: Request) -> Response:
     """Lease the next masklet of ``{"project": id}`` to the caller; 204 when the queue is empty."""
-    user = _user(request)
+    user = request_user(request)
     project = access.access_project(
         user, validated(ProjectChoiceSerializer, request.data)["project"]
     )
@@ -67,14 +61,15 @@ def take_next_review(request: Request) -> Response:
 @api_view(["GET"])
 def masklet_review_data(request: Request, masklet_id: int) -> Response:
     """The masklet's frames (COCO RLE), per-frame edits with authors, revisions and verdicts."""
-    return Response(payloads.review_payload(queue.access_masklet(_user(request), masklet_id)))
+    masklet = queue.access_masklet(request_user(request), masklet_id)
+    return Response(payloads.review_payload(masklet))
 
 
 @extend_schema(request=SubmitSerializer, responses=OpenApiTypes.OBJECT)
 @api_view(["POST"])
 def submit_masklet(request: Request, masklet_id: int) -> Response:
     """Send a draft masklet to review; ``{"base_revision": id}`` guards against stale data."""
-    user = _user(request)
+    user = request_user(request)
     masklet = queue.access_masklet(user, masklet_id)
     body = validated(SubmitSerializer, request.data)
     masklet = submission.do_submit_masklet(masklet, user, base_revision_id=body["base_revision"])
@@ -90,7 +85,7 @@ def post_verdict(request: Request, masklet_id: int) -> Response:
     "flagged_frames": [int], "frame_notes": {"<frame>": str}, "comment": str,
     "fix_assignee": user id of an annotator or manager of the project (optional)}``.
     """
-    user = _user(request)
+    user = request_user(request)
     masklet = queue.access_masklet(user, masklet_id)
     body = validated(VerdictSerializer, request.data)
     revision = MaskletRevision.objects.filter(pk=body["revision"], masklet=masklet).first()
@@ -122,7 +117,7 @@ def post_verdict(request: Request, masklet_id: int) -> Response:
 @api_view(["GET"])
 def fix_list(request: Request) -> Response:
     """The caller's pending fix assignments (and unassigned ones of their projects)."""
-    pending = leases.open_fix_assignments(_user(request))[:200]
+    pending = leases.open_fix_assignments(request_user(request))[:200]
     return Response({"results": [payloads.fix_json(a) for a in pending]})
 
 
@@ -130,7 +125,7 @@ def fix_list(request: Request) -> Response:
 @api_view(["GET"])
 def fix_detail(request: Request, assignment_id: int) -> Response:
     """One fix assignment with the masklet's review data (frames, edits, verdicts)."""
-    assignment = fixes.access_fix_assignment(_user(request), assignment_id)
+    assignment = fixes.access_fix_assignment(request_user(request), assignment_id)
     return Response(payloads.fix_json(assignment, with_payload=True))
 
 
@@ -139,7 +134,7 @@ def fix_detail(request: Request, assignment_id: int) -> Response:
 def fix_resubmit(request: Request, assignment_id: int) -> Response:
     """Save corrected frames and resubmit: ``{"base_revision": id, "frames": {"<frame>": RLE},
     "note": str}``. RLE is COCO compressed or uncompressed (column-major run lengths)."""
-    user = _user(request)
+    user = request_user(request)
     assignment = fixes.access_fix_assignment(user, assignment_id)
     body = validated(FixResubmitSerializer, request.data)
     revision = fixes.do_resubmit_fix(
@@ -163,7 +158,7 @@ def fix_resubmit(request: Request, assignment_id: int) -> Response:
 @api_view(["GET"])
 def project_review_stats(request: Request, project_id: int) -> Response:
     """Review throughput and rejection rates of a project (its managers only)."""
-    project = access.access_project_as_manager(_user(request), project_id)
+    project = access.access_project_as_manager(request_user(request), project_id)
     return Response(stats.review_stats(project).to_json())
 
 

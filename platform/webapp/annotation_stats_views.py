@@ -20,16 +20,10 @@ from django.shortcuts import render
 from engine.accounts import access
 from engine.annotation import leases, telemetry
 from engine.annotation.telemetry import AnnotationStats, PhaseTotals
-from engine.errors import PermissionDenied
-from engine.models import Project, Role, User, Video
+from engine.models import Project, Role, Video
+from webapp.users import page_user
 
 NO_VALUE = "—"
-
-
-def _user(request: HttpRequest) -> User:
-    if not isinstance(request.user, User):
-        raise PermissionDenied("Log in first")
-    return request.user
 
 
 def human_duration(seconds: float) -> str:
@@ -114,7 +108,7 @@ def _videos(project: Project) -> dict[int, Video]:
 @login_required
 def my_stats(request: HttpRequest) -> HttpResponse:
     """The user's own figures, per project they annotate in (or once annotated in)."""
-    user = _user(request)
+    user = page_user(request)
     sections = []
     for project in access.projects_for_user(user).order_by("name"):
         role = access.project_role(user, project)
@@ -139,7 +133,7 @@ def my_stats(request: HttpRequest) -> HttpResponse:
 @login_required
 def project_stats(request: HttpRequest, project_id: int) -> HttpResponse:
     """Every annotator's figures in the project, and its totals per phase (managers only)."""
-    project = access.access_project_as_manager(_user(request), project_id)
+    project = access.access_project_as_manager(page_user(request), project_id)
     stats = telemetry.annotation_stats(telemetry.project_events(project))
     videos = _videos(project)
     per_user: dict[int | None, list[AnnotationStats]] = {}

@@ -20,8 +20,8 @@ from django.views.decorators.http import require_POST
 from api.review_payloads import FRAME_URL_PREFIX
 from engine.accounts import access
 from engine.annotation import leases, phases, serving
-from engine.errors import PermissionDenied
 from engine.models import Assignment, Masklet, Project, Role, User
+from webapp.users import page_user
 
 #: Model-serving routes the workspace uses when the server has them (see ``_routes``).
 _SERVING_ROUTES = {
@@ -39,17 +39,11 @@ _PAGE_TOOLS = {
 }
 
 
-def _user(request: HttpRequest) -> User:
-    if not isinstance(request.user, User):
-        raise PermissionDenied("Log in first")
-    return request.user
-
-
 @login_required
 def annotate_queue(request: HttpRequest) -> HttpResponse:
     """Per project the user annotates in: a Next-video button, their leases, and for managers
     who holds what (with a Release button)."""
-    user = _user(request)
+    user = page_user(request)
     rows = []
     for project in access.projects_for_user(user).order_by("name"):
         role = access.project_role(user, project)
@@ -74,7 +68,7 @@ def annotate_queue(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def take_next(request: HttpRequest, project_id: int) -> HttpResponse:
-    user = _user(request)
+    user = page_user(request)
     project = access.access_project(user, project_id)
     lease = leases.do_take_next_video(user, project)
     if lease is None:
@@ -88,7 +82,7 @@ def take_next(request: HttpRequest, project_id: int) -> HttpResponse:
 @require_POST
 def release(request: HttpRequest, lease_id: int) -> HttpResponse:
     """The holder gives the work back, or a manager releases someone's lease."""
-    user = _user(request)
+    user = page_user(request)
     lease = leases.do_release_lease(user, leases.access_lease(user, lease_id))
     holder = lease.user.username if lease.user else "nobody"
     messages.success(request, f"Released {lease.video.name} (held by {holder}).")
@@ -183,7 +177,7 @@ def workspace_payload(user: User, lease: Assignment) -> dict[str, Any]:
 def workspace(request: HttpRequest, lease_id: int) -> HttpResponse:
     """The annotator's workspace on a leased video (or fix). Someone else's lease is a 404;
     a manager may open any lease of their project, read only."""
-    user = _user(request)
+    user = page_user(request)
     lease = leases.access_lease(user, lease_id)
     payload = workspace_payload(user, lease)
     return render(

@@ -20,19 +20,14 @@ from api import review_payloads as payloads
 from api.errors import status_for
 from api.review_serializers import FixResubmitSerializer, VerdictSerializer, validated
 from engine.accounts import access
-from engine.errors import EngineError, InvalidInput, NotFound, PermissionDenied
+from engine.errors import EngineError, InvalidInput, NotFound
 from engine.models import Assignment, Masklet, MaskletRevision, Project, Review, Role, User
 from engine.review import fixes, leases, queue, stats, verdicts
 from engine.review.errors import SelfReview
+from webapp.users import page_user
 
 #: Form fields that carry JSON text (the pages' scripts fill them).
 _JSON_FIELDS = ("flagged_frames", "frame_notes", "frames")
-
-
-def _user(request: HttpRequest) -> User:
-    if not isinstance(request.user, User):
-        raise PermissionDenied("Log in first")
-    return request.user
 
 
 def _form_data(request: HttpRequest) -> dict[str, Any]:
@@ -56,7 +51,7 @@ def _form_data(request: HttpRequest) -> dict[str, Any]:
 @login_required
 def review_queue(request: HttpRequest) -> HttpResponse:
     """The reviewer's start page: per project, how many masklets wait, and a Take-next button."""
-    user = _user(request)
+    user = page_user(request)
     rows = []
     for project in access.projects_for_user(user):
         role = access.project_role(user, project)
@@ -77,7 +72,7 @@ def review_queue(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def take_next(request: HttpRequest, project_id: int) -> HttpResponse:
-    user = _user(request)
+    user = page_user(request)
     project = access.access_project(user, project_id)
     masklet = queue.do_take_next_review(user, project)
     if masklet is None:
@@ -100,7 +95,7 @@ def _review_context(masklet: Masklet, **extra: Any) -> dict[str, Any]:
 @login_required
 def review_masklet(request: HttpRequest, masklet_id: int) -> HttpResponse:
     """Play the masklet over its frames; flag frames; give a verdict (POST)."""
-    user = _user(request)
+    user = page_user(request)
     masklet = queue.access_masklet(user, masklet_id)
     project: Project = masklet.video.project
     if not queue.can_review(user, project):
@@ -140,7 +135,7 @@ def _post_verdict(request: HttpRequest, user: User, masklet: Masklet) -> HttpRes
 @login_required
 def review_history(request: HttpRequest, masklet_id: int) -> HttpResponse:
     """Revisions and verdicts of a masklet, for every member of its project."""
-    user = _user(request)
+    user = page_user(request)
     masklet = queue.access_masklet(user, masklet_id)
     payload = payloads.review_payload(masklet)
     return render(
@@ -158,7 +153,7 @@ def review_history(request: HttpRequest, masklet_id: int) -> HttpResponse:
 
 @login_required
 def fix_list(request: HttpRequest) -> HttpResponse:
-    pending = list(leases.open_fix_assignments(_user(request)))
+    pending = list(leases.open_fix_assignments(page_user(request)))
     return render(request, "review/fixes.html", {"fixes": pending})
 
 
@@ -183,7 +178,7 @@ def _fix_context(assignment: Assignment, masklet: Masklet, **extra: Any) -> dict
 @login_required
 def fix_masklet(request: HttpRequest, assignment_id: int) -> HttpResponse:
     """Correct the flagged frames with a brush / eraser and resubmit (POST)."""
-    user = _user(request)
+    user = page_user(request)
     assignment = fixes.access_fix_assignment(user, assignment_id)
     if assignment.masklet_id is None:
         raise NotFound("No such fix assignment")
@@ -209,6 +204,6 @@ def fix_masklet(request: HttpRequest, assignment_id: int) -> HttpResponse:
 @login_required
 def review_stats(request: HttpRequest, project_id: int) -> HttpResponse:
     """Review throughput and rejection rates, for the project's managers."""
-    project = access.access_project_as_manager(_user(request), project_id)
+    project = access.access_project_as_manager(page_user(request), project_id)
     summary = stats.review_stats(project)
     return render(request, "review/stats.html", {"project": project, "stats": summary})

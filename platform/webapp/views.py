@@ -12,21 +12,16 @@ from django.shortcuts import redirect, render
 
 from engine import errors
 from engine.accounts import access, projects
-from engine.models import Role, User
+from engine.models import Role
 from webapp.forms import ProjectForm
+from webapp.users import page_user
 
 _MEDIA_KEY = re.compile(r"^videos/(\d+)/[\w./-]+$")
 
 
-def _user(request: HttpRequest) -> User:
-    if not isinstance(request.user, User):
-        raise errors.PermissionDenied("Log in first")
-    return request.user
-
-
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    user = _user(request)
+    user = page_user(request)
     return render(
         request,
         "home.html",
@@ -36,7 +31,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def project_new(request: HttpRequest) -> HttpResponse:
-    user = _user(request)
+    user = page_user(request)
     if not user.is_manager:
         raise errors.PermissionDenied("Only managers may create projects")
     form = ProjectForm(request.POST or None)
@@ -48,7 +43,7 @@ def project_new(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
-    user = _user(request)
+    user = page_user(request)
     project = access.access_project(user, project_id)
     role = access.project_role(user, project)
     return render(
@@ -66,7 +61,7 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
 @login_required
 def project_manage(request: HttpRequest, project_id: int) -> HttpResponse:
     """The manager's page: upload videos and watch their ingest progress."""
-    user = _user(request)
+    user = page_user(request)
     project = access.access_project_as_manager(user, project_id)
     return render(
         request, "project_manage.html", {"project": project, "videos": project.videos.all()}
@@ -75,7 +70,7 @@ def project_manage(request: HttpRequest, project_id: int) -> HttpResponse:
 
 @login_required
 def video_detail(request: HttpRequest, video_id: int) -> HttpResponse:
-    video = access.access_video(_user(request), video_id)
+    video = access.access_video(page_user(request), video_id)
     return render(
         request, "video_detail.html", {"video": video, "frames": range(min(video.frame_count, 500))}
     )
@@ -87,7 +82,7 @@ def media(request: HttpRequest, key: str) -> FileResponse:
     match = _MEDIA_KEY.match(key)
     if not match or ".." in key:
         raise Http404("No such file")
-    access.access_video(_user(request), int(match.group(1)))
+    access.access_video(page_user(request), int(match.group(1)))
     if not default_storage.exists(key):
         raise Http404("No such file")
     content_type = mimetypes.guess_type(key)[0] or "application/octet-stream"
