@@ -350,6 +350,10 @@ class Round(models.Model):
     started_at = models.DateTimeField(auto_now_add=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     metrics = models.JSONField(default=dict, blank=True)
+    # The train job that runs the round (engine.training.rounds); one round per job.
+    job = models.OneToOneField(
+        "Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="round"
+    )
 
     class Meta:
         ordering = ["project", "number"]
@@ -359,6 +363,27 @@ class Round(models.Model):
 
     def __str__(self) -> str:
         return f"round {self.number} of project {self.project_id}"
+
+
+class RoundSettings(models.Model):
+    """When a project's retraining rounds start on their own (engine.training.triggers)."""
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="round_settings")
+    enabled = models.BooleanField(default=False)
+    # A round starts once this many verified masklets are new since the last round (0: off).
+    min_new_masklets = models.IntegerField(default=20)
+    # ... or once this many hours passed since the last round started (0: off).
+    interval_hours = models.FloatField(default=0.0)
+    steps = models.IntegerField(default=200)
+    # Videos held out for evaluation stay held out (never trained on), even if the split changes.
+    heldout_video_ids = models.JSONField(default=list, blank=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"round settings of project {self.project_id}"
 
 
 class Job(models.Model):
