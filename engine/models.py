@@ -365,6 +365,34 @@ class Round(models.Model):
         return f"round {self.number} of project {self.project_id}"
 
 
+class ModelPromotion(models.Model):
+    """One change of the promoted model version, kept as history (engine.training.versions).
+
+    ``previous`` is the version that served before; a rollback re-promotes the ``previous`` of the
+    promotion that made the current version serve."""
+
+    class Action(models.TextChoices):
+        PROMOTE = "promote", "Promoted"
+        ROLLBACK = "rollback", "Rolled back to"
+
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="promotions")
+    previous = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    action = models.CharField(max_length=12, choices=Action.choices)
+    reason = models.CharField(max_length=500, blank=True)
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.version_id} (was {self.previous_id})"
+
+
 class RoundSettings(models.Model):
     """When a project's retraining rounds start on their own (engine.training.triggers)."""
 
