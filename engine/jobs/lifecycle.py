@@ -148,6 +148,7 @@ def finish_job(job: Job, result: dict[str, Any] | None = None) -> bool:
         held_job(job).update(
             status=Job.Status.SUCCEEDED,
             progress=1.0,
+            message="",  # the last progress message ("stored frame 3/12") is stale now
             result=result or {},
             finished_at=now,
             heartbeat_at=now,
@@ -160,6 +161,7 @@ def fail_job(job: Job, error: str, *, cancelled: bool = False) -> bool:
     return bool(
         held_job(job).update(
             status=Job.Status.CANCELLED if cancelled else Job.Status.FAILED,
+            message="",
             error=error[:5000],
             finished_at=timezone.now(),
         )
