@@ -548,3 +548,78 @@ class ModelSession(models.Model):
 
     def __str__(self) -> str:
         return f"session of {self.user_id} on video {self.video_id} at {self.worker}"
+
+
+class QualityModel(models.Model):
+    """A fitted masklet quality estimator of a project (engine.quality), newest = in use.
+
+    ``params`` is the estimator as JSON (engine.quality.estimator.QualityEstimator.to_json):
+    never a pickle. ``verdicts`` counts the reviewer verdicts it was trained on, so the next
+    retraining waits for enough new ones.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="quality_models")
+    params = models.JSONField()
+    verdicts = models.IntegerField()
+    accepted = models.IntegerField()
+    failed = models.IntegerField()
+    metrics = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["project", "-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"quality model {self.pk} of project {self.project_id}"
+
+
+class QualitySettings(models.Model):
+    """A project's quality triage settings; auto-accept is off until a manager switches it on.
+
+    ``auto_accept_threshold`` is the least calibrated probability of acceptance (1 - the
+    estimator's failure probability) at which a submitted masklet is verified without a
+    reviewer.
+    """
+
+    project = models.OneToOneField(
+        Project, on_delete=models.CASCADE, related_name="quality_settings"
+    )
+    auto_accept = models.BooleanField(default=False)
+    auto_accept_threshold = models.FloatField(default=0.95)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"quality settings of project {self.project_id}"
+
+
+class RevisionQuality(models.Model):
+    """Quality features, frame suspicion and the estimate of one masklet revision.
+
+    ``features`` maps engine.quality.features.FEATURE_NAMES to values (None: not measurable);
+    ``frame_suspicion`` maps the frame index (string) to a score in [0, 1]; ``marks`` are the
+    frames shown on the timelines. ``failure_probability`` is from ``quality_model`` (None
+    while no estimator is trained). An auto-accepted revision keeps the probability and the
+    threshold that accepted it: the audit trail of a verdict no person gave.
+    """
+
+    revision = models.OneToOneField(
+        MaskletRevision, on_delete=models.CASCADE, related_name="quality"
+    )
+    features = models.JSONField(default=dict)
+    frame_suspicion = models.JSONField(default=dict)
+    marks = models.JSONField(default=list)
+    jitter = models.FloatField()
+    failure_probability = models.FloatField(null=True, blank=True)
+    quality_model = models.ForeignKey(
+        QualityModel, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    auto_accepted = models.BooleanField(default=False)
+    auto_accepted_at = models.DateTimeField(null=True, blank=True)
+    auto_accept_threshold = models.FloatField(null=True, blank=True)
+    computed_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"quality of revision {self.revision_id}"

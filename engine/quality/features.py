@@ -1,0 +1,323 @@
+"""Quality features of one masklet revision, from its masks and the model's per-frame scores.
+
+Everything here is pure numpy (no Django): :func:`masklet_features` takes the annotated frames
+of a masklet, in frame order, and returns
+
+- ``features``: a fixed, named vector (:data:`FEATURE_NAMES`) the estimator learns from. A value
+  that cannot be measured (no stability scores stored, a single annotated frame) is ``nan``;
+  the estimator imputes it.
+- ``suspicion``: one score in [0, 1] per annotated frame: how likely that frame is to need a
+  correction (a sudden IoU drop with its neighbours, an area spike, the object lost inside its
+  track, fragments, a low model score, a jittery step).
+- ``jitter``: the temporal-jitter measure (also one of the features), defined in
+  :func:`temporal_jitter`.
+
+Masks are reduced by striding to at most :data:`WORK_SIDE` pixels a side first: the features are
+ratios (IoU, relative area, size-normalised motion), so they barely change, and a 1080p video of
+300 frames stays cheap.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage
+
+WORK_SIDE = 256
+#: A frame whose suspicion reaches this is marked on the timelines.
+MARK_THRESHOLD = 0.35
+MAX_MARKS = 12
+
+FEATURE_NAMES: tuple[str, ...] = (
+    "frames",  # log(1 + annotated frames)
+    "present_fraction",
+    "lost_fraction",  # absent frames inside the span between first and last present frame
+    "flicker_rate",  # present <-> absent changes per annotated frame
+    "iou_mean",  # IoU of consecutive present frames
+    "iou_min",
+    "iou_low_fraction",  # consecutive pairs with IoU < 0.5
+    "area_change_mean",  # |a_t - a_{t-1}| / max(a_t, a_{t-1})
+    "area_change_max",
+    "area_cv",  # coefficient of variation of the area over present frames
+    "area_fraction",  # mean area / frame area
+    "fragments_mean",  # connected components per present frame
+    "fragments_max",
+    "holes_mean",  # background components enclosed by the mask, per present frame
+    "roughness_mean",  # boundary length / circumference of a disk of the same area
+    "roughness_change",  # mean |roughness_t - roughness_{t-1}|
+    "jitter",  # see temporal_jitter
+    "centroid_jitter",
+    "stability_mean",  # model stability scores where stored (nan otherwise)
+    "stability_min",
+    "suspicion_max",
+    "suspicion_mean",
+)
+
+
+@dataclass(frozen=True)
+class FrameStats:
+    """Per present frame, at work resolution: area (pixels), bounding box, centroid, shape."""
+
+    area: float
+    box: tuple[float, float, float, float]  # x0, y0, x1, y1
+    centroid: tuple[float, float]  # x, y
+    fragments: int
+    holes: int
+    roughness: float
+
+
+@dataclass
+class MaskletFeatures:
+    """The features of one masklet revision (see the module docstring)."""
+
+    features: dict[str, float]
+    frames: list[int]
+    suspicion: list[float]
+    jitter: float
+    marks: list[int] = field(default_factory=list)
+
+    def vector(self) -> np.ndarray:
+        """(F,) float64 in :data:`FEATURE_NAMES` order, nan where not measurable."""
+        return np.array([self.features[name] for name in FEATURE_NAMES], dtype=np.float64)
+
+    def frame_suspicion(self) -> dict[int, float]:
+        return dict(zip(self.frames, self.suspicion, strict=True))
+
+
+def _reduce(mask: np.ndarray) -> np.ndarray:
+    step = max(1, math.ceil(max(mask.shape) / WORK_SIDE))
+    return np.ascontiguousarray(mask[::step, ::step], dtype=bool)
+
+
+def frame_stats(mask: np.ndarray) -> FrameStats | None:
+    """Shape statistics of one (H, W) bool mask; None when it is empty."""
+    area = float(mask.sum())
+    if area == 0:
+        return None
+    ys, xs = np.nonzero(mask)
+    _, fragments = ndimage.label(mask)
+    background, count = ndimage.label(~mask)
+    border = np.unique(
+        np.concatenate([background[0], background[-1], background[:, 0], background[:, -1]])
+    )
+    holes = count - int(np.count_nonzero(border))
+    padded = np.pad(mask, 1)
+    inner = (
+        padded[1:-1, 1:-1] & padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2]
+    ) & padded[1:-1, 2:]
+    perimeter = area - float(inner.sum())
+    disk = 2.0 * math.sqrt(math.pi * area)
+    return FrameStats(
+        area=area,
+        box=(float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)),
+        centroid=(float(xs.mean()), float(ys.mean())),
+        fragments=int(fragments),
+        holes=max(0, holes),
+        roughness=perimeter / max(disk, 1.0),
+    )
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.count_nonzero(a | b)
+    return 1.0 if union == 0 else np.count_nonzero(a & b) / union
+
+
+def _second_difference_rms(track: np.ndarray) -> np.ndarray:
+    """(T, D) track -> (T,) |x_t - (x_{t-1} + x_{t+1}) / 2| per step, 0 at both ends."""
+    out = np.zeros(len(track))
+    if len(track) >= 3:
+        residual = track[1:-1] - 0.5 * (track[:-2] + track[2:])
+        out[1:-1] = np.sqrt((residual**2).mean(axis=1))
+    return out
+
+
+def temporal_jitter(stats: list[FrameStats | None]) -> tuple[float, float, np.ndarray]:
+    """The temporal jitter of a masklet: ``(jitter, centroid_jitter, per-frame residual)``.
+
+    Definition: over each run of consecutive present annotated frames, the track of the
+    bounding box's four edges ``b_t = (x0, y0, x1, y1)`` is compared with a smoothed track,
+    the midpoint of its neighbours ``(b_{t-1} + b_{t+1}) / 2`` (a 3-tap smoother: zero for a
+    still object and for motion at constant velocity, small for smooth acceleration). The
+    high-frequency part is the residual ``r_t = b_t - (b_{t-1} + b_{t+1}) / 2``; the jitter
+    is ``sqrt(mean_t mean_edges r_t^2)`` divided by the object's size ``sqrt(mean area)``,
+    so it is unitless and comparable across resolutions. ``centroid_jitter`` is the same with
+    the centroid instead of the box edges (translation only; the box also catches boundaries
+    that wobble). Fewer than 3 consecutive present frames: 0 (nothing to measure).
+    The per-frame residual (same normalisation) feeds the frame suspicion.
+    """
+    residual = np.zeros(len(stats))
+    sums = [0.0, 0.0]
+    count = 0
+    areas = [s.area for s in stats if s is not None]
+    if not areas:
+        return 0.0, 0.0, residual
+    scale = math.sqrt(float(np.mean(areas)))
+    start = 0
+    while start < len(stats):
+        if stats[start] is None:
+            start += 1
+            continue
+        end = start
+        while end < len(stats) and stats[end] is not None:
+            end += 1
+        run = [s for s in stats[start:end] if s is not None]
+        if len(run) >= 3:
+            boxes = _second_difference_rms(np.array([s.box for s in run]))
+            centres = _second_difference_rms(np.array([s.centroid for s in run]))
+            residual[start:end] = boxes / scale
+            sums[0] += float((boxes[1:-1] ** 2).sum())
+            sums[1] += float((centres[1:-1] ** 2).sum())
+            count += len(run) - 2
+        start = end
+    if count == 0:
+        return 0.0, 0.0, residual
+    return math.sqrt(sums[0] / count) / scale, math.sqrt(sums[1] / count) / scale, residual
+
+
+def _nan_stat(values: list[float], fn: str) -> float:
+    if not values:
+        return math.nan
+    return float(getattr(np, fn)(values))
+
+
+def _frame_suspicion(
+    masks: list[np.ndarray],
+    stats: list[FrameStats | None],
+    pair_iou: list[float | None],
+    jitter_residual: np.ndarray,
+    stability: list[float | None],
+) -> np.ndarray:
+    """(T,) suspicion per annotated frame in [0, 1] (see :func:`masklet_features`)."""
+    n = len(masks)
+    present = np.array([s is not None for s in stats])
+    suspicion = np.zeros(n)
+    if n == 0:
+        return suspicion
+    ious = [v for v in pair_iou if v is not None]
+    typical = float(np.median(ious)) if ious else 1.0
+    areas = np.array([s.area if s is not None else 0.0 for s in stats])
+    fragments = [s.fragments for s in stats if s is not None]
+    usual_fragments = float(np.median(fragments)) if fragments else 1.0
+    first = int(np.argmax(present)) if present.any() else n
+    last = n - 1 - int(np.argmax(present[::-1])) if present.any() else -1
+    for t in range(n):
+        scores = []
+        # An IoU drop with both neighbours is the frame itself; with one, maybe its neighbour.
+        around = [v for v in (pair_iou[t - 1] if t > 0 else None, pair_iou[t]) if v is not None]
+        if around:
+            drop = typical - max(around) if len(around) == 2 else typical - around[0]
+            scores.append(np.clip(drop / 0.5, 0.0, 1.0) * (1.0 if len(around) == 2 else 0.6))
+        if not present[t] and first < t < last:
+            scores.append(1.0)  # lost inside its own track
+        if present[t]:
+            window = [areas[k] for k in range(max(0, t - 2), min(n, t + 3)) if k != t]
+            window = [a for a in window if a > 0]
+            if window:
+                spike = abs(math.log(areas[t] / float(np.median(window))))
+                scores.append(float(np.clip(spike / math.log(2.0), 0.0, 1.0)))
+            s = stats[t]
+            assert s is not None
+            if s.fragments > usual_fragments:
+                scores.append(min(1.0, 0.25 * (s.fragments - usual_fragments)))
+        if stability[t] is not None:
+            scores.append(float(np.clip((0.95 - float(stability[t])) / 0.3, 0.0, 1.0)))
+        scores.append(float(np.clip(jitter_residual[t] / 0.15, 0.0, 1.0)) * 0.8)
+        suspicion[t] = max(scores) if scores else 0.0
+    return suspicion
+
+
+def masklet_features(
+    masks: Mapping[int, np.ndarray | None],
+    stability: Mapping[int, float | None] | None = None,
+) -> MaskletFeatures:
+    """Features of a masklet from its annotated frames.
+
+    Args:
+        masks: frame index -> (H, W) bool mask, or None when the object is absent on that
+            annotated frame. Frames not in the mapping were never annotated.
+        stability: frame index -> the model's stability score in [0, 1] where stored.
+    """
+    frames = sorted(masks)
+    stability = stability or {}
+    reduced = []
+    for i in frames:
+        mask = masks[i]
+        reduced.append(None if mask is None else _reduce(np.asarray(mask, dtype=bool)))
+    shape = next((m.shape for m in reduced if m is not None), (1, 1))
+    work = [m if m is not None else np.zeros(shape, dtype=bool) for m in reduced]
+    stats = [frame_stats(m) for m in work]
+    present = [s is not None for s in stats]
+    n = len(frames)
+
+    pair_iou: list[float | None] = []
+    area_change: list[float] = []
+    for t in range(n - 1):
+        if present[t] and present[t + 1]:
+            a, b = stats[t], stats[t + 1]
+            assert a is not None and b is not None
+            pair_iou.append(iou(work[t], work[t + 1]))
+            area_change.append(abs(a.area - b.area) / max(a.area, b.area))
+        else:
+            pair_iou.append(None)
+    pair_iou.append(None)  # pair_iou[t] is (t, t + 1); the last frame has no successor
+
+    jitter, centroid_jitter, residual = temporal_jitter(stats)
+    scores = [stability.get(i) for i in frames]
+    suspicion = _frame_suspicion(work, stats, pair_iou, residual, scores)
+
+    live = [s for s in stats if s is not None]
+    ious = [v for v in pair_iou if v is not None]
+    areas = [s.area for s in live]
+    first = present.index(True) if any(present) else n
+    last = n - 1 - present[::-1].index(True) if any(present) else -1
+    span = max(0, last - first + 1)
+    lost = sum(1 for t in range(first, last + 1) if not present[t]) if span else 0
+    changes = sum(1 for t in range(n - 1) if present[t] != present[t + 1])
+    roughness = [s.roughness for s in live]
+    found_scores = [float(v) for v in scores if v is not None]
+    features = {
+        "frames": math.log1p(n),
+        "present_fraction": len(live) / n if n else 0.0,
+        "lost_fraction": lost / span if span else 0.0,
+        "flicker_rate": changes / n if n else 0.0,
+        "iou_mean": _nan_stat(ious, "mean"),
+        "iou_min": _nan_stat(ious, "min"),
+        "iou_low_fraction": float(np.mean([v < 0.5 for v in ious])) if ious else math.nan,
+        "area_change_mean": _nan_stat(area_change, "mean"),
+        "area_change_max": _nan_stat(area_change, "max"),
+        "area_cv": float(np.std(areas) / np.mean(areas)) if areas else math.nan,
+        "area_fraction": float(np.mean(areas)) / (shape[0] * shape[1]) if areas else 0.0,
+        "fragments_mean": _nan_stat([float(s.fragments) for s in live], "mean"),
+        "fragments_max": _nan_stat([float(s.fragments) for s in live], "max"),
+        "holes_mean": _nan_stat([float(s.holes) for s in live], "mean"),
+        "roughness_mean": _nan_stat(roughness, "mean"),
+        "roughness_change": _nan_stat(list(np.abs(np.diff(roughness))), "mean")
+        if len(roughness) > 1
+        else math.nan,
+        "jitter": jitter,
+        "centroid_jitter": centroid_jitter,
+        "stability_mean": _nan_stat(found_scores, "mean"),
+        "stability_min": _nan_stat(found_scores, "min"),
+        "suspicion_max": float(suspicion.max()) if n else 0.0,
+        "suspicion_mean": float(suspicion.mean()) if n else 0.0,
+    }
+    return MaskletFeatures(
+        features=features,
+        frames=frames,
+        suspicion=[round(float(s), 4) for s in suspicion],
+        jitter=jitter,
+        marks=suspect_frames(frames, suspicion),
+    )
+
+
+def suspect_frames(frames: list[int], suspicion: np.ndarray | list[float]) -> list[int]:
+    """The frames to mark on the timelines: suspicion >= :data:`MARK_THRESHOLD`, the
+    :data:`MAX_MARKS` highest, in frame order."""
+    ranked = sorted(
+        (i for i in range(len(frames)) if suspicion[i] >= MARK_THRESHOLD),
+        key=lambda i: -float(suspicion[i]),
+    )[:MAX_MARKS]
+    return sorted(frames[i] for i in ranked)
