@@ -131,13 +131,15 @@ def leases_held(user: User) -> list[Assignment]:
 
 
 def access_managed_job(user: User, job_id: int) -> Job:
+    """A job of a project the user manages; members who only see it get PermissionDenied."""
     job = Job.objects.filter(pk=job_id).select_related("project").first()
-    if job is None or not (user.is_site_admin or managed_jobs(user).filter(pk=job_id).exists()):
-        if job is not None and job.project is not None:
-            if projects_for_user(user).filter(pk=job.project_id).exists():
-                raise PermissionDenied("Only the project's managers may retry its jobs")
+    if job is None:
         raise NotFound("No such job")
-    return job
+    if user.is_site_admin or managed_jobs(user).filter(pk=job_id).exists():
+        return job
+    if job.project_id is not None and projects_for_user(user).filter(pk=job.project_id).exists():
+        raise PermissionDenied("Only the project's managers may retry its jobs")
+    raise NotFound("No such job")
 
 
 @transaction.atomic

@@ -61,8 +61,10 @@ def test_workers_seen_from_job_heartbeats(project, manager):
         heartbeat_at=now - timedelta(hours=1),
     )
     seen = {w.name: w for w in overview.workers_seen(manager)}
-    assert seen["gpu1:7"].running == 1 and seen["gpu1:7"].alive
-    assert seen["gpu2:9"].running == 0 and not seen["gpu2:9"].alive
+    assert seen["gpu1:7"].running == 1
+    assert seen["gpu1:7"].alive
+    assert seen["gpu2:9"].running == 0
+    assert not seen["gpu2:9"].alive
 
 
 def test_leases_held_lists_annotation_and_review_leases_in_force(project, manager, annotator):
@@ -93,7 +95,8 @@ def test_retry_sends_a_failed_job_again(project, manager, sent, django_capture_o
     assert sent == [("workers.run_export", [job.pk], "default")]
     # the retried job is claimed as a new attempt
     claimed = lifecycle.claim_job(job.pk)
-    assert claimed is not None and claimed.attempt == 2
+    assert claimed is not None
+    assert claimed.attempt == 2
 
 
 def test_retry_refuses_live_jobs_and_non_managers(project, manager, annotator, outsider, sent):
