@@ -82,6 +82,9 @@ class Video(models.Model):
         DECODING = "decoding", "Decoding"
         READY = "ready", "Ready"
         FAILED = "failed", "Failed"
+        # Imported annotations without the video's frames: kept out of the annotation and
+        # review queues until the video file is attached (engine.videos.attach).
+        NO_FRAMES = "no_frames", "No frames"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="videos")
     name = models.CharField(max_length=255)
