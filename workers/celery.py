@@ -27,4 +27,5 @@ app.conf.imports = (
     "workers.tasks.maintenance",
     "workers.tasks.annotation",
     "workers.tasks.interactive",
+    "workers.tasks.training",
 )

@@ -30,8 +30,8 @@ from engine.models import Job, Role, User
 logger = logging.getLogger(__name__)
 
 #: Task name and queue for each job kind that a worker runs. Names are pinned by a test (queued
-#: messages use them), which also checks that a registered task carries each one. Kinds without
-#: a task yet (``train``) have no route: :func:`do_create_job` refuses them, so
+#: messages use them), which also checks that a registered task carries each one. A kind without
+#: a task has no route: :func:`do_create_job` refuses it, so
 #: no job waits forever for a task nobody runs.
 JOB_TASKS: dict[str, tuple[str, str]] = {
     Job.Kind.INGEST: ("workers.ingest_video", "default"),
@@ -39,6 +39,7 @@ JOB_TASKS: dict[str, tuple[str, str]] = {
     Job.Kind.IMPORT: ("workers.run_import", "default"),
     Job.Kind.AUTO_MASKLETS: ("workers.auto_masklets", "propagate"),
     Job.Kind.PROPAGATE: ("workers.propagate_masklet", "propagate"),
+    Job.Kind.TRAIN: ("workers.train_round", "train"),
 }
 
 

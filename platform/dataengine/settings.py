@@ -180,6 +180,24 @@ SAM2_CACHE_DIR = env_str("SAM2_CACHE_DIR", str(DATA_DIR / "models"))
 SAM2_MODEL_CACHE_SIZE = env_int("SAM2_MODEL_CACHE_SIZE", 1, minimum=1)
 SAM2_TORCH_THREADS = env_int("SAM2_TORCH_THREADS", 0, minimum=0)
 
+# --- retraining rounds and the model out of the box (engine.training) --------------------------
+# A candidate is promoted when its paired held-out difference on ROUND_PROMOTION_METRIC (J&F after
+# 3 clicks) is positive and at least this margin.
+ROUND_PROMOTION_MARGIN = env_float("ROUND_PROMOTION_MARGIN", 0.0, minimum=0.0)
+ROUND_PROMOTION_METRIC = env_choice(
+    "ROUND_PROMOTION_METRIC", "jf_3", ("jf_1", "jf_3", "jf_5", "jf_mask")
+)
+# Share of videos held out for evaluation (by a hash of the video id; once held out, always).
+ROUND_HOLDOUT_FRACTION = env_float("ROUND_HOLDOUT_FRACTION", 0.2, minimum=0.0)
+ROUND_MAX_CLIP_FRAMES = env_int("ROUND_MAX_CLIP_FRAMES", 48, minimum=2)
+ROUND_NUM_FRAMES = env_int("ROUND_NUM_FRAMES", 8, minimum=1)
+ROUND_MAX_OBJECTS = env_int("ROUND_MAX_OBJECTS", 3, minimum=1)
+ROUND_EVAL_MAX_VIDEOS = env_int("ROUND_EVAL_MAX_VIDEOS", 20, minimum=1)
+# `manage.py ensure_model`: how long to wait for Meta's download server before training the
+# offline demo model instead (cached under DEMO_MODEL_DIR, made once per recipe).
+MODEL_DOWNLOAD_TIMEOUT_SECONDS = env_float("MODEL_DOWNLOAD_TIMEOUT_SECONDS", 10.0, minimum=0.1)
+DEMO_MODEL_DIR = env_str("DEMO_MODEL_DIR", str(DATA_DIR / "demo-model"))
+
 # --- Celery -----------------------------------------------------------------------------------
 _BROKER_DIR = DATA_DIR / "broker"
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
@@ -234,6 +252,8 @@ CELERY_TASK_ROUTES = {
     "workers.annotation_prompt": {"queue": "interactive"},
     "workers.annotation_warm": {"queue": "interactive"},
     "workers.propagate_masklet": {"queue": "propagate"},
+    "workers.train_round": {"queue": "train"},
+    "workers.start_due_rounds": {"queue": "default"},
 }
 # engine sends tasks by name through this function (engine.jobs.dispatch imports it on first
 # use; a dotted path here keeps engine free of Celery and workers).
@@ -261,6 +281,12 @@ CELERY_BEAT_SCHEDULE = {
     # Expired annotate and fix leases go back to the annotators' queue.
     "expire-annotation-leases": {
         "task": "workers.expire_annotation_leases",
+        "schedule": 60.0,
+        "options": {"queue": "default", "expires": 60.0},
+    },
+    # Retraining rounds whose per-project trigger fired (engine.training.triggers).
+    "start-due-rounds": {
+        "task": "workers.start_due_rounds",
         "schedule": 60.0,
         "options": {"queue": "default", "expires": 60.0},
     },

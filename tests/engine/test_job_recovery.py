@@ -13,7 +13,7 @@ import pytest
 import redis
 from django.utils import timezone
 
-from engine.jobs.lifecycle import claim_job
+from engine.jobs.lifecycle import JOB_TASKS, claim_job
 from engine.jobs.recovery import do_recover_orphaned_jobs
 from engine.models import Job
 
@@ -116,9 +116,10 @@ def test_job_that_keeps_losing_its_worker_fails_and_cancel_requests_are_honoured
 
 @pytest.mark.django_db
 def test_jobs_of_a_kind_no_worker_runs_fail_instead_of_being_resent_forever(
-    redis_broker, django_capture_on_commit_callbacks, stale
+    redis_broker, django_capture_on_commit_callbacks, stale, monkeypatch
 ):
-    # rows of a kind without a task (training has no worker yet)
+    # rows of a kind without a task (here training, its route taken away)
+    monkeypatch.delitem(JOB_TASKS, "train")
     lost = _job("train", "running", heartbeat_age_s=stale, attempt=1, worker="w:1")
     waiting = _job("train", "queued", age_s=stale)
     done = _recover(django_capture_on_commit_callbacks)

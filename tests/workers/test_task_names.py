@@ -46,6 +46,8 @@ def test_task_names_are_pinned() -> None:
         "workers.annotation_prompt",
         "workers.annotation_warm",
         "workers.propagate_masklet",
+        "workers.train_round",
+        "workers.start_due_rounds",
     }
     assert JOB_TASKS == {
         "ingest": ("workers.ingest_video", "default"),
@@ -53,6 +55,7 @@ def test_task_names_are_pinned() -> None:
         "import": ("workers.run_import", "default"),
         "auto_masklets": ("workers.auto_masklets", "propagate"),
         "propagate": ("workers.propagate_masklet", "propagate"),
+        "train": ("workers.train_round", "train"),
     }
 
 
