@@ -45,6 +45,8 @@ run: system venv
 	@mkdir -p $(DATA_DIR)
 	$(BIN)/python manage.py migrate --noinput -v0
 	@$(BIN)/python manage.py create_demo_users
+	# a model for the workers: the promoted one, else the official tiny, else the demo model
+	$(BIN)/python manage.py ensure_model
 	@$(BIN)/celery -A workers worker -B -Q default,interactive,propagate,train --concurrency 1 \
 	   --loglevel INFO --logfile $(DATA_DIR)/worker.log & worker=$$!; \
 	 trap "kill $$worker 2>/dev/null; wait $$worker 2>/dev/null" EXIT INT TERM; \
