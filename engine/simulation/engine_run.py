@@ -1,0 +1,479 @@
+"""The simulated data engine: annotation batches in each phase, reviews, fixes and real training
+rounds between batches, measured with the paper's Table 1 columns (DESIGN.md sections 5.8, 7).
+
+:func:`run_simulation` sets up simulated users (a manager, an annotator, a reviewer), one project
+per phase (the same procedural videos go to each, so the phases are compared on the same objects,
+as the paper's Table 1 did) and a held-out pool of procedural videos for the model's J&F. Then,
+per round:
+
+1. a batch of new procedural videos is added to every phase's project; the simulated annotator
+   takes them from the queue and annotates them in the project's phase protocol
+   (:mod:`engine.simulation.annotators`); the simulated reviewer judges every submitted masklet
+   against the ground truth (:mod:`engine.simulation.reviewers`); fixes go back to the annotator
+   until every masklet is verified or rejected;
+2. the batch's figures per phase: seconds per frame, % edited frames, clicks per clicked frame
+   (simulated clock, :mod:`engine.simulation.timing`), cross-checked with the telemetry events the
+   engine recorded, and the J&F of the final masklets against the ground truth;
+3. a real training round on the last phase's project (:func:`engine.training.rounds.do_start_round`
+   and :func:`~engine.training.rounds.run_round_job` in this process): it trains on the verified
+   masklets, evaluates, and promotes the candidate only when it is better;
+4. the promoted model's J&F on the held-out pool
+   (:func:`engine.simulation.protocol.evaluate_model`).
+
+Jobs (propagation, training) run in this process: :func:`in_process_jobs` points the task sender
+at :func:`keep_in_process`, so nothing is sent to a broker. The run uses the configured database
+and storage, and it promotes model versions as the engine does; by default the version promoted
+before the run is promoted again at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from django.db.models import Count, Q
+from django.test.utils import override_settings
+from django.utils import timezone
+
+from engine.accounts.projects import do_create_project, do_create_user, do_set_membership
+from engine.annotation.sessions import CACHE
+from engine.errors import Conflict
+from engine.inference import registry
+from engine.models import (
+    InteractionEvent,
+    Masklet,
+    ModelVersion,
+    Project,
+    Review,
+    Role,
+    User,
+    Video,
+)
+from engine.simulation.annotators import AnnotatedObject, AnnotatorConfig, SimulatedAnnotator
+from engine.simulation.reviewers import (
+    ReviewerConfig,
+    ReviewRecord,
+    SimulatedReviewer,
+    masklet_jf,
+    revision_masks,
+)
+from engine.simulation.timing import DEFAULT_TIMING, TimingModel, table_row
+
+logger = logging.getLogger(__name__)
+
+START_FROM = ("demo", "scratch", "promoted")
+#: Fixes and re-reviews per batch before the run gives up on the queue (a safety stop).
+MAX_REVIEW_PASSES = 6
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    """What ``manage.py simulate_engine`` runs; see the module docstring."""
+
+    phases: tuple[int, ...] = (1, 2, 3)
+    rounds: int = 3
+    videos_per_round: int = 4
+    frames: int = 12
+    size: int = 128
+    objects: int = 2
+    heldout_videos: int = 4
+    train_steps: int = 60
+    seed: int = 0
+    start_from: str = "demo"
+    #: Model config for ``start_from="scratch"``.
+    scratch_config: str = "test_tiny"
+    restore_promoted: bool = True
+    annotator: AnnotatorConfig = field(default_factory=AnnotatorConfig)
+    reviewer: ReviewerConfig = field(default_factory=ReviewerConfig)
+    timing: TimingModel = DEFAULT_TIMING
+
+    @classmethod
+    def quick(cls, **overrides: Any) -> SimulationConfig:
+        """Seconds on CPU: one round, one 4-frame video with one object, a tiny random model."""
+        base = cls(
+            rounds=1,
+            videos_per_round=2,
+            frames=4,
+            size=128,
+            objects=1,
+            heldout_videos=1,
+            train_steps=1,
+            start_from="scratch",
+            annotator=AnnotatorConfig(max_clicks=2, max_fix_frames=1, max_strokes=2),
+            reviewer=ReviewerConfig(max_sendbacks=1, max_flags=2),
+        )
+        return replace(base, **overrides)
+
+
+@dataclass
+class PhaseBatch:
+    """One phase's batch in one round: its masklets, reviews and the figures."""
+
+    phase: int
+    round: int
+    objects: list[AnnotatedObject] = field(default_factory=list)
+    reviews: list[ReviewRecord] = field(default_factory=list)
+    figures: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SimulationResult:
+    projects: dict[int, int]
+    train_project_id: int
+    model_scores: list[dict[str, Any]] = field(default_factory=list)
+    batches: list[PhaseBatch] = field(default_factory=list)
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "projects": {str(k): v for k, v in self.projects.items()},
+            "train_project_id": self.train_project_id,
+            "model_scores": self.model_scores,
+            "batches": [b.figures for b in self.batches],
+            "rounds": self.rounds,
+            "wall_seconds": self.seconds,
+        }
+
+
+# --- jobs in this process ----------------------------------------------------------------------
+
+SENT: list[tuple[str, list[Any], str]] = []
+
+
+def keep_in_process(name: str, args: list[Any], queue: str) -> None:
+    """A ``TASK_SENDER`` that sends nothing: the simulation runs its jobs itself."""
+    SENT.append((name, list(args), queue))
+
+
+@contextlib.contextmanager
+def in_process_jobs() -> Iterator[None]:
+    with override_settings(TASK_SENDER=f"{__name__}.keep_in_process", ANNOTATION_WARM_FRAMES=0):
+        yield
+
+
+# --- set-up ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Team:
+    manager: User
+    annotator: User
+    reviewer: User
+
+
+def make_team(tag: str) -> Team:
+    def user(role: str) -> User:
+        return do_create_user(f"sim-{tag}-{role}", secrets.token_urlsafe(16), role)
+
+    return Team(user(Role.MANAGER), user(Role.ANNOTATOR), user(Role.REVIEWER))
+
+
+def make_projects(
+    team: Team, tag: str, phases: tuple[int, ...], model_config: str
+) -> dict[int, Project]:
+    projects = {}
+    for phase in phases:
+        project = do_create_project(
+            f"Simulated engine {tag} · phase {phase}",
+            team.manager,
+            phase=phase,
+            description="Made by manage.py simulate_engine: simulated annotators and reviewers.",
+            model_config=model_config,
+        )
+        do_set_membership(project, team.annotator, Role.ANNOTATOR)
+        do_set_membership(project, team.reviewer, Role.REVIEWER)
+        projects[phase] = project
+    return projects
+
+
+def start_model(config: SimulationConfig, manager: User, tag: str) -> ModelVersion | None:
+    """Make sure a model serves: the demo model, a random one, or the one already promoted."""
+    from engine.training import versions
+
+    if config.start_from == "promoted":
+        registry.resolve_model_spec()  # raises ModelNotConfigured with the how-to
+        return versions.promoted_version()
+    if config.start_from == "demo":
+        from engine.training.demo_model import ensure_model
+
+        demo = ensure_model(allow_download=False)
+        promoted = versions.promoted_version()
+        if demo is not None and (promoted is None or promoted.pk != demo.pk):
+            versions.do_promote(manager, demo, reason="simulate_engine: start from the demo model")
+        return versions.promoted_version()
+    import torch
+
+    from model.build import build_sam2
+    from model.checkpoint import save_checkpoint
+
+    torch.manual_seed(config.seed)
+    net = build_sam2(config.scratch_config)
+    with tempfile.TemporaryDirectory(prefix="sim-scratch-") as folder:
+        path = Path(folder) / "scratch.pt"
+        save_checkpoint(net, path)
+        version = versions.do_register_checkpoint(
+            manager,
+            path,
+            name=f"simulation {tag} · scratch {config.scratch_config}",
+            config=config.scratch_config,
+            metrics={"simulation": tag, "scratch": True},
+        )
+    return versions.do_promote(manager, version, reason="simulate_engine: start from scratch")
+
+
+# --- measuring ---------------------------------------------------------------------------------
+
+
+def heldout_scores(videos: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
+    """The promoted model's scores on the held-out pool (DESIGN.md 7 interactive protocol)."""
+    from engine.simulation.protocol import EvalConfig, evaluate_model
+
+    loaded = registry.load_model()
+    scores = evaluate_model(loaded.model, videos, EvalConfig(), device=loaded.device)
+    name = (
+        ModelVersion.objects.filter(pk=loaded.spec.model_version_id)
+        .values_list("name", flat=True)
+        .first()
+        or loaded.spec.location
+    )
+    return {"model": name, "model_version_id": loaded.spec.model_version_id, **scores.summary()}
+
+
+def telemetry_check(objects: list[AnnotatedObject]) -> dict[str, Any]:
+    """The batch's clicks, clicked frames and edited frames counted from the engine's events,
+    next to the simulation's own counts (they must agree)."""
+    ids = [o.masklet_id for o in objects]
+    events = InteractionEvent.objects.filter(masklet_id__in=ids)
+    clicks = events.filter(kind__in=[InteractionEvent.Kind.CLICK, InteractionEvent.Kind.BOX])
+    edits = events.filter(
+        kind__in=[
+            InteractionEvent.Kind.CLICK,
+            InteractionEvent.Kind.BOX,
+            InteractionEvent.Kind.BRUSH,
+            InteractionEvent.Kind.ERASER,
+        ]
+    )
+    clicked = clicks.values("masklet_id", "frame_index").distinct().count()
+    edited = edits.values("masklet_id", "frame_index").distinct().count()
+    strokes = events.filter(
+        kind__in=[InteractionEvent.Kind.BRUSH, InteractionEvent.Kind.ERASER]
+    ).count()
+    ours = {
+        "clicks": sum(o.work.clicks for o in objects),
+        "clicked_frames": sum(len(o.work.clicked) for o in objects),
+        "edited_frames": sum(len(o.work.edited) for o in objects),
+        "strokes": sum(o.work.strokes for o in objects),
+    }
+    theirs = {
+        "clicks": clicks.count(),
+        "clicked_frames": clicked,
+        "edited_frames": edited,
+        "strokes": strokes,
+    }
+    return {"simulation": ours, "telemetry": theirs, "agree": ours == theirs}
+
+
+def batch_figures(
+    batch: PhaseBatch, truth: Callable[[Video], np.ndarray], timing: TimingModel
+) -> dict[str, Any]:
+    """Table 1 columns, data quality and verdicts of one phase's batch."""
+    row = table_row((o.work for o in batch.objects), timing)
+    masklets = Masklet.objects.filter(pk__in=[o.masklet_id for o in batch.objects]).select_related(
+        "video", "current_revision"
+    )
+    by_id = {m.pk: m for m in masklets}
+    jfs = []
+    for record in batch.objects:
+        masklet = by_id[record.masklet_id]
+        if masklet.current_revision is not None:
+            jfs.append(masklet_jf(revision_masks(masklet), truth(masklet.video)[record.gt_index]))
+    statuses = dict(
+        Masklet.objects.filter(pk__in=by_id)
+        .values_list("status")
+        .annotate(n=Count("pk"))
+        .values_list("status", "n")
+    )
+    verdicts = Review.objects.filter(revision__masklet_id__in=by_id).aggregate(
+        satisfactory=Count("pk", filter=Q(verdict=Review.Verdict.SATISFACTORY)),
+        unsatisfactory=Count("pk", filter=Q(verdict=Review.Verdict.UNSATISFACTORY)),
+        reject=Count("pk", filter=Q(verdict=Review.Verdict.REJECT)),
+    )
+    return {
+        "round": batch.round,
+        "phase": batch.phase,
+        **row.to_json(),
+        "data_jf": float(np.mean(jfs)) if jfs else None,
+        "fixes": sum(o.fixes for o in batch.objects),
+        "statuses": statuses,
+        "verdicts": verdicts,
+        "review_seconds": sum(r.seconds for r in batch.reviews),
+        "telemetry": telemetry_check(batch.objects),
+    }
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+
+class TruthCache:
+    """Ground truth of the simulation's videos, regenerated from each video's metadata once."""
+
+    def __init__(self) -> None:
+        self._masks: dict[int, np.ndarray] = {}
+
+    def __call__(self, video: Video) -> np.ndarray:
+        from engine.simulation.videos import ground_truth
+
+        if video.pk not in self._masks:
+            self._masks[video.pk] = ground_truth(video).masks
+        return self._masks[video.pk]
+
+
+def run_batch(
+    phase_project: Project,
+    team: Team,
+    truth: TruthCache,
+    config: SimulationConfig,
+    batch: PhaseBatch,
+) -> None:
+    """Annotate, review and fix until the project's queues are empty."""
+    annotator = SimulatedAnnotator(team.annotator, phase_project, truth, config.annotator)
+    known: dict[int, AnnotatedObject] = {}
+    reviewer = SimulatedReviewer(
+        team.reviewer,
+        phase_project,
+        truth,
+        lambda masklet: known[masklet.pk].gt_index,
+        config.reviewer,
+        config.timing,
+    )
+    for _ in range(MAX_REVIEW_PASSES):
+        worked = False
+        while annotator.work_next(known) is not None:
+            worked = True
+        reviews = reviewer.review_all()
+        batch.reviews.extend(reviews)
+        if not worked and not reviews:
+            break
+    batch.objects = list(known.values())
+    CACHE.clear()
+
+
+def run_simulation(
+    config: SimulationConfig,
+    *,
+    echo: Callable[[str], None] = logger.info,
+    write_outputs: Callable[[SimulationResult], None] | None = None,
+) -> SimulationResult:
+    """Run the simulated engine (see the module docstring); the figures of every round."""
+    from engine.simulation.procedural import ProceduralSpec, make_videos
+    from engine.simulation.videos import add_procedural_video
+    from engine.training import rounds, versions
+
+    if config.start_from not in START_FROM:
+        raise ValueError(f"start_from is one of {', '.join(START_FROM)}")
+    started = time.monotonic()
+    tag = f"{config.seed}-{timezone.now():%Y%m%d%H%M%S}"
+    spec = ProceduralSpec(
+        num_frames=config.frames, height=config.size, width=config.size, num_objects=config.objects
+    )
+    with in_process_jobs():
+        before = versions.promoted_version()
+        team = make_team(tag)
+        model = start_model(config, team.manager, tag)
+        config_name = model.config if model is not None else registry.resolve_model_spec().config
+        projects = make_projects(team, tag, config.phases, config_name)
+        train_project = projects[config.phases[-1]]
+        result = SimulationResult({p: pr.pk for p, pr in projects.items()}, train_project.pk)
+        heldout = [
+            (v.frames, v.masks)
+            for v in make_videos(10_000 + config.seed, config.heldout_videos, spec)
+        ]
+        truth = TruthCache()
+        try:
+            score = heldout_scores(heldout)
+            result.model_scores.append({"after_round": 0, **score})
+            echo(f"model before round 1: {score['model']}: held-out {_scores_line(score)}")
+            for number in range(1, config.rounds + 1):
+                first_seed = config.seed * 100_000 + number * 1_000
+                videos = make_videos(first_seed, config.videos_per_round, spec)
+                for phase, project in projects.items():
+                    for video in videos:
+                        add_procedural_video(
+                            project,
+                            video,
+                            name=f"procedural-{video.seed}.mp4",
+                            uploaded_by=team.manager,
+                        )
+                    batch = PhaseBatch(phase=phase, round=number)
+                    run_batch(project, team, truth, config, batch)
+                    batch.figures = batch_figures(batch, truth, config.timing)
+                    batch.figures["model"] = score["model"]
+                    batch.figures["model_jf"] = score.get("jf_3")
+                    result.batches.append(batch)
+                    echo(_batch_line(batch.figures))
+                job = rounds.do_start_round(
+                    team.manager, train_project, steps=config.train_steps, reason="simulate_engine"
+                )
+                rounds.run_round_job(job.pk)
+                job.refresh_from_db()
+                summary = _round_summary(job)
+                result.rounds.append(summary)
+                echo(
+                    f"round {number}: training job {job.status}; "
+                    f"{summary.get('reason') or summary.get('error') or job.error}"
+                )
+                score = heldout_scores(heldout)
+                result.model_scores.append({"after_round": number, **score})
+                echo(
+                    f"model after round {number}: {score['model']}: held-out {_scores_line(score)}"
+                )
+        finally:
+            result.seconds = time.monotonic() - started
+            if write_outputs is not None:
+                write_outputs(result)
+            if config.restore_promoted and before is not None:
+                current = versions.promoted_version()
+                if current is None or current.pk != before.pk:
+                    with contextlib.suppress(Conflict):
+                        versions.do_promote(
+                            team.manager, before, reason="simulate_engine: restored after the run"
+                        )
+            CACHE.clear()
+    return result
+
+
+def _round_summary(job: Any) -> dict[str, Any]:
+    from engine.models import Round
+    from engine.training import rounds
+
+    round_ = Round.objects.filter(job=job).first()
+    if round_ is None:
+        return {"status": str(job.status), "error": job.error}
+    return rounds.round_summary(round_)
+
+
+def _scores_line(score: dict[str, Any]) -> str:
+    keys = ("jf_1", "jf_3", "jf_5", "jf_mask", "clicks_to_075")
+    return ", ".join(f"{k} {score[k]:.3f}" for k in keys if isinstance(score.get(k), float | int))
+
+
+def _batch_line(f: dict[str, Any]) -> str:
+    def num(value: Any, fmt: str) -> str:
+        return "-" if value is None else format(value, fmt)
+
+    return (
+        f"round {f['round']} phase {f['phase']}: {num(f['seconds_per_frame'], '.2f')} s/frame, "
+        f"{num(f['edited_frames_pct'], '.1f')}% edited, "
+        f"{num(f['clicks_per_clicked_frame'], '.2f')} clicks/clicked frame, "
+        f"data J&F {num(f['data_jf'], '.3f')}, verdicts {f['verdicts']}, "
+        f"telemetry agrees: {f['telemetry']['agree']}"
+    )
