@@ -123,7 +123,9 @@ def snapshot_clips(
                     continue
                 mask = decode_rle(frame.rle).astype(bool)
                 if mask.shape != (height, width):
-                    resized = Image.fromarray(mask).resize((width, height), Image.Resampling.NEAREST)
+                    resized = Image.fromarray(mask).resize(
+                        (width, height), Image.Resampling.NEAREST
+                    )
                     mask = np.asarray(resized, dtype=bool)
                 masks[o, t] = mask
         clips.append(VideoClip(video.pk, tuple(indices), frames, masks))

@@ -281,9 +281,7 @@ def _run_round(job: Job, reporter: JobReporter) -> dict[str, Any]:
 
     max_side = get_config(spec.config).image_size
     max_frames = int(_setting("ROUND_MAX_CLIP_FRAMES", 48))
-    train_clips = data.snapshot_clips(
-        snapshot, train_ids, max_frames=max_frames, max_side=max_side
-    )
+    train_clips = data.snapshot_clips(snapshot, train_ids, max_frames=max_frames, max_side=max_side)
     eval_limit = int(_setting("ROUND_EVAL_MAX_VIDEOS", 20))
     heldout_clips = data.snapshot_clips(
         snapshot, heldout_ids[:eval_limit], max_frames=max_frames, max_side=max_side

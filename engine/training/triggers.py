@@ -97,9 +97,7 @@ def new_verified_count(project: Project) -> int:
 
         snapshot = DatasetSnapshot.objects.filter(pk=snapshot_id).first()
         if snapshot is not None:
-            verified = verified.exclude(
-                current_revision_id__in=snapshot.revisions.values("pk")
-            )
+            verified = verified.exclude(current_revision_id__in=snapshot.revisions.values("pk"))
     return verified.count()
 
 
