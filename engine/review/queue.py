@@ -8,6 +8,7 @@ from django.db.models import QuerySet
 from engine.accounts.access import AccessDenied, masklets_for_user, project_role, projects_for_user
 from engine.errors import NotFound
 from engine.models import Masklet, MaskletRevision, Project, Role, User
+from engine.quality.triage import order_by_failure
 from engine.review import leases
 
 REVIEW_ROLES = (Role.REVIEWER, Role.MANAGER)
@@ -33,7 +34,8 @@ def access_masklet(user: User, masklet_id: int) -> Masklet:
 
 
 def review_queue(user: User, project: Project | None = None) -> QuerySet[Masklet]:
-    """Submitted masklets ``user`` may review, oldest first.
+    """Submitted masklets ``user`` may review: likely failures first once the project has a
+    trained quality estimator (engine.quality.triage), else oldest first.
 
     Only projects where the user reviews or manages; never masklets with a revision the user
     wrote; never masklets another reviewer holds an unexpired lease on.
@@ -51,12 +53,12 @@ def review_queue(user: User, project: Project | None = None) -> QuerySet[Masklet
     )
     if project is not None:
         queue = queue.filter(video__project=project)
-    return (
+    queue = (
         queue.exclude(pk__in=MaskletRevision.objects.filter(author=user).values("masklet_id"))
         .exclude(pk__in=leases.leased_by_others(user).values("pk"))
         .select_related("video", "video__project", "current_revision")
-        .order_by("updated_at", "id")
     )
+    return order_by_failure(queue)
 
 
 def do_take_next_review(user: User, project: Project) -> Masklet | None:

@@ -1,0 +1,127 @@
+"""Quality rows of masklet revisions: features once per revision, estimates per estimator.
+
+:func:`do_score_revision` computes a revision's features (decoding its masks) the first time
+and only re-applies the estimator afterwards (a revision is immutable, so its features never
+change). :func:`current_estimator` is the project's newest :class:`QualityModel`, or None
+while no estimator is trained, and then every ``failure_probability`` stays None.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import Enum
+
+import numpy as np
+from django.db import transaction
+
+from engine.masks.rle import decode_rle
+from engine.models import Masklet, MaskletRevision, Project, QualityModel, RevisionQuality
+from engine.quality.estimator import QualityEstimator
+from engine.quality.features import FEATURE_NAMES, MaskletFeatures, masklet_features
+
+
+class _Current(Enum):
+    ESTIMATOR = "current"
+
+
+#: "Use the project's current estimator" (the default of :func:`do_score_revision`).
+CURRENT = _Current.ESTIMATOR
+
+
+@dataclass(frozen=True)
+class LoadedEstimator:
+    row: QualityModel
+    estimator: QualityEstimator
+
+
+def current_estimator(project: Project | int) -> LoadedEstimator | None:
+    """The project's newest trained estimator; None while there is none (or it cannot be
+    read, e.g. trained on other features: it must be retrained, never half-used)."""
+    project_id = project.pk if isinstance(project, Project) else project
+    row = QualityModel.objects.filter(project_id=project_id).order_by("-created_at", "-id").first()
+    if row is None:
+        return None
+    try:
+        return LoadedEstimator(row, QualityEstimator.from_json(row.params))
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def revision_features(revision: MaskletRevision) -> MaskletFeatures:
+    """Decode the revision's frames and measure them (see engine.quality.features)."""
+    masks: dict[int, np.ndarray | None] = {}
+    stability: dict[int, float | None] = {}
+    for key, frame in revision.frames.items():
+        rle = frame.get("rle")
+        masks[int(key)] = None if rle is None else decode_rle(rle)
+        stability[int(key)] = frame.get("stability")
+    return masklet_features(masks, stability)
+
+
+def _json_features(features: dict[str, float]) -> dict[str, float | None]:
+    return {k: (None if math.isnan(v) else round(float(v), 6)) for k, v in features.items()}
+
+
+def feature_vector(row: RevisionQuality) -> np.ndarray:
+    """(F,) float64 in FEATURE_NAMES order from a stored row (nan where not measurable)."""
+    values = [row.features.get(name) for name in FEATURE_NAMES]
+    return np.array([math.nan if v is None else float(v) for v in values], dtype=np.float64)
+
+
+def _estimate(row: RevisionQuality, loaded: LoadedEstimator | None) -> list[str]:
+    """Set the row's failure probability from ``loaded``; the changed field names."""
+    if loaded is None:
+        if row.quality_model_id is None and row.failure_probability is None:
+            return []
+        row.failure_probability, row.quality_model = None, None
+    else:
+        if row.quality_model_id == loaded.row.pk and row.failure_probability is not None:
+            return []
+        p = float(loaded.estimator.failure_probability(feature_vector(row)[None, :])[0])
+        row.failure_probability, row.quality_model = round(p, 6), loaded.row
+    return ["failure_probability", "quality_model"]
+
+
+@transaction.atomic
+def do_score_revision(
+    revision: MaskletRevision, estimator: LoadedEstimator | None | _Current = CURRENT
+) -> RevisionQuality:
+    """The revision's quality row, created with its features the first time, its estimate
+    brought up to date with ``estimator`` (default: the project's current estimator).
+
+    Locks the revision's quality row when it exists, so two scorers never both write it.
+    """
+    loaded = (
+        current_estimator(revision.masklet.video.project_id)
+        if estimator is CURRENT
+        else estimator
+    )
+    assert not isinstance(loaded, _Current)
+    row = RevisionQuality.objects.select_for_update().filter(revision=revision).first()
+    if row is None:
+        measured = revision_features(revision)
+        row = RevisionQuality(
+            revision=revision,
+            features=_json_features(measured.features),
+            frame_suspicion={
+                str(f): s for f, s in measured.frame_suspicion().items() if s > 0.0
+            },
+            marks=measured.marks,
+            jitter=round(measured.jitter, 6),
+        )
+        _estimate(row, loaded)
+        row.save()
+        return row
+    changed = _estimate(row, loaded)
+    if changed:
+        row.save(update_fields=[*changed, "computed_at"])
+    return row
+
+
+def quality_of(masklet: Masklet) -> RevisionQuality | None:
+    """The quality row of the masklet's current revision (computed now if missing)."""
+    revision = masklet.current_revision
+    if revision is None:
+        return None
+    return do_score_revision(revision)

@@ -1,0 +1,100 @@
+"""Quality features on hand-made masks: jitter, temporal consistency, per-frame suspicion."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from engine.quality.features import FEATURE_NAMES, masklet_features, temporal_jitter
+from tests._masklets import square
+
+H, W, T = 96, 128, 24
+
+
+def _track(offsets: list[tuple[int, int]], size: int = 24) -> dict[int, np.ndarray | None]:
+    return {i: square(H, W, 30 + dy, 40 + dx, size) for i, (dy, dx) in enumerate(offsets)}
+
+
+def test_a_still_object_has_no_jitter_and_no_suspect_frame():
+    features = masklet_features(_track([(0, 0)] * T))
+    assert features.jitter == 0.0
+    assert features.features["iou_mean"] == 1.0
+    assert max(features.suspicion) == 0.0
+    assert features.marks == []
+
+
+def test_motion_at_constant_velocity_is_not_jitter():
+    features = masklet_features(_track([(i, 2 * i) for i in range(T)], size=20))
+    assert features.jitter == pytest.approx(0.0, abs=1e-9)
+
+
+def test_jitter_grows_with_added_noise():
+    rng = np.random.default_rng(7)
+    values = []
+    for sigma in (0.5, 2.0, 5.0):
+        offsets = [tuple(int(round(v)) for v in rng.normal(0, sigma, size=2)) for _ in range(T)]
+        values.append(masklet_features(_track(offsets)).jitter)  # type: ignore[arg-type]
+    assert 0.0 < values[0] < values[1] < values[2]
+
+
+def test_a_lost_frame_is_the_most_suspect_one():
+    masks = _track([(0, 0)] * T)
+    masks[11] = None
+    features = masklet_features(masks)
+    suspicion = features.frame_suspicion()
+    assert suspicion[11] == max(suspicion.values()) == 1.0
+    assert features.marks == [11]
+    assert features.features["lost_fraction"] == pytest.approx(1 / T)
+
+
+def test_a_sudden_jump_marks_its_frame_above_its_neighbours():
+    offsets = [(0, 0)] * T
+    offsets[7] = (20, 25)  # one frame off the track
+    features = masklet_features(_track(offsets))
+    suspicion = features.frame_suspicion()
+    assert suspicion[7] > 0.5
+    assert suspicion[7] > max(suspicion[k] for k in suspicion if abs(k - 7) > 1)
+    assert 7 in features.marks
+
+
+def test_low_stability_scores_are_suspect_and_features_keep_them():
+    masks = _track([(0, 0)] * 6)
+    stability = {i: 0.99 for i in masks}
+    stability[3] = 0.4
+    features = masklet_features(masks, stability)
+    assert features.frame_suspicion()[3] == 1.0
+    assert features.features["stability_min"] == pytest.approx(0.4)
+
+
+def test_unmeasurable_features_are_nan_and_the_vector_is_ordered():
+    single = masklet_features({5: square(H, W, 0, 0, 10)})
+    vector = single.vector()
+    assert vector.shape == (len(FEATURE_NAMES),)
+    assert math.isnan(single.features["iou_mean"])
+    assert math.isnan(single.features["stability_mean"])
+    assert vector[FEATURE_NAMES.index("present_fraction")] == 1.0
+
+
+def test_fragments_and_holes_are_counted():
+    mask = square(H, W, 10, 10, 30)
+    mask[20:25, 20:25] = False  # a hole
+    mask[60:70, 90:100] = True  # a second fragment
+    features = masklet_features({0: mask, 1: mask})
+    assert features.features["fragments_max"] == 2
+    assert features.features["holes_mean"] == 1
+
+
+def test_jitter_is_scale_invariant():
+    wobble = [0, 2, 0, 2, 0, 2]
+    small = masklet_features({i: square(H, W, 30 + dy, 20, 12) for i, dy in enumerate(wobble)})
+    big = masklet_features(
+        {i: square(2 * H, 2 * W, 60 + 2 * dy, 40, 24) for i, dy in enumerate(wobble)}
+    )
+    assert small.jitter > 0
+    assert big.jitter == pytest.approx(small.jitter, rel=0.05)
+
+
+def test_no_present_frame_means_no_jitter():
+    assert temporal_jitter([None, None, None])[:2] == (0.0, 0.0)
