@@ -28,4 +28,5 @@ app.conf.imports = (
     "workers.tasks.annotation",
     "workers.tasks.interactive",
     "workers.tasks.training",
+    "workers.tasks.quality",
 )

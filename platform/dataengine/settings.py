@@ -169,6 +169,13 @@ JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3, minimum=1)
 # How often Celery beat looks for jobs whose worker or message was lost.
 JOB_RECOVERY_INTERVAL_SECONDS = env_int("JOB_RECOVERY_INTERVAL_SECONDS", 60, minimum=5)
 
+# Masklet quality estimator (engine.quality): verdicts of each class (accepted, failed) needed
+# before it orders the review queue or may auto-accept; new verdicts that trigger a retraining;
+# how often beat runs the sweep.
+QUALITY_MIN_VERDICTS_PER_CLASS = env_int("QUALITY_MIN_VERDICTS_PER_CLASS", 20, minimum=2)
+QUALITY_RETRAIN_AFTER_VERDICTS = env_int("QUALITY_RETRAIN_AFTER_VERDICTS", 25, minimum=1)
+QUALITY_SWEEP_INTERVAL_SECONDS = env_int("QUALITY_SWEEP_INTERVAL_SECONDS", 120, minimum=10)
+
 # --- model (SAM 2 workers) ---------------------------------------------------------------------
 # Which model a worker loads when no ModelVersion is promoted: a checkpoint file (with its config
 # name) or an official name looked up in SAM2_CHECKPOINT_DIR (never downloaded implicitly).
@@ -254,6 +261,7 @@ CELERY_TASK_ROUTES = {
     "workers.propagate_masklet": {"queue": "propagate"},
     "workers.train_round": {"queue": "train"},
     "workers.start_due_rounds": {"queue": "default"},
+    "workers.quality_sweep": {"queue": "default"},
 }
 # engine sends tasks by name through this function (engine.jobs.dispatch imports it on first
 # use; a dotted path here keeps engine free of Celery and workers).
@@ -289,6 +297,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "workers.start_due_rounds",
         "schedule": 60.0,
         "options": {"queue": "default", "expires": 60.0},
+    },
+    # Quality estimators: retrain when due, score waiting masklets, auto-accept (engine.quality).
+    "quality-sweep": {
+        "task": "workers.quality_sweep",
+        "schedule": float(QUALITY_SWEEP_INTERVAL_SECONDS),
+        "options": {"queue": "default", "expires": float(QUALITY_SWEEP_INTERVAL_SECONDS)},
     },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")

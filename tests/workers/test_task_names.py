@@ -48,6 +48,7 @@ def test_task_names_are_pinned() -> None:
         "workers.propagate_masklet",
         "workers.train_round",
         "workers.start_due_rounds",
+        "workers.quality_sweep",
     }
     assert JOB_TASKS == {
         "ingest": ("workers.ingest_video", "default"),
