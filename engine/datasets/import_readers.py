@@ -123,8 +123,12 @@ def _safe_extract(archive: Path, root: Path) -> None:
 
 
 def _unwrap_single_folder(root: Path) -> Path:
+    """The folder inside wrapper folders (``export/`` in ``export.zip``); never a DAVIS layout
+    folder itself, so a zip holding only ``Annotations/`` stays a DAVIS source."""
     entries = [p for p in root.iterdir() if not p.name.startswith((".", "__MACOSX"))]
-    if len(entries) == 1 and entries[0].is_dir():
+    layout = DavisLayout()
+    davis_dirs = (layout.annotations_dir, layout.images_dir)
+    if len(entries) == 1 and entries[0].is_dir() and entries[0].name not in davis_dirs:
         return _unwrap_single_folder(entries[0])
     return root
 

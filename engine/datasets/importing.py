@@ -7,9 +7,16 @@ scores kept per frame, COCO ``score`` likewise), in one transaction per video an
 * an existing video of the project, matched by name (``--video`` / ``video_name`` overrides it),
   by ``metadata["video_id"]`` or by file stem (``cup`` matches ``cup.mp4``); its width and height
   must equal the masks', and the annotated frames must fit in its frames; or
-* a new *frame-less* video record (status ready, ``metadata["has_frames"] = False``) carrying
-  width, height, frame count and the file's video-level fields, when only annotations exist
-  (Meta's SA-V example has no video file). DAVIS JPEGs, when present, become its frames.
+* a new *frame-less* video record (status ``no_frames``, ``metadata["has_frames"] = False``)
+  carrying width, height, frame count and the file's video-level fields, when only annotations
+  exist (Meta's SA-V example has no video file). DAVIS JPEGs, when present, become its frames
+  (status ready). A frame-less video stays out of the annotation queue, and masklets imported
+  into it for review or fixing are *held* as drafts (``metadata["held_masklets"]``) until its
+  video file is attached (:mod:`engine.videos.attach`), so nobody reviews them on a black canvas.
+
+Imported masklets are submitted for review by default (the page, the API and the command
+agree); ``verified`` marks them ground truth (in their revision note and the video's
+``imported_masklets`` entry).
 
 Re-running an import (a retried job) skips masklets already imported from the same file, format,
 kind and source id, so nothing is doubled. Bad input raises
@@ -47,6 +54,10 @@ from engine.videos import storage
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[float, str], None]
+
+#: Statuses that would put a masklet in a queue (review, fixing): held as drafts in a video
+#: without frames until its file is attached.
+HELD_STATUSES = (Masklet.Status.SUBMITTED, Masklet.Status.NEEDS_FIX)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -151,7 +162,7 @@ def _create_video(project: Project, name: str, item: ImportVideo, author: User |
     return Video.objects.create(
         project=project,
         name=name[:255],
-        status=Video.Status.READY,
+        status=Video.Status.NO_FRAMES,
         progress=1.0,
         width=item.width,
         height=item.height,
@@ -178,7 +189,7 @@ def do_import_video(
     item: ImportVideo,
     *,
     author: User | None = None,
-    status: str = Masklet.Status.VERIFIED,
+    status: str = Masklet.Status.SUBMITTED,
     video_name: str | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> VideoImportResult:
@@ -196,7 +207,8 @@ def do_import_video(
         if item.frames_dir is not None:
             stored = _store_frames(video, item.frames_dir)
             Video.objects.filter(pk=video.pk).update(
-                metadata={**video.metadata, "has_frames": stored > 0}
+                metadata={**video.metadata, "has_frames": stored > 0},
+                status=Video.Status.READY if stored else Video.Status.NO_FRAMES,
             )
     video = Video.objects.select_for_update().get(pk=video.pk)
     _check_fits(video, item)
@@ -204,6 +216,9 @@ def do_import_video(
     if item.fmt == "sav":
         metadata.update(item.metadata)
     imported: dict[str, Any] = dict(metadata.get("imported_masklets") or {})
+    held: dict[str, str] = dict(metadata.get("held_masklets") or {})
+    hold = video.status == Video.Status.NO_FRAMES and status in HELD_STATUSES
+    ground_truth = status == Masklet.Status.VERIFIED
     existing_objects = set(Masklet.objects.filter(video=video).values_list("object_id", flat=True))
     done = {
         (e["format"], e["kind"], e["source_id"], e["source"])
@@ -225,9 +240,10 @@ def do_import_video(
                 frames=masklet_in.frames,
                 object_id=object_id,
                 kind=masklet_in.kind,
-                status=status,
+                status=Masklet.Status.DRAFT if hold else status,
                 label=masklet_in.label,
-                note=f"imported from {item.fmt} {item.source}",
+                note=f"imported {'as ground truth ' if ground_truth else ''}"
+                f"from {item.fmt} {item.source}",
             )
         except InvalidMask as exc:
             raise DatasetImportError(f"{item.source}: {exc}") from None
@@ -241,12 +257,17 @@ def do_import_video(
             "masklet_id": masklet_in.source_id,
             "edited_frame_count": masklet_in.edited_frame_count,
             "revision_id": masklet.current_revision.pk,
+            "ground_truth": ground_truth,
         }
+        if hold:
+            held[str(masklet.pk)] = status
         result.masklets += 1
         result.kinds[masklet_in.kind] = result.kinds.get(masklet_in.kind, 0) + 1
         if progress:
             progress(1)
     metadata["imported_masklets"] = imported
+    if held:
+        metadata["held_masklets"] = held
     Video.objects.filter(pk=video.pk).update(metadata=metadata)
     return result
 
@@ -258,7 +279,7 @@ def import_path(
     fmt: str | None = None,
     video_name: str | None = None,
     author: User | None = None,
-    status: str = Masklet.Status.VERIFIED,
+    status: str = Masklet.Status.SUBMITTED,
     progress: Progress | None = None,
 ) -> ImportReport:
     """Import every video of a file, folder or zip (one transaction per video and file).
@@ -323,7 +344,7 @@ def do_start_import(
     filename: str,
     fmt: str | None = None,
     video_name: str | None = None,
-    status: str = Masklet.Status.VERIFIED,
+    status: str = Masklet.Status.SUBMITTED,
 ) -> Job:
     """Validate an uploaded file at once (4xx material), store it, and queue an import job."""
     safe_name = _SAFE_FILE.sub("_", Path(filename or "upload").name) or "upload"
@@ -376,7 +397,7 @@ def _import_work(job: Job, reporter: JobReporter) -> dict[str, Any]:
             fmt=args.get("format"),
             video_name=args.get("video_name"),
             author=job.created_by,
-            status=args.get("status") or Masklet.Status.VERIFIED,
+            status=args.get("status") or Masklet.Status.SUBMITTED,
             progress=lambda f, m: reporter.progress(f, m),
         )
     return report.as_dict()

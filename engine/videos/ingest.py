@@ -23,6 +23,7 @@ from engine.jobs.lifecycle import JobReporter, do_create_job, run_job
 from engine.models import Job, Project, User, Video, frame_key
 from engine.videos import storage
 from engine.videos.ffmpeg import IngestError, VideoLimits, decode_frames, probe_video
+from engine.videos.frameless import frames_needed, is_frameless, release_held_masklets
 
 logger = logging.getLogger(__name__)
 THUMBNAIL_SIZE = (320, 180)
@@ -126,6 +127,12 @@ def _fail_video(job: Job, message: str) -> None:
     if video is None:
         return
     _discard_frames(video)
+    if is_frameless(video):
+        # An attached file that failed: the imported masks are still there, waiting for frames.
+        Video.objects.filter(pk=video.pk).update(
+            status=Video.Status.NO_FRAMES, error=message, progress=0.0
+        )
+        return
     Video.objects.filter(pk=video.pk).update(
         status=Video.Status.FAILED, error=message, progress=0.0, frame_count=0
     )
@@ -153,6 +160,14 @@ def _decode_and_store(video: Video, reporter: JobReporter) -> int:
             storage.put_path(frame_key(video.pk, index), path)
             report(0.5 + 0.5 * (index + 1) / len(frames), f"stored frame {index + 1}/{len(frames)}")
         _delete_frames_from(video, len(frames))
+        storage.delete_prefix(f"videos/{video.pk}/thumbs/")  # of a previous decode, if any
+        frameless = is_frameless(video)
+        needed = frames_needed(video) if frameless else 0
+        if len(frames) < needed:
+            raise IngestError(
+                f"The file decodes to {len(frames)} frames at {video.annotation_fps:g} fps, but "
+                f"the imported masks reach frame {needed - 1}; attach the file they were made on"
+            )
         thumb = Path(tmp) / "thumbnail.jpg"
         with Image.open(frames[0]) as img:
             img.thumbnail(THUMBNAIL_SIZE)
@@ -170,7 +185,18 @@ def _decode_and_store(video: Video, reporter: JobReporter) -> int:
             codec=probe.codec,
             thumbnail_key=thumbnail_key(video.pk),
         )
+        if frameless:
+            _welcome_frames(video)
     return len(frames)
+
+
+def _welcome_frames(video: Video) -> None:
+    """A frame-less video got its frames: record it and release the masklets held for them."""
+    locked = Video.objects.select_for_update().get(pk=video.pk)
+    release_held_masklets(locked)
+    metadata = {**locked.metadata, "has_frames": True}
+    metadata.pop("held_masklets", None)
+    Video.objects.filter(pk=video.pk).update(metadata=metadata)
 
 
 def _delete_frames_from(video: Video, first_unused: int) -> None:
@@ -182,4 +208,5 @@ def _delete_frames_from(video: Video, first_unused: int) -> None:
 
 def _discard_frames(video: Video) -> None:
     storage.delete_prefix(video.frames_prefix)
+    storage.delete_prefix(f"videos/{video.pk}/thumbs/")
     storage.delete_key(thumbnail_key(video.pk))

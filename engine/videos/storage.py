@@ -60,3 +60,7 @@ def delete_prefix(prefix: str) -> int:
 def delete_key(key: str) -> None:
     if key and default_storage.exists(key):
         default_storage.delete(key)
+
+
+def exists(key: str) -> bool:
+    return bool(key) and default_storage.exists(key)

@@ -41,7 +41,12 @@ class ImportRequestSerializer(serializers.Serializer):
     file = serializers.FileField()
     format = serializers.ChoiceField(choices=IMPORT_FORMATS, required=False)
     video = serializers.CharField(required=False, max_length=255)
-    status = serializers.ChoiceField(choices=Masklet.Status.values, required=False)
+    status = serializers.ChoiceField(
+        choices=Masklet.Status.values,
+        required=False,
+        help_text="Status of the imported masklets; default submitted (queued for review). "
+        "'verified' imports ground truth.",
+    )
 
 
 class ExportView(APIView):
@@ -111,7 +116,7 @@ class ImportView(APIView):
             filename=upload.name or "upload",
             fmt=data.get("format"),
             video_name=data.get("video"),
-            status=data.get("status") or Masklet.Status.VERIFIED,
+            status=data.get("status") or Masklet.Status.SUBMITTED,
         )
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 

@@ -19,7 +19,16 @@ pytestmark = pytest.mark.django_db
 
 def test_import_then_export_through_the_commands(project, tmp_path: Path) -> None:
     out = io.StringIO()
-    call_command("import_masklets", project.name, str(EXAMPLE), "--user", "maria", stdout=out)
+    call_command(
+        "import_masklets",
+        project.name,
+        str(EXAMPLE),
+        "--user",
+        "maria",
+        "--status",
+        "verified",
+        stdout=out,
+    )
     text = out.getvalue()
     assert "100.0%" in text
     assert "imported 14 masklets" in text

@@ -102,7 +102,7 @@ def test_export_then_import_gives_identical_masks(fmt, clip, project, manager, t
     stats = export_snapshot(do_create_snapshot(project), fmt, zip_path)
     assert stats.masklets == 3  # the draft is not in the snapshot
     target = do_create_project(f"copy {fmt}", manager)
-    report = import_path(target, zip_path, author=manager)
+    report = import_path(target, zip_path, author=manager, status="verified")
     assert report.masklets == 3
     imported = Video.objects.get(project=target)
     assert (imported.width, imported.height, imported.frame_count) == (W, H, FRAMES)

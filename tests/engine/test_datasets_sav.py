@@ -56,7 +56,7 @@ def _assert_same_sav(ours: dict[str, Any], theirs: dict[str, Any]) -> None:
 
 
 def test_example_imports_as_5_manual_and_9_auto_masklets(project, manager) -> None:
-    report = import_path(project, EXAMPLE, author=manager)
+    report = import_path(project, EXAMPLE, author=manager, status="verified")
     assert report.masklets == 14
     video = Video.objects.get(project=project)
     assert (video.width, video.height, video.frame_count) == (480, 848, 121)
@@ -79,7 +79,7 @@ def test_example_imports_as_5_manual_and_9_auto_masklets(project, manager) -> No
 
 
 def test_example_exports_back_equal_to_the_originals(project, manager) -> None:
-    import_path(project, EXAMPLE, author=manager)
+    import_path(project, EXAMPLE, author=manager, status="verified")
     snapshot = do_create_snapshot(project, user=manager)
     buffer = io.BytesIO()
     stats = export_snapshot(snapshot, "sav", buffer)
@@ -92,8 +92,8 @@ def test_example_exports_back_equal_to_the_originals(project, manager) -> None:
 
 
 def test_reimport_of_the_same_files_doubles_nothing(project, manager) -> None:
-    import_path(project, EXAMPLE, author=manager)
-    again = import_path(project, EXAMPLE, author=manager)
+    import_path(project, EXAMPLE, author=manager, status="verified")
+    again = import_path(project, EXAMPLE, author=manager, status="verified")
     assert again.masklets == 0
     assert sum(v.skipped for v in again.videos) == 14
     assert Masklet.objects.filter(video__project=project).count() == 14
@@ -106,7 +106,7 @@ def test_mask_size_not_matching_an_existing_video_is_refused(project, manager) -
     with pytest.raises(DatasetImportError, match=r"480x848 \(W x H\).*640x480"):
         check_import(project, EXAMPLE / "sav_000001_manual.json")
     with pytest.raises(DatasetImportError):
-        import_path(project, EXAMPLE, author=manager)
+        import_path(project, EXAMPLE, author=manager, status="verified")
     assert not Masklet.objects.exists()
 
 
@@ -129,7 +129,7 @@ def test_bad_files_get_clear_errors(project, tmp_path: Path, content: bytes, mes
 def test_edited_frame_counts_follow_new_revisions(project, manager) -> None:
     from engine.masklets.revisions import do_save_revision
 
-    import_path(project, EXAMPLE / "sav_000001_manual.json", author=manager)
+    import_path(project, EXAMPLE / "sav_000001_manual.json", author=manager, status="verified")
     masklet = Masklet.objects.get(video__project=project, object_id=0)
     first = _frames(masklet)
     do_save_revision(

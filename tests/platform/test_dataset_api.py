@@ -28,7 +28,7 @@ def _import_example(client: APIClient, project) -> Job:
         content = (EXAMPLE / f"sav_000001_{kind}.json").read_bytes()
         response = client.post(
             f"/api/projects/{project.pk}/imports/",
-            {"file": _upload(f"sav_000001_{kind}.json", content)},
+            {"file": _upload(f"sav_000001_{kind}.json", content), "status": "verified"},
             format="multipart",
         )
         assert response.status_code == 202, response.content

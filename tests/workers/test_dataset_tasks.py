@@ -27,7 +27,7 @@ def test_task_names_match_the_job_table() -> None:
 
 @pytest.mark.django_db
 def test_export_task_rerun_overwrites_the_same_key(project, manager) -> None:
-    import_path(project, EXAMPLE, author=manager)
+    import_path(project, EXAMPLE, author=manager, status="verified")
     job = do_start_export(project, user=manager, fmt="sav")
     run_export(job.pk)
     job.refresh_from_db()
@@ -55,7 +55,7 @@ def test_export_task_rerun_overwrites_the_same_key(project, manager) -> None:
 
 @pytest.mark.django_db
 def test_cancelled_export_writes_nothing(project, manager) -> None:
-    import_path(project, EXAMPLE, author=manager)
+    import_path(project, EXAMPLE, author=manager, status="verified")
     job = do_start_export(project, user=manager, fmt="davis")
     do_request_cancel(manager, job)
     run_export(job.pk)
@@ -70,7 +70,7 @@ def test_real_worker_on_redis_exports_into_s3(
     project, manager, s3_server, s3_storage, redis_broker, tmp_path: Path
 ):
     # given the SA-V example in the database and an export job sent to Redis on commit
-    import_path(project, EXAMPLE, author=manager)
+    import_path(project, EXAMPLE, author=manager, status="verified")
     job = do_start_export(project, user=manager, fmt="sav")
     env = worker_env(redis_broker, tmp_path, **s3_server.env(s3_storage))
     # when a real worker process picks it up

@@ -25,7 +25,11 @@ class Command(BaseCommand):
         parser.add_argument("--format", choices=IMPORT_FORMATS, help="default: detected")
         parser.add_argument("--video", help="import into the video with this name")
         parser.add_argument(
-            "--status", choices=Masklet.Status.values, default=Masklet.Status.VERIFIED
+            "--status",
+            choices=Masklet.Status.values,
+            default=Masklet.Status.SUBMITTED,
+            help="status of the imported masklets (default: submitted, i.e. queued for review, "
+            "as on the project's page); 'verified' imports them as ground truth",
         )
         parser.add_argument("--user", help="username recorded as the author")
 
