@@ -383,7 +383,11 @@ def run_simulation(
     started = time.monotonic()
     tag = f"{config.seed}-{timezone.now():%Y%m%d%H%M%S}"
     spec = ProceduralSpec(
-        num_frames=config.frames, height=config.size, width=config.size, num_objects=config.objects
+        num_frames=config.frames,
+        height=config.size,
+        width=config.size,
+        num_objects=config.objects,
+        reappear=config.frames >= 8,  # leaving and coming back needs a few frames
     )
     with in_process_jobs():
         before = versions.promoted_version()
