@@ -14,4 +14,5 @@ urlpatterns = [
     path("media/<path:key>", views.media, name="media"),
     path("", include("webapp.review_urls")),
     path("", include("webapp.annotation_urls")),
+    path("", include("webapp.training_urls")),
 ]
