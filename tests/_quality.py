@@ -39,6 +39,7 @@ def submit(project, author, masks, name: str) -> Masklet:
 
 def review(masklet: Masklet, reviewer, verdict: str) -> Review:
     masklet.refresh_from_db()
+    assert masklet.current_revision_id is not None
     revision = MaskletRevision.objects.get(pk=masklet.current_revision_id)
     flagged = [0] if verdict != Review.Verdict.SATISFACTORY else []
     return verdicts.do_review(revision, reviewer, verdict, flagged).review

@@ -223,7 +223,8 @@ def _frame_suspicion(
             if s.fragments > usual_fragments:
                 scores.append(min(1.0, 0.25 * (s.fragments - usual_fragments)))
         if stability[t] is not None:
-            scores.append(float(np.clip((0.95 - float(stability[t])) / 0.3, 0.0, 1.0)))
+            score = float(stability[t] or 0.0)
+            scores.append(float(np.clip((0.95 - score) / 0.3, 0.0, 1.0)))
         scores.append(float(np.clip(jitter_residual[t] / 0.15, 0.0, 1.0)) * 0.8)
         suspicion[t] = max(scores) if scores else 0.0
     return suspicion
@@ -257,7 +258,8 @@ def masklet_features(
     for t in range(n - 1):
         if present[t] and present[t + 1]:
             a, b = stats[t], stats[t + 1]
-            assert a is not None and b is not None
+            assert a is not None
+            assert b is not None
             pair_iou.append(iou(work[t], work[t + 1]))
             area_change.append(abs(a.area - b.area) / max(a.area, b.area))
         else:

@@ -93,9 +93,7 @@ def do_score_revision(
     Locks the revision's quality row when it exists, so two scorers never both write it.
     """
     loaded = (
-        current_estimator(revision.masklet.video.project_id)
-        if estimator is CURRENT
-        else estimator
+        current_estimator(revision.masklet.video.project_id) if estimator is CURRENT else estimator
     )
     assert not isinstance(loaded, _Current)
     row = RevisionQuality.objects.select_for_update().filter(revision=revision).first()
@@ -104,9 +102,7 @@ def do_score_revision(
         row = RevisionQuality(
             revision=revision,
             features=_json_features(measured.features),
-            frame_suspicion={
-                str(f): s for f, s in measured.frame_suspicion().items() if s > 0.0
-            },
+            frame_suspicion={str(f): s for f, s in measured.frame_suspicion().items() if s > 0.0},
             marks=measured.marks,
             jitter=round(measured.jitter, 6),
         )

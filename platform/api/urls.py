@@ -17,6 +17,7 @@ urlpatterns = [
     path("", include("api.automask_views")),
     path("", include("api.annotation_urls")),
     path("", include("api.training_urls")),
+    path("", include("api.quality_views")),
     path("", include(router.urls)),
     path("", include(review_views.review_urlpatterns)),
 ]

@@ -61,7 +61,7 @@ def test_a_sudden_jump_marks_its_frame_above_its_neighbours():
 
 def test_low_stability_scores_are_suspect_and_features_keep_them():
     masks = _track([(0, 0)] * 6)
-    stability = {i: 0.99 for i in masks}
+    stability = dict.fromkeys(masks, 0.99)
     stability[3] = 0.4
     features = masklet_features(masks, stability)
     assert features.frame_suspicion()[3] == 1.0

@@ -38,7 +38,8 @@ def test_trained_the_queue_puts_likely_failures_first(project, annotator, review
     assert set(order[:2]) == {m.pk for m in bad}
     assert set(order[2:]) == {m.pk for m in good}
     taken = queue.do_take_next_review(reviewer, project)
-    assert taken is not None and taken.pk in {m.pk for m in bad}
+    assert taken is not None
+    assert taken.pk in {m.pk for m in bad}
 
 
 @pytest.mark.django_db

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.models import QualityModel, Review, RevisionQuality
+from engine.models import Masklet, QualityModel, Review, RevisionQuality
 from engine.quality import training
 from engine.quality.estimator import roc_auc
 from engine.quality.scoring import current_estimator, do_score_revision
@@ -12,6 +12,13 @@ from engine.quality.training import QualityPolicy, do_train_quality_model
 from tests._quality import bad_masks, good_masks, review, reviewed_examples, submit
 
 POLICY = QualityPolicy(min_per_class=3, retrain_after=2)
+
+
+def _failure(masklet: Masklet) -> float:
+    assert masklet.current_revision is not None
+    p = do_score_revision(masklet.current_revision).failure_probability
+    assert p is not None
+    return p
 
 
 @pytest.mark.django_db
@@ -26,9 +33,7 @@ def test_no_estimator_until_enough_verdicts_of_each_class(project, annotator, re
 
 
 @pytest.mark.django_db
-def test_it_trains_on_verdicts_and_ranks_bad_masklets_above_good_ones(
-    project, annotator, reviewer
-):
+def test_it_trains_on_verdicts_and_ranks_bad_masklets_above_good_ones(project, annotator, reviewer):
     # given
     reviewed_examples(project, annotator, reviewer, per_class=4)
     # when
@@ -38,10 +43,11 @@ def test_it_trains_on_verdicts_and_ranks_bad_masklets_above_good_ones(
     assert (model.accepted, model.failed, model.verdicts) == (4, 4, 8)
     assert model.params["features"][0] == "frames"  # JSON, not a pickle
     loaded = current_estimator(project)
-    assert loaded is not None and loaded.row == model
+    assert loaded is not None
+    assert loaded.row == model
     fresh = [submit(project, annotator, good_masks(k), f"ng{k}.mp4") for k in range(3)]
     fresh += [submit(project, annotator, bad_masks(10 + k), f"nb{k}.mp4") for k in range(3)]
-    scores = [do_score_revision(m.current_revision).failure_probability for m in fresh]
+    scores = [_failure(m) for m in fresh]
     assert roc_auc(scores, [0, 0, 0, 1, 1, 1]) == 1.0
     assert max(scores[:3]) < 0.5 < min(scores[3:])
 
@@ -56,7 +62,8 @@ def test_retraining_waits_for_enough_new_verdicts(project, annotator, reviewer):
     assert do_train_quality_model(project, POLICY) is None  # one new, two needed
     review(submit(project, annotator, bad_masks(9), "y.mp4"), reviewer, "unsatisfactory")
     second = do_train_quality_model(project, POLICY)
-    assert second is not None and second.verdicts == 8
+    assert second is not None
+    assert second.verdicts == 8
     assert QualityModel.objects.filter(project=project).count() == 2
 
 
@@ -65,13 +72,16 @@ def test_training_rescores_the_waiting_masklets_with_the_new_estimator(
     project, annotator, reviewer
 ):
     waiting = submit(project, annotator, bad_masks(42), "waiting.mp4")
+    assert waiting.current_revision is not None
     row = do_score_revision(waiting.current_revision)
-    assert row.failure_probability is None and row.jitter > 0
+    assert row.failure_probability is None
+    assert row.jitter > 0
     reviewed_examples(project, annotator, reviewer, per_class=3)
     model = do_train_quality_model(project, POLICY)
     row = RevisionQuality.objects.get(revision=waiting.current_revision)
     assert row.quality_model == model
-    assert row.failure_probability is not None and row.failure_probability > 0.5
+    assert row.failure_probability is not None
+    assert row.failure_probability > 0.5
 
 
 @pytest.mark.django_db
