@@ -1,8 +1,12 @@
 /*
  * Review page: the masklet player, and the reviewer's flag / verdict controls.
  * The flagged frames and their notes travel in the verdict form's hidden fields as JSON.
+ * The quality panel shows the masklet's temporal jitter and estimate, and the frames the
+ * quality estimator suggests checking are marked on the timeline.
  */
+import { getJSON } from "./lib/api.js";
 import { MaskletPlayer, pageData } from "./lib/masklet_player.js";
+import { jitterLevel, jitterText, markTitle, markedFrames } from "./lib/quality_marks.js";
 
 /** Reviewer controls: flag frames with notes, fill the verdict form. */
 function setupReview(player) {
@@ -47,12 +51,57 @@ function setupReview(player) {
   render();
 }
 
+function estimateText(quality) {
+  if (quality.acceptance_probability === null) return "no estimator trained yet";
+  const text = `${Math.round(quality.acceptance_probability * 100)}% likely to be accepted`;
+  if (!quality.auto_accepted) return text;
+  return `${text}; auto-accepted (threshold ${quality.auto_accept_threshold})`;
+}
+
+/** Jitter, estimate and frames to check: advice, so the page works without them. */
+async function showQuality(player) {
+  const panel = document.getElementById("quality-panel");
+  if (!panel) return;
+  const jitter = document.getElementById("quality-jitter");
+  const estimate = document.getElementById("quality-estimate");
+  const marks = document.getElementById("quality-marks");
+  let quality;
+  try {
+    quality = await getJSON(`/api/masklets/${panel.dataset.masklet}/quality/`);
+  } catch (e) {
+    jitter.textContent = estimate.textContent = marks.textContent = "unavailable";
+    return;
+  }
+  jitter.textContent = jitterText(quality.jitter);
+  jitter.className = jitterLevel(quality.jitter);
+  estimate.textContent = estimateText(quality);
+  const frames = markedFrames(quality, player.count);
+  player.suspect = new Map(frames.map((i) => [i, markTitle(i, quality)]));
+  marks.textContent = frames.length ? "" : "none";
+  frames.forEach((frame, n) => {
+    const link = document.createElement("a");
+    link.href = "#";
+    link.textContent = String(frame);
+    link.title = markTitle(frame, quality);
+    link.addEventListener("click", (e) => {
+      e.preventDefault();
+      player.pause();
+      player.show(frame);
+    });
+    if (n) marks.appendChild(document.createTextNode(", "));
+    marks.appendChild(link);
+  });
+  player.updateTimeline();
+  panel.dataset.loaded = "true";
+}
+
 function start() {
   const data = pageData("review-data");
   if (!data) return null;
   const player = new MaskletPlayer(data);
   // The form is absent once the masklet is no longer submitted: the page is then view only.
   if (document.getElementById("review-form")) setupReview(player);
+  showQuality(player);
   return player;
 }
 

@@ -5,8 +5,11 @@
  * 1,000-frame video costs one canvas per object, not a thousand elements (and no frame images:
  * the video has one thumbnail, not one per frame).
  *
- * presence() .. bucketize() are pure (node tests); TimelineView draws them.
+ * presence() .. bucketize() are pure (node tests); TimelineView draws them. Frames the quality
+ * estimator suggests checking (lib/quality_marks.js, measured on the draft) get a magenta mark.
  */
+import { getJSON } from "../lib/api.js";
+import { QualityMarks, markSpans, markedFrames } from "../lib/quality_marks.js";
 import { rleArea } from "../lib/rle.js";
 
 export const NOT_ANNOTATED = 0;
@@ -82,6 +85,14 @@ export function frameSpan(i, width, count) {
 }
 
 const COLOURS = { [ABSENT]: "#d0d5dd", [PRESENT]: null };
+const SUSPECT_COLOUR = "rgba(193, 21, 116, 0.85)";
+
+/** A summary of an object's frames: the quality marks are refetched when it changes. */
+export function framesSignature(obj) {
+  const present = obj.states.filter((s) => s === PRESENT).length;
+  const annotated = obj.states.filter((s) => s !== NOT_ANNOTATED).length;
+  return `${present}/${annotated}/${obj.edited.size}/${obj.prompted.size}`;
+}
 
 /** Draws the per-object rows into a container; the caller supplies the data on render(). */
 export class TimelineView {
@@ -90,16 +101,20 @@ export class TimelineView {
     this.count = count;
     this.onSeek = onSeek;
     this.rows = new Map(); // masklet id -> {row, canvas, label}
+    this.quality = new QualityMarks(getJSON, { draft: true });
+    this.last = null; // the last render's objects and cursor, to redraw when marks arrive
   }
 
   /** @param {{id: number, name: string, colour: string, states: Uint8Array, prompted: Set<number>,
    *   edited: Set<number>, selected: boolean, hidden: boolean}[]} objects */
   render(objects, cursor) {
+    this.last = { objects, cursor };
     const keep = new Set(objects.map((o) => o.id));
     for (const [id, entry] of this.rows) {
       if (!keep.has(id)) {
         entry.row.remove();
         this.rows.delete(id);
+        this.quality.forget(id);
       }
     }
     for (const obj of objects) {
@@ -113,7 +128,12 @@ export class TimelineView {
       entry.row.dataset.annotated = String(obj.states.filter((s) => s !== NOT_ANNOTATED).length);
       entry.row.dataset.prompted = [...obj.prompted].sort((a, b) => a - b).join(",");
       entry.row.dataset.edited = [...obj.edited].sort((a, b) => a - b).join(",");
-      this.drawRow(entry.canvas, obj, cursor);
+      const suspect = markedFrames(this.quality.get(obj.id), this.count);
+      entry.row.dataset.suspect = suspect.join(",");
+      this.drawRow(entry.canvas, obj, cursor, suspect);
+      this.quality.request(obj.id, framesSignature(obj), () => {
+        if (this.last) this.render(this.last.objects, this.last.cursor);
+      });
     }
   }
 
@@ -141,7 +161,7 @@ export class TimelineView {
     return entry;
   }
 
-  drawRow(canvas, obj, cursor) {
+  drawRow(canvas, obj, cursor, suspect = []) {
     const width = Math.max(1, Math.round(canvas.clientWidth || 600));
     if (canvas.width !== width) canvas.width = width;
     const height = canvas.height;
@@ -165,6 +185,9 @@ export class TimelineView {
         ctx.fillRect(Math.floor(x0), y, Math.max(2, Math.round(x1 - x0)), h);
       }
     };
+    // Frames to check: a full-height line under the cursor and the ticks.
+    ctx.fillStyle = SUSPECT_COLOUR;
+    for (const [x, w] of markSpans(suspect, this.count, width)) ctx.fillRect(x, 0, w, height);
     // The cursor first: the prompted and edited ticks stay visible on the current frame.
     const [c0, c1] = frameSpan(cursor, width, this.count);
     ctx.strokeStyle = "#d92d20";

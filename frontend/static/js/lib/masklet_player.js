@@ -36,6 +36,7 @@ export class MaskletPlayer {
     this.frames = new FrameCache({ capacity: 48 });
     this.flagged = new Map(); // frame -> note
     this.edited = new Set(); // frames changed on this page (fix page)
+    this.suspect = new Map(); // frame -> title: frames the quality estimator suggests checking
     this.listeners = [];
     this.speed = 1;
     this.timer = null;
@@ -230,11 +231,13 @@ export class MaskletPlayer {
       if (annotated) classes.push(this.mask(i) === null ? "absent" : "annotated");
       if (this.editsOf(i).length > 1 || this.edited.has(i)) classes.push("edited");
       if (this.flagged.has(i)) classes.push("flagged");
+      if (this.suspect.has(i)) classes.push("suspect");
       if (i === this.frame) classes.push("current");
       cell.className = classes.join(" ");
       const edits = this.editsOf(i).map((e) => `r${e.revision_number} ${e.author || "auto"}`);
       cell.title = `frame ${i}` + (edits.length ? ` · ${edits.join(", ")}` : "") +
-        (this.flagged.has(i) ? " · flagged" : "");
+        (this.flagged.has(i) ? " · flagged" : "") +
+        (this.suspect.has(i) ? ` · ${this.suspect.get(i)}` : "");
     }
   }
 
