@@ -335,6 +335,7 @@ class SimulatedAnnotator:
 
     def fix(self, lease: Assignment, record: AnnotatedObject) -> None:
         """Re-annotate the reviewer's flagged frames (phase click tool, then strokes), submit."""
+        assert lease.masklet_id is not None
         masklet = Masklet.objects.select_related("video", "video__project").get(pk=lease.masklet_id)
         truth = self.truth(masklet.video)[record.gt_index]
         editor = DraftEditor(self.user, masklet, record.work)

@@ -203,13 +203,13 @@ def start_model(config: SimulationConfig, manager: User, tag: str) -> ModelVersi
         registry.resolve_model_spec()  # raises ModelNotConfigured with the how-to
         return versions.promoted_version()
     if config.start_from == "demo":
-        from engine.training.demo_model import ensure_model
+        from engine.training import demo_model
 
-        demo = ensure_model(allow_download=False)
         promoted = versions.promoted_version()
-        if demo is not None and (promoted is None or promoted.pk != demo.pk):
-            versions.do_promote(manager, demo, reason="simulate_engine: start from the demo model")
-        return versions.promoted_version()
+        if promoted is not None and versions.is_demo(promoted):
+            return promoted
+        # trained on procedural videos once and cached (DEMO_MODEL_DIR), then promoted
+        return demo_model._demo_model(demo_model.DemoRecipe(), say=logger.info)
     import torch
 
     from model.build import build_sam2
@@ -239,12 +239,13 @@ def heldout_scores(videos: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, Any
 
     loaded = registry.load_model()
     scores = evaluate_model(loaded.model, videos, EvalConfig(), device=loaded.device)
-    name = (
-        ModelVersion.objects.filter(pk=loaded.spec.model_version_id)
-        .values_list("name", flat=True)
-        .first()
-        or loaded.spec.location
-    )
+    version_id = loaded.spec.model_version_id
+    name = loaded.spec.location
+    if version_id is not None:
+        name = (
+            ModelVersion.objects.filter(pk=version_id).values_list("name", flat=True).first()
+            or name
+        )
     return {"model": name, "model_version_id": loaded.spec.model_version_id, **scores.summary()}
 
 

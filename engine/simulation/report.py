@@ -168,8 +168,8 @@ def model_jf_png(result: SimulationResult) -> bytes:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
         ax = fig.add_subplot(1, 2, 2)
-        for phase, (rounds, ys) in sorted(_by_phase(result, "data_jf").items()):
-            ax.plot(rounds, ys, marker="o", label=f"phase {phase}")
+        for phase, (rounds, jfs) in sorted(_by_phase(result, "data_jf").items()):
+            ax.plot(rounds, jfs, marker="o", label=f"phase {phase}")
         ax.set_title("J&F of the annotated data vs ground truth", fontsize=10)
         ax.set_xlabel("round")
         ax.grid(alpha=0.3)
@@ -207,17 +207,20 @@ def render_outputs(result: SimulationResult) -> dict[str, bytes]:
 
 
 def write_outputs(result: SimulationResult, out_dir: Path | None = None) -> list[str]:
-    """Write the outputs to default storage (``simulation/<project_id>/``) and to ``out_dir``;
-    the storage keys written."""
-    prefix = storage_prefix(result.train_project_id)
+    """Write the outputs to default storage under ``simulation/<project_id>/`` of every phase's
+    project (each project's rounds page shows them) and to ``out_dir``; the keys written."""
+    outputs = render_outputs(result)
     keys = []
-    for name, content in render_outputs(result).items():
-        key = prefix + name
-        if default_storage.exists(key):
-            default_storage.delete(key)
-        keys.append(default_storage.save(key, ContentFile(content)))
-        if out_dir is not None:
-            out_dir.mkdir(parents=True, exist_ok=True)
+    for project_id in sorted(set(result.projects.values())):
+        prefix = storage_prefix(project_id)
+        for name, content in outputs.items():
+            key = prefix + name
+            if default_storage.exists(key):
+                default_storage.delete(key)
+            keys.append(default_storage.save(key, ContentFile(content)))
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name, content in outputs.items():
             (out_dir / name).write_bytes(content)
     return keys
 
