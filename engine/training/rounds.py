@@ -305,9 +305,9 @@ def _run_round(job: Job, reporter: JobReporter) -> dict[str, Any]:
 
     def on_step(stats: StepStats) -> None:
         curve.append([int(stats.step), round(float(stats.loss), 6)])
-        reporter.progress(
-            0.05 + 0.6 * min(1.0, (stats.step + 1) / steps),
-            f"round {round_.number}: step {stats.step + 1}/{steps}, loss {stats.loss:.4f}",
+        reporter.progress(  # stats.step counts from 1
+            0.05 + 0.6 * min(1.0, stats.step / steps),
+            f"round {round_.number}: step {stats.step}/{steps}, loss {stats.loss:.4f}",
         )
         if time.monotonic() - last_flush[0] >= 1.0:
             last_flush[0] = time.monotonic()
@@ -324,6 +324,8 @@ def _run_round(job: Job, reporter: JobReporter) -> dict[str, Any]:
             steps=steps,
             num_frames=max(1, min(int(_setting("ROUND_NUM_FRAMES", 8)), min_frames)),
             max_objects=int(_setting("ROUND_MAX_OBJECTS", 3)),
+            base_lr=float(_setting("ROUND_BASE_LR", 5e-6)),
+            vision_lr=float(_setting("ROUND_VISION_LR", 3e-6)),
             seed=int(round_.number),
         )
         clips = [TrainClip(frames=c.frames, masks=c.masks) for c in train_clips]

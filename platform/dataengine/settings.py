@@ -200,6 +200,9 @@ ROUND_MAX_CLIP_FRAMES = env_int("ROUND_MAX_CLIP_FRAMES", 48, minimum=2)
 ROUND_NUM_FRAMES = env_int("ROUND_NUM_FRAMES", 8, minimum=1)
 ROUND_MAX_OBJECTS = env_int("ROUND_MAX_OBJECTS", 3, minimum=1)
 ROUND_EVAL_MAX_VIDEOS = env_int("ROUND_EVAL_MAX_VIDEOS", 20, minimum=1)
+# Fine-tuning learning rates (Meta's MOSE fine-tuning recipe: 5e-6, image encoder 3e-6).
+ROUND_BASE_LR = env_float("ROUND_BASE_LR", 5e-6, minimum=0.0)
+ROUND_VISION_LR = env_float("ROUND_VISION_LR", 3e-6, minimum=0.0)
 # `manage.py ensure_model`: how long to wait for Meta's download server before training the
 # offline demo model instead (cached under DEMO_MODEL_DIR, made once per recipe).
 MODEL_DOWNLOAD_TIMEOUT_SECONDS = env_float("MODEL_DOWNLOAD_TIMEOUT_SECONDS", 10.0, minimum=0.1)
