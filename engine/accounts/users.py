@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from engine.accounts.invitations import Invitation, make_invitation
 from engine.errors import Conflict, InvalidInput, NotFound, PermissionDenied
@@ -95,3 +95,12 @@ def do_reset_password(actor: User, user_id: int, password: str = "") -> AccountC
     _set_password(user, password)
     user.save(update_fields=["password"])
     return AccountChange(user, None if password else make_invitation(user))
+
+
+def site_admin_accounts() -> list[User]:
+    """Active site admins: whom a person without a project can ask to be added."""
+    return list(
+        User.objects.filter(is_active=True)
+        .filter(Q(role=Role.ADMIN) | Q(is_superuser=True))
+        .order_by("username")
+    )

@@ -5,6 +5,9 @@ Poll either job at ``/api/jobs/<id>/``. Included from ``api/urls.py``::
     POST /api/projects/<id>/exports/   {"format": "sav", "videos": [ids], "kinds": ["manual"]}
     GET  /api/exports/<job id>/download/
     POST /api/projects/<id>/imports/   multipart: file (.json or .zip), format?, video?, status?
+                                       (status default: submitted, queued for review)
+    POST /api/videos/<id>/attach/      multipart: file; a video imported without frames gets them
+    POST /api/videos/<id>/remove/      a failed upload goes away
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from engine.datasets.export import EXPORT_FORMATS, do_start_export
 from engine.datasets.import_readers import IMPORT_FORMATS
 from engine.datasets.importing import do_start_import
 from engine.models import Job, Masklet
+from engine.videos import attach, removal
 
 
 class ExportRequestSerializer(serializers.Serializer):
@@ -121,7 +125,44 @@ class ImportView(APIView):
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
 
+class AttachFileSerializer(serializers.Serializer):
+    file = serializers.FileField(help_text="The video file the imported masks were made on")
+
+
+class AttachView(APIView):
+    """A video imported without frames (status ``no_frames``): attach its video file."""
+
+    parser_classes = [StrictMultiPartParser]
+
+    @extend_schema(
+        request={"multipart/form-data": AttachFileSerializer}, responses={202: JobSerializer}
+    )
+    def post(self, request: Request, video_id: int) -> Response:
+        user = request_user(request)
+        video = access.access_video(user, video_id)
+        access.access_project_as_manager(user, video.project_id)
+        body = AttachFileSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        upload = body.validated_data["file"]
+        job = attach.do_attach_video_file(video, user, upload.name or "", upload, upload.size or 0)
+        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class RemoveFailedVideoView(APIView):
+    """Remove a video whose upload or decoding failed (409 for any other video)."""
+
+    @extend_schema(request=None, responses={204: None})
+    def post(self, request: Request, video_id: int) -> Response:
+        user = request_user(request)
+        video = access.access_video(user, video_id)
+        access.access_project_as_manager(user, video.project_id)
+        removal.do_remove_failed_video(video)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
 urlpatterns = [
+    path("videos/<int:video_id>/attach/", AttachView.as_view(), name="video-attach-file"),
+    path("videos/<int:video_id>/remove/", RemoveFailedVideoView.as_view(), name="video-remove-api"),
     path("projects/<int:project_id>/exports/", ExportView.as_view(), name="dataset-export"),
     path(
         "exports/<int:job_id>/download/",

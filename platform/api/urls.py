@@ -1,5 +1,5 @@
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
 
@@ -13,8 +13,11 @@ router.register("jobs", views.JobViewSet, basename="job")
 urlpatterns = [
     path("token/", obtain_auth_token, name="api-token"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include("api.dataset_views")),
     path("", include("api.automask_views")),
+    path("", include("api.team_views")),
+    path("", include("api.jobs_views")),
     path("", include("api.annotation_urls")),
     path("", include("api.training_urls")),
     path("", include("api.quality_views")),

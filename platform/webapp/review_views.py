@@ -24,6 +24,7 @@ from engine.errors import EngineError, InvalidInput, NotFound
 from engine.models import Assignment, Masklet, MaskletRevision, Project, Review, Role, User
 from engine.review import fixes, leases, queue, stats, verdicts
 from engine.review.errors import SelfReview
+from engine.review.waiting import not_in_queue
 from webapp.users import page_user
 
 #: Form fields that carry JSON text (the pages' scripts fill them).
@@ -62,6 +63,7 @@ def review_queue(request: HttpRequest) -> HttpResponse:
             {
                 "project": project,
                 "count": waiting.count(),
+                "not_in_queue": not_in_queue(user, project),
                 "masklets": list(waiting[:20]),
                 "is_manager": role == Role.MANAGER,
             }

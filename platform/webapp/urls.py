@@ -15,4 +15,5 @@ urlpatterns = [
     path("", include("webapp.review_urls")),
     path("", include("webapp.annotation_urls")),
     path("", include("webapp.training_urls")),
+    path("", include("webapp.console_urls")),
 ]

@@ -11,8 +11,10 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from engine import errors
-from engine.accounts import access, projects
-from engine.models import Role
+from engine.accounts import access, projects, users
+from engine.models import Role, Video
+from engine.videos.frameless import held_masklet_count, is_frameless
+from webapp import console_data
 from webapp.forms import ProjectForm
 from webapp.users import page_user
 
@@ -22,10 +24,16 @@ _MEDIA_KEY = re.compile(r"^videos/(\d+)/[\w./-]+$")
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     user = page_user(request)
+    projects_seen = access.projects_for_user(user)
     return render(
         request,
         "home.html",
-        {"projects": access.projects_for_user(user), "can_create": user.is_manager},
+        {
+            "projects": projects_seen,
+            "can_create": user.is_manager,
+            # Whom a person in no project asks to be added.
+            "site_admins": [] if projects_seen.exists() else users.site_admin_accounts(),
+        },
     )
 
 
@@ -60,19 +68,28 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
 
 @login_required
 def project_manage(request: HttpRequest, project_id: int) -> HttpResponse:
-    """The manager's page: upload videos and watch their ingest progress."""
+    """The manager's page: data in and out (upload, import, automatic masklets, export) as
+    jobs with live progress, and the videos' ingest progress."""
     user = page_user(request)
     project = access.access_project_as_manager(user, project_id)
-    return render(
-        request, "project_manage.html", {"project": project, "videos": project.videos.all()}
-    )
+    return render(request, "project_manage.html", console_data.manage_context(project))
 
 
 @login_required
 def video_detail(request: HttpRequest, video_id: int) -> HttpResponse:
-    video = access.access_video(page_user(request), video_id)
+    user = page_user(request)
+    video = access.access_video(user, video_id)
+    frameless = is_frameless(video) and video.status != Video.Status.READY
     return render(
-        request, "video_detail.html", {"video": video, "frames": range(min(video.frame_count, 500))}
+        request,
+        "video_detail.html",
+        {
+            "video": video,
+            "frames": [] if frameless else range(min(video.frame_count, 500)),
+            "frameless": frameless,
+            "held_masklets": held_masklet_count(video),
+            "is_manager": access.project_role(user, video.project) == Role.MANAGER,
+        },
     )
 
 

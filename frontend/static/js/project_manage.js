@@ -1,6 +1,7 @@
 // Manager page: upload with a progress bar (XHR gives upload progress events), then poll the
-// project's video list until every video is ready or failed.
-import { csrfToken, errorMessage, getJSON } from "./lib/api.js";
+// project's video list until every video is ready or failed; the status line follows the
+// uploaded video to its end ("ready: 12 frames" or its error), and failed videos can be removed.
+import { csrfToken, errorMessage, getJSON, postJSON } from "./lib/api.js";
 
 const form = document.getElementById("upload-form");
 const fileInput = document.getElementById("upload-file");
@@ -19,14 +20,35 @@ function row(v) {
   const error = v.error ? `<div class="error">${escapeHtml(v.error)}</div>` : "";
   const size = v.width ? `${v.width}×${v.height}` : "";
   const duration = v.duration ? `${v.duration.toFixed(2)} s` : "";
+  const remove = v.status === "failed"
+    ? `<button type="button" class="link remove-video" data-remove="${v.id}">Remove</button>` : "";
+  const status = v.status === "no_frames" ? "no frames" : v.status;
   return `<tr data-video-id="${v.id}" data-status="${v.status}"><td>${thumb}</td>` +
     `<td><a href="/videos/${v.id}/">${escapeHtml(v.name)}</a></td>` +
-    `<td class="status status-${v.status}">${v.status}${error}</td>` +
+    `<td class="status status-${v.status}">${status}${error}${remove}</td>` +
     `<td><progress max="1" value="${v.progress}"></progress></td><td>${size}</td>` +
     `<td>${v.frame_count}</td><td>${duration}</td></tr>`;
 }
 
 let pollTimer = null;
+let watched = null; // {id, name} of the video this page uploaded, until it is ready or failed
+
+function followUpload(videos) {
+  const v = watched && videos.find((x) => x.id === watched.id);
+  if (!v) return;
+  if (v.status === "ready") {
+    statusLine.className = "";
+    statusLine.textContent = `${v.name} is ready: ${v.frame_count} frames.`;
+    bar.hidden = true;
+    watched = null;
+  } else if (v.status === "failed") {
+    statusLine.className = "error";
+    statusLine.textContent = `${v.name} could not be decoded: ${v.error}`;
+    bar.hidden = true;
+    watched = null;
+  }
+}
+
 async function refresh() {
   let page;
   try {
@@ -37,6 +59,7 @@ async function refresh() {
   const rows = page.results.map(row).join("") ||
     '<tr class="empty"><td colspan="7" class="muted">No videos yet.</td></tr>';
   list.querySelector("tbody").innerHTML = rows;
+  followUpload(page.results);
   const busy = page.results.some((v) => v.status === "uploaded" || v.status === "decoding");
   clearTimeout(pollTimer);
   if (busy) pollTimer = setTimeout(refresh, 1000);
@@ -64,6 +87,7 @@ form.addEventListener("submit", (event) => {
     try { body = JSON.parse(xhr.responseText); } catch { body = null; }
     if (xhr.status >= 200 && xhr.status < 300) {
       statusLine.textContent = `Uploaded ${file.name}; decoding frames…`;
+      watched = { id: body.id, name: body.name };
     } else {
       statusLine.className = "error";
       statusLine.textContent = `Upload refused: ${errorMessage(body, xhr.statusText)}`;
@@ -76,6 +100,19 @@ form.addEventListener("submit", (event) => {
     statusLine.textContent = "Upload failed: the connection was interrupted.";
   });
   xhr.send(data);
+});
+
+list.addEventListener("click", async (event) => {
+  const button = event.target.closest("button[data-remove]");
+  if (!button) return;
+  button.disabled = true;
+  try {
+    await postJSON(`/api/videos/${button.dataset.remove}/remove/`, {});
+  } catch (error) {
+    statusLine.className = "error";
+    statusLine.textContent = `Could not remove the video: ${error.message}`;
+  }
+  refresh();
 });
 
 refresh();
