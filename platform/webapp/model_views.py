@@ -5,6 +5,8 @@ after a confirmation page). Project members read it; other accounts get 403.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -26,6 +28,11 @@ SCORE_COLUMNS = (
 )
 
 
+def when(iso: str | None) -> datetime | None:
+    """An ISO timestamp from a summary as a datetime, for the ``date`` filter."""
+    return datetime.fromisoformat(iso) if iso else None
+
+
 def _scores(metrics: dict) -> list[str]:
     held = metrics.get("heldout") or {}
     return [
@@ -44,6 +51,7 @@ def models_page(request: HttpRequest) -> HttpResponse:
             **v,
             "scores": _scores(v["metrics"]),
             "parent_name": by_id.get(v["parent"], {}).get("name"),
+            "created": when(v["created_at"]),
         }
         for v in data["versions"]
     ]

@@ -20,6 +20,7 @@ from engine.accounts import access
 from engine.errors import EngineError
 from engine.models import Role
 from engine.training import overview, rounds, triggers
+from webapp.model_views import when
 from webapp.users import page_user
 
 SVG_W, SVG_H, PAD = 320, 120, 6
@@ -50,6 +51,7 @@ def _round_row(summary: dict[str, Any]) -> dict[str, Any]:
         "last_loss": f"{curve[-1][1]:.4f}" if curve else "—",
         "candidate": summary["metrics"].get("candidate") or {},
         "baseline_scores": summary["metrics"].get("promoted") or {},
+        "started": when(summary.get("started_at")),
     }
 
 
