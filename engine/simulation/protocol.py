@@ -86,11 +86,17 @@ class VideoScores:
     clicks_to_target: float
     jf_from_mask: float
     num_objects: int = 0
+    video_index: int = -1
 
 
 @dataclass
 class ModelScores:
-    """A model on a set of videos: means over videos (``per_video`` in input order)."""
+    """A model on a set of videos: means over videos.
+
+    ``per_video`` follows the input order; a video without any object to evaluate is left out
+    (``VideoScores.video_index`` tells which input each entry is). Which videos are left out
+    depends on the ground truth only, so two models scored on the same videos stay paired.
+    """
 
     per_video: list[VideoScores]
     jf_after_clicks: dict[int, float]
@@ -128,11 +134,11 @@ def evaluate_model(
             afterwards (it is moved to ``device`` for the evaluation if it is elsewhere).
         videos: ``(frames, masks)`` pairs: frames ``(T, H, W, 3)`` uint8 RGB, masks
             ``(O, T, H, W)`` bool ground truth. Objects never visible before the last scored
-            frame are left out.
+            frame are left out, and videos with no other object.
         on_progress: called with the finished fraction (0..1] after each video.
 
     Raises:
-        ValueError: no videos, malformed arrays, or a video without any object to evaluate.
+        ValueError: no videos, malformed arrays, or no object to evaluate in any video.
     """
     if not videos:
         raise ValueError("no videos to evaluate")
@@ -141,9 +147,13 @@ def evaluate_model(
     per_video = []
     with _evaluation_mode(model, device, config) as predictor:
         for index, (frames, masks) in enumerate(videos):
-            per_video.append(_evaluate_video(predictor, index, frames, masks, config))
+            scores = _evaluate_video(predictor, index, frames, masks, config)
+            if scores is not None:
+                per_video.append(scores)
             if on_progress is not None:
                 on_progress((index + 1) / len(videos))
+    if not per_video:
+        raise ValueError("no object to evaluate: none is visible before the last scored frame")
     return ModelScores(
         per_video=per_video,
         jf_after_clicks={
@@ -253,11 +263,11 @@ def _evaluate_video(
     frames: np.ndarray,
     masks: np.ndarray,
     config: EvalConfig,
-) -> VideoScores:
+) -> VideoScores | None:
     masks = masks.astype(bool, copy=False)
     prompt_frames = _prompt_frames(masks, config)
     if not prompt_frames:
-        raise ValueError(f"video {index}: no object is visible before the last scored frame")
+        return None
     groups: dict[int, list[int]] = {}
     for o, t0 in prompt_frames.items():
         groups.setdefault(t0, []).append(o)
@@ -276,6 +286,7 @@ def _evaluate_video(
         clicks_to_target=float(np.mean([r.clicks_to_target for r in results.values()])),
         jf_from_mask=float(np.mean([r.jf_from_mask for r in results.values()])),
         num_objects=len(results),
+        video_index=index,
     )
 
 

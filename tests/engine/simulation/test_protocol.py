@@ -82,7 +82,7 @@ def test_evaluate_model_returns_bounded_scores(tiny_model: Sam2Model) -> None:
     progress: list[float] = []
     scores = evaluate_model(tiny_model, [_video(0), _video(1)], FAST, on_progress=progress.append)
     assert progress == [0.5, 1.0]
-    assert len(scores.per_video) == 2
+    assert [v.video_index for v in scores.per_video] == [0, 1]
     for video in scores.per_video:
         assert video.num_objects == 2
         assert set(video.jf_after_clicks) == {1, 2}
@@ -134,8 +134,12 @@ def test_an_object_is_prompted_on_its_first_visible_frame(tiny_model: Sam2Model)
     assert scores.per_video[0].num_objects == 1
 
 
-def test_a_video_without_objects_is_refused(tiny_model: Sam2Model) -> None:
+def test_videos_without_objects_are_left_out(tiny_model: Sam2Model) -> None:
     frames, masks = _video(4)
+    last_only = np.zeros_like(masks)
+    last_only[:, -1] = masks[:, -1]  # nothing left to score after the prompt frame
+    scores = evaluate_model(tiny_model, [(frames, last_only), (frames, masks[:1])], FAST)
+    assert [v.video_index for v in scores.per_video] == [1]
     with pytest.raises(ValueError, match="no object"):
         evaluate_model(tiny_model, [(frames, np.zeros_like(masks))], FAST)
     with pytest.raises(ValueError, match="masks must be"):
