@@ -13,6 +13,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from engine.errors import InvalidInput
@@ -45,6 +47,7 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+@extend_schema_field(OpenApiTypes.INT)
 class StrictIntegerField(serializers.Field):
     """An integer given as a JSON number or ASCII digits; bools, floats and other digits refused."""
 
@@ -88,6 +91,9 @@ def _frame_keyed(data: Any, what: str) -> list[tuple[int, Any]]:
     return pairs
 
 
+@extend_schema_field(
+    {"type": "object", "additionalProperties": {"type": "string"}, "nullable": True}
+)
 class FrameNotesField(serializers.Field):
     """``{"<frame>": "note"}`` -> ``dict[int, str]``."""
 
@@ -138,6 +144,13 @@ def parse_client_rle(data: Any) -> Rle:
         raise serializers.ValidationError(f"unreadable RLE: {exc}") from None
 
 
+@extend_schema_field(
+    {
+        "type": "object",
+        "description": "frame index -> COCO RLE {size: [H, W], counts} or null",
+        "additionalProperties": {"type": "object", "nullable": True},
+    }
+)
 class BrushFramesField(serializers.Field):
     """``{"<frame>": RLE | None}`` -> ``dict[int, FrameMask]`` painted with the brush
     (None: the object is absent on that frame)."""

@@ -113,7 +113,7 @@ def post_verdict(request: Request, masklet_id: int) -> Response:
     )
 
 
-@extend_schema(responses=OpenApiTypes.OBJECT)
+@extend_schema(operation_id="fixes_list", responses=OpenApiTypes.OBJECT)
 @api_view(["GET"])
 def fix_list(request: Request) -> Response:
     """The caller's pending fix assignments (and unassigned ones of their projects)."""

@@ -1,9 +1,9 @@
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
 
 from api import review_views, views
+from api.token_views import obtain_token
 
 router = DefaultRouter()
 router.register("projects", views.ProjectViewSet, basename="project")
@@ -11,7 +11,7 @@ router.register("videos", views.VideoViewSet, basename="video")
 router.register("jobs", views.JobViewSet, basename="job")
 
 urlpatterns = [
-    path("token/", obtain_auth_token, name="api-token"),
+    path("token/", obtain_token, name="api-token"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include("api.dataset_views")),

@@ -343,6 +343,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Two choice sets named "role": the account's role and the project member's role.
+    "ENUM_NAME_OVERRIDES": {
+        "AccountRoleEnum": "engine.models.Role",
+        "ProjectRoleEnum": "engine.accounts.membership.PROJECT_ROLES",
+    },
 }
 
 LANGUAGE_CODE = "en-us"
