@@ -163,7 +163,7 @@ def _create_video(project: Project, name: str, item: ImportVideo, author: User |
         project=project,
         name=name[:255],
         status=Video.Status.NO_FRAMES,
-        progress=1.0,
+        progress=0.0,
         width=item.width,
         height=item.height,
         frame_count=item.frame_count,
@@ -209,6 +209,7 @@ def do_import_video(
             Video.objects.filter(pk=video.pk).update(
                 metadata={**video.metadata, "has_frames": stored > 0},
                 status=Video.Status.READY if stored else Video.Status.NO_FRAMES,
+                progress=1.0 if stored else 0.0,
             )
     video = Video.objects.select_for_update().get(pk=video.pk)
     _check_fits(video, item)

@@ -175,9 +175,18 @@ def test_manager_console_end_to_end(
     assert width == 160
     shot(page, "console-video")
 
-    # --- queues and jobs --------------------------------------------------------------------
+    # --- queues and jobs: a failed job shows its error and a Retry button -----------------
+    failed = Job.objects.create(
+        kind=Job.Kind.EXPORT,
+        project=project,
+        status=Job.Status.FAILED,
+        error="example failure: the storage was full",
+    )
     page.goto("/jobs/")
     assert page.locator("#workers code").count() >= 1  # the live worker reported heartbeats
+    failed_row = page.locator(f"tr[data-job-id='{failed.pk}']")
+    assert "the storage was full" in failed_row.inner_text()
+    assert failed_row.locator("button.retry").count() == 1
     shot(page, "console-jobs")
 
     # --- a site admin's accounts page ------------------------------------------------------
@@ -199,7 +208,6 @@ def test_manager_console_end_to_end(
     shot(page, "console-review-queue")
 
     # --- a non-manager (the reviewer, then the annotator) gets 403 on each action ---------
-    failed = Job.objects.create(kind=Job.Kind.EXPORT, project=project, status=Job.Status.FAILED)
     export_job = Job.objects.filter(project=project, kind=Job.Kind.EXPORT).exclude(pk=failed.pk)
     export_id = export_job.first().pk
     for username in ("rene", "alice"):

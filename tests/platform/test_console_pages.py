@@ -230,3 +230,17 @@ def test_review_queue_says_why_own_work_is_not_counted(project, manager):
     assert '<span class="queue-count">0</span>' in page
     assert '<span class="own-work">8</span> submitted masklets you worked on' in page
     assert "another reviewer or manager of the project must review them" in page
+
+
+def test_review_history_shows_local_times_not_iso_strings(project, annotator, reviewer):
+    from engine.review.verdicts import do_review
+    from tests._masklets import ready_video, square, submitted_masklet
+
+    video = ready_video(project, height=16, width=16, frame_count=2)
+    masklet = submitted_masklet(video, annotator, {0: square(16, 16, 2, 2, 4)})
+    do_review(masklet.current_revision, reviewer, "satisfactory")
+    page = web_client(reviewer).get(f"/review/masklets/{masklet.pk}/history/").content.decode()
+    assert not re.search(r">\s*\d{4}-\d\d-\d\dT\d\d:\d\d", page)
+    shown = re.findall(r"<time datetime=\"[^\"]+\" data-local>([^<]+)</time>", page)
+    assert len(shown) == 2  # the verdict and the revision
+    assert all(re.fullmatch(r"\d{1,2} \w{3} \d{4}, \d\d:\d\d UTC", s) for s in shown)
