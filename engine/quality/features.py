@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
+from engine.quality.edges import boundary_alignment
+
 WORK_SIDE = 256
 #: A frame whose suspicion reaches this is marked on the timelines.
 MARK_THRESHOLD = 0.35
@@ -50,6 +52,12 @@ FEATURE_NAMES: tuple[str, ...] = (
     "roughness_change",  # mean |roughness_t - roughness_{t-1}|
     "jitter",  # see temporal_jitter
     "centroid_jitter",
+    "interior_loss_rate",  # disappearances away from the frame border, per present frame
+    "spur_fraction",  # mean share of the area outside the largest fragment
+    "fragments_change",  # mean |fragments_t - fragments_{t-1}|
+    "edge_alignment_mean",  # engine.quality.edges, where frames are given (nan otherwise)
+    "edge_alignment_min",
+    "edge_alignment_drop",  # median alignment minus the 10th percentile
     "stability_mean",  # model stability scores where stored (nan otherwise)
     "stability_min",
     "suspicion_max",
@@ -67,6 +75,8 @@ class FrameStats:
     fragments: int
     holes: int
     roughness: float
+    spur: float  # share of the area outside the largest fragment
+    touches_border: bool
 
 
 @dataclass
@@ -98,7 +108,8 @@ def frame_stats(mask: np.ndarray) -> FrameStats | None:
     if area == 0:
         return None
     ys, xs = np.nonzero(mask)
-    _, fragments = ndimage.label(mask)
+    labels, fragments = ndimage.label(mask)
+    sizes = np.bincount(labels.ravel())[1:]
     background, count = ndimage.label(~mask)
     border = np.unique(
         np.concatenate([background[0], background[-1], background[:, 0], background[:, -1]])
@@ -117,6 +128,10 @@ def frame_stats(mask: np.ndarray) -> FrameStats | None:
         fragments=int(fragments),
         holes=max(0, holes),
         roughness=perimeter / max(disk, 1.0),
+        spur=1.0 - float(sizes.max()) / area,
+        touches_border=bool(
+            mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any()
+        ),
     )
 
 
@@ -189,6 +204,7 @@ def _frame_suspicion(
     pair_iou: list[float | None],
     jitter_residual: np.ndarray,
     stability: list[float | None],
+    alignment: list[float],
 ) -> np.ndarray:
     """(T,) suspicion per annotated frame in [0, 1] (see :func:`masklet_features`)."""
     n = len(masks)
@@ -203,6 +219,8 @@ def _frame_suspicion(
     usual_fragments = float(np.median(fragments)) if fragments else 1.0
     first = int(np.argmax(present)) if present.any() else n
     last = n - 1 - int(np.argmax(present[::-1])) if present.any() else -1
+    measured = [a for a in alignment if not math.isnan(a)]
+    usual_alignment = float(np.median(measured)) if measured else math.nan
     for t in range(n):
         scores = []
         # An IoU drop with both neighbours is the frame itself; with one, maybe its neighbour.
@@ -222,6 +240,9 @@ def _frame_suspicion(
             assert s is not None
             if s.fragments > usual_fragments:
                 scores.append(min(1.0, 0.25 * (s.fragments - usual_fragments)))
+        if not math.isnan(alignment[t]) and not math.isnan(usual_alignment):
+            off = usual_alignment - alignment[t]
+            scores.append(float(np.clip(off / 0.6, 0.0, 1.0)))
         if stability[t] is not None:
             score = float(stability[t] or 0.0)
             scores.append(float(np.clip((0.95 - score) / 0.3, 0.0, 1.0)))
@@ -233,6 +254,7 @@ def _frame_suspicion(
 def masklet_features(
     masks: Mapping[int, np.ndarray | None],
     stability: Mapping[int, float | None] | None = None,
+    images: Mapping[int, np.ndarray] | None = None,
 ) -> MaskletFeatures:
     """Features of a masklet from its annotated frames.
 
@@ -240,6 +262,8 @@ def masklet_features(
         masks: frame index -> (H, W) bool mask, or None when the object is absent on that
             annotated frame. Frames not in the mapping were never annotated.
         stability: frame index -> the model's stability score in [0, 1] where stored.
+        images: frame index -> the (H, W, 3) uint8 frame (any subset of the frames; the
+            masks' size): enables the edge-alignment features.
     """
     frames = sorted(masks)
     stability = stability or {}
@@ -268,7 +292,8 @@ def masklet_features(
 
     jitter, centroid_jitter, residual = temporal_jitter(stats)
     scores = [stability.get(i) for i in frames]
-    suspicion = _frame_suspicion(work, stats, pair_iou, residual, scores)
+    alignment = _alignments(frames, masks, images or {})
+    suspicion = _frame_suspicion(work, stats, pair_iou, residual, scores, alignment)
 
     live = [s for s in stats if s is not None]
     ious = [v for v in pair_iou if v is not None]
@@ -280,6 +305,13 @@ def masklet_features(
     changes = sum(1 for t in range(n - 1) if present[t] != present[t + 1])
     roughness = [s.roughness for s in live]
     found_scores = [float(v) for v in scores if v is not None]
+    aligned = [a for a in alignment if not math.isnan(a)]
+    # The object vanishing from the middle of the frame (not leaving by an edge) is suspect.
+    interior_losses = 0
+    for before, after in zip(stats, stats[1:], strict=False):
+        if before is not None and after is None and not before.touches_border:
+            interior_losses += 1
+    fragment_counts = [float(s.fragments) for s in live]
     features = {
         "frames": math.log1p(n),
         "present_fraction": len(live) / n if n else 0.0,
@@ -301,6 +333,16 @@ def masklet_features(
         else math.nan,
         "jitter": jitter,
         "centroid_jitter": centroid_jitter,
+        "interior_loss_rate": interior_losses / len(live) if live else 0.0,
+        "spur_fraction": _nan_stat([s.spur for s in live], "mean"),
+        "fragments_change": _nan_stat(list(np.abs(np.diff(fragment_counts))), "mean")
+        if len(fragment_counts) > 1
+        else math.nan,
+        "edge_alignment_mean": _nan_stat(aligned, "mean"),
+        "edge_alignment_min": _nan_stat(aligned, "min"),
+        "edge_alignment_drop": float(np.median(aligned) - np.percentile(aligned, 10))
+        if aligned
+        else math.nan,
         "stability_mean": _nan_stat(found_scores, "mean"),
         "stability_min": _nan_stat(found_scores, "min"),
         "suspicion_max": float(suspicion.max()) if n else 0.0,
@@ -313,6 +355,21 @@ def masklet_features(
         jitter=jitter,
         marks=suspect_frames(frames, suspicion),
     )
+
+
+def _alignments(
+    frames: list[int], masks: Mapping[int, np.ndarray | None], images: Mapping[int, np.ndarray]
+) -> list[float]:
+    """(T,) edge alignment per annotated frame (nan: no image, or no mask)."""
+    out = []
+    for i in frames:
+        mask, image = masks[i], images.get(i)
+        if mask is None or image is None:
+            out.append(math.nan)
+            continue
+        step = max(1, math.ceil(max(mask.shape) / WORK_SIDE))
+        out.append(boundary_alignment(_reduce(np.asarray(mask, dtype=bool)), image[::step, ::step]))
+    return out
 
 
 def suspect_frames(frames: list[int], suspicion: np.ndarray | list[float]) -> list[int]:

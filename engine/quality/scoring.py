@@ -8,17 +8,35 @@ while no estimator is trained, and then every ``failure_probability`` stays None
 
 from __future__ import annotations
 
+import io
+import logging
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 
 import numpy as np
 from django.db import transaction
+from PIL import Image
 
 from engine.masks.rle import decode_rle
-from engine.models import Masklet, MaskletRevision, Project, QualityModel, RevisionQuality
+from engine.models import (
+    Masklet,
+    MaskletRevision,
+    Project,
+    QualityModel,
+    RevisionQuality,
+    frame_key,
+)
 from engine.quality.estimator import QualityEstimator
 from engine.quality.features import FEATURE_NAMES, MaskletFeatures, masklet_features
+from engine.videos import storage
+
+logger = logging.getLogger(__name__)
+
+#: Frames decoded per revision for the edge-alignment features (evenly spread over the
+#: present frames): enough to see a drift, bounded for long videos.
+MAX_IMAGE_FRAMES = 32
 
 
 class _Current(Enum):
@@ -48,15 +66,45 @@ def current_estimator(project: Project | int) -> LoadedEstimator | None:
         return None
 
 
+def frame_images(video_id: int, indices: Iterable[int]) -> dict[int, np.ndarray]:
+    """(H, W, 3) uint8 RGB of the decoded frames in storage; missing ones are left out (a
+    video imported without frames still gets its mask features)."""
+    images: dict[int, np.ndarray] = {}
+    for index in indices:
+        try:
+            data = storage.read_bytes(frame_key(video_id, index))
+        except (OSError, ValueError) as exc:
+            logger.debug("no frame %s of video %s for quality features: %s", index, video_id, exc)
+            continue
+        with Image.open(io.BytesIO(data)) as img:
+            images[index] = np.asarray(img.convert("RGB"))
+    return images
+
+
+def _spread(indices: list[int], count: int) -> list[int]:
+    if len(indices) <= count:
+        return indices
+    picks = np.linspace(0, len(indices) - 1, count).round().astype(int)
+    return [indices[k] for k in sorted(set(picks.tolist()))]
+
+
 def revision_features(revision: MaskletRevision) -> MaskletFeatures:
-    """Decode the revision's frames and measure them (see engine.quality.features)."""
+    """Decode the revision's masks (and up to MAX_IMAGE_FRAMES of its frames) and measure them
+    (see engine.quality.features)."""
     masks: dict[int, np.ndarray | None] = {}
     stability: dict[int, float | None] = {}
     for key, frame in revision.frames.items():
         rle = frame.get("rle")
         masks[int(key)] = None if rle is None else decode_rle(rle)
         stability[int(key)] = frame.get("stability")
-    return masklet_features(masks, stability)
+    present = sorted(i for i, m in masks.items() if m is not None)
+    video_id = revision.masklet.video_id
+    images = {}
+    for index, image in frame_images(video_id, _spread(present, MAX_IMAGE_FRAMES)).items():
+        mask = masks[index]
+        if mask is not None and image.shape[:2] == mask.shape:  # frames of another size: skip
+            images[index] = image
+    return masklet_features(masks, stability, images)
 
 
 def _json_features(features: dict[str, float]) -> dict[str, float | None]:

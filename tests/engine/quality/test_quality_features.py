@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from engine.quality.edges import boundary_alignment
 from engine.quality.features import FEATURE_NAMES, masklet_features, temporal_jitter
 from tests._masklets import square
 
@@ -98,3 +99,34 @@ def test_jitter_is_scale_invariant():
 
 def test_no_present_frame_means_no_jitter():
     assert temporal_jitter([None, None, None])[:2] == (0.0, 0.0)
+
+
+def _scene(top: int = 30, left: int = 40, size: int = 24) -> np.ndarray:
+    """(H, W, 3) uint8: a red square on a grey background with mild texture."""
+    rng = np.random.default_rng(0)
+    image = np.full((H, W, 3), 120, dtype=np.uint8)
+    image += rng.integers(0, 12, size=image.shape, dtype=np.uint8)
+    image[top : top + size, left : left + size] = (200, 40, 40)
+    return image
+
+
+def test_a_mask_on_the_object_edges_is_aligned_and_an_eroded_one_is_not():
+    image = _scene()
+    on_edges = square(H, W, 30, 40, 24)
+    eroded = square(H, W, 33, 43, 18)
+    assert boundary_alignment(on_edges, image) > 1.0
+    assert boundary_alignment(eroded, image) < 0.0
+    assert math.isnan(boundary_alignment(np.zeros((H, W), bool), image))
+
+
+def test_a_frame_whose_mask_left_the_object_is_suspect_and_alignment_is_a_feature():
+    images = dict.fromkeys(range(8), _scene())
+    masks = {i: square(H, W, 30, 40, 24) for i in range(8)}
+    masks[5] = square(H, W, 30, 44, 24)  # slid four pixels off the object
+    features = masklet_features(masks, images=images)
+    suspicion = features.frame_suspicion()
+    assert suspicion[5] == max(suspicion.values())
+    assert suspicion[5] > 0.5
+    assert features.features["edge_alignment_min"] < features.features["edge_alignment_mean"]
+    without = masklet_features(masks)
+    assert math.isnan(without.features["edge_alignment_mean"])
