@@ -9,6 +9,7 @@ regenerate the exact clip (frames and masks) from ``make_video``.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import io
 from dataclasses import asdict
@@ -86,7 +87,7 @@ def add_procedural_video(
 def ground_truth(video: Video) -> ProceduralVideo:
     """The clip a procedural video was made from, regenerated from its metadata.
 
-    The arrays are shared with other callers (a small cache) and read-only.
+    Regenerated clips are cached (a few); each call returns its own copies of the arrays.
 
     Raises:
         InvalidInput: the video is not procedural or its metadata is malformed.
@@ -101,7 +102,13 @@ def ground_truth(video: Video) -> ProceduralVideo:
         raise InvalidInput(
             f"Video {video.name!r} has malformed procedural metadata: {exc}"
         ) from exc
-    return _regenerate(seed, spec)
+    clip = _regenerate(seed, spec)
+    return dataclasses.replace(
+        clip,
+        frames=clip.frames.copy(),
+        masks=clip.masks.copy(),
+        amodal_masks=clip.amodal_masks.copy(),
+    )
 
 
 def is_procedural(video: Video) -> bool:
