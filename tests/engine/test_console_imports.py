@@ -146,6 +146,8 @@ def test_command_default_status_is_submitted_and_verified_marks_ground_truth(pro
     truth = Masklet.objects.get(video__name="b.mp4")
     assert plain.status == Masklet.Status.SUBMITTED
     assert truth.status == Masklet.Status.VERIFIED
+    assert truth.current_revision is not None
+    assert plain.current_revision is not None
     assert truth.current_revision.note.startswith("imported as ground truth")
     assert not plain.current_revision.note.startswith("imported as ground truth")
     entry = truth.video.metadata["imported_masklets"][str(truth.object_id)]

@@ -71,7 +71,9 @@ def test_invitation_link_sets_a_password_once(project, manager):
         {"identifier": "zoe@example.org", "role": "annotator"},
         follow=True,
     )
-    link = re.search(r"http://testserver(/invite/\S+/)", _messages(invited)).group(1)
+    found = re.search(r"http://testserver(/invite/\S+/)", _messages(invited))
+    assert found is not None
+    link = found.group(1)
     stranger = Client()
     form = stranger.get(link, follow=True)
     assert b"Choose your password" in form.content
@@ -170,7 +172,7 @@ def test_video_page_shows_small_cached_thumbnails(project, annotator, outsider):
     assert f'src="/media/videos/{video.pk}/frames/' not in page
     thumb = client.get(f"/videos/{video.pk}/thumbs/2.jpg")
     assert thumb["Content-Type"] == "image/jpeg"
-    body = b"".join(thumb.streaming_content)
+    body = thumb.getvalue()
     with Image.open(io.BytesIO(body)) as img:
         assert img.size == (160, 120)
     assert len(body) < 8000
@@ -238,6 +240,7 @@ def test_review_history_shows_local_times_not_iso_strings(project, annotator, re
 
     video = ready_video(project, height=16, width=16, frame_count=2)
     masklet = submitted_masklet(video, annotator, {0: square(16, 16, 2, 2, 4)})
+    assert masklet.current_revision is not None
     do_review(masklet.current_revision, reviewer, "satisfactory")
     page = web_client(reviewer).get(f"/review/masklets/{masklet.pk}/history/").content.decode()
     assert not re.search(r">\s*\d{4}-\d\d-\d\dT\d\d:\d\d", page)
