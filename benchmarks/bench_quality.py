@@ -391,6 +391,19 @@ def main() -> None:
         f"  wrongly auto-accepted (noise-free reviewer would refuse): {wrong} of {accepted}"
         + (f" ({wrong / accepted:.1%})" if accepted else "")
     )
+    print(
+        "  auto-accept threshold sweep: threshold | s per masklet | saved | auto-accepted |"
+        " wrongly auto-accepted"
+    )
+    for threshold in (0.95, 0.9, 0.85, 0.8, 0.7):
+        seconds, swept, wrong_at = review_seconds(
+            test, p, threshold, args.window, args.open_seconds
+        )
+        auto = swept["auto-accepted"]
+        print(
+            f"    {threshold:.2f} | {seconds / n:5.2f} | {1 - seconds / plain:4.0%} | {auto:3d} | "
+            f"{wrong_at}" + (f" ({wrong_at / auto:.0%})" if auto else "")
+        )
     order = np.argsort(-p, kind="stable")
     top = order[: max(1, n // 4)]
     print(

@@ -41,6 +41,9 @@ FEATURE_NAMES: tuple[str, ...] = (
     "iou_mean",  # IoU of consecutive present frames
     "iou_min",
     "iou_low_fraction",  # consecutive pairs with IoU < 0.5
+    "motion_iou_mean",  # IoU after moving the mask by the previous step's displacement
+    "motion_iou_min",
+    "motion_iou_drop",  # median minus minimum motion IoU: one sudden break (a swap)
     "area_change_mean",  # |a_t - a_{t-1}| / max(a_t, a_{t-1})
     "area_change_max",
     "area_cv",  # coefficient of variation of the area over present frames
@@ -138,6 +141,45 @@ def frame_stats(mask: np.ndarray) -> FrameStats | None:
 def iou(a: np.ndarray, b: np.ndarray) -> float:
     union = np.count_nonzero(a | b)
     return 1.0 if union == 0 else np.count_nonzero(a & b) / union
+
+
+def shifted(mask: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """``mask`` moved by (dy, dx) pixels, zero-filled."""
+    out = np.zeros_like(mask)
+    h, w = mask.shape
+    if abs(dy) >= h or abs(dx) >= w:
+        return out
+    src_y = slice(max(0, -dy), h - max(0, dy))
+    dst_y = slice(max(0, dy), h - max(0, -dy))
+    src_x = slice(max(0, -dx), w - max(0, dx))
+    dst_x = slice(max(0, dx), w - max(0, -dx))
+    out[dst_y, dst_x] = mask[src_y, src_x]
+    return out
+
+
+def motion_ious(work: list[np.ndarray], stats: list[FrameStats | None]) -> list[float | None]:
+    """(T,) IoU of frame t+1 with frame t moved by the step before it (constant velocity; at
+    a track's start, by the step after): smooth fast motion scores high, a jump or an identity
+    switch low. None where t or t+1 is absent; the last entry is None."""
+    out: list[float | None] = []
+    for t in range(len(work) - 1):
+        a, b = stats[t], stats[t + 1]
+        if a is None or b is None:
+            out.append(None)
+            continue
+        # the step before predicts this one; at a track's start, the step after does
+        before = stats[t - 1] if t > 0 else None
+        after = stats[t + 2] if t + 2 < len(stats) else None
+        dy = dx = 0
+        if before is not None:
+            dx = int(round(a.centroid[0] - before.centroid[0]))
+            dy = int(round(a.centroid[1] - before.centroid[1]))
+        elif after is not None:
+            dx = int(round(after.centroid[0] - b.centroid[0]))
+            dy = int(round(after.centroid[1] - b.centroid[1]))
+        out.append(iou(shifted(work[t], dy, dx), work[t + 1]))
+    out.append(None)
+    return out
 
 
 def _second_difference_rms(track: np.ndarray) -> np.ndarray:
@@ -293,10 +335,12 @@ def masklet_features(
     jitter, centroid_jitter, residual = temporal_jitter(stats)
     scores = [stability.get(i) for i in frames]
     alignment = _alignments(frames, masks, images or {})
-    suspicion = _frame_suspicion(work, stats, pair_iou, residual, scores, alignment)
+    moved = motion_ious(work, stats)
+    suspicion = _frame_suspicion(work, stats, moved, residual, scores, alignment)
 
     live = [s for s in stats if s is not None]
     ious = [v for v in pair_iou if v is not None]
+    moved_ious = [v for v in moved if v is not None]
     areas = [s.area for s in live]
     first = present.index(True) if any(present) else n
     last = n - 1 - present[::-1].index(True) if any(present) else -1
@@ -320,6 +364,11 @@ def masklet_features(
         "iou_mean": _nan_stat(ious, "mean"),
         "iou_min": _nan_stat(ious, "min"),
         "iou_low_fraction": float(np.mean([v < 0.5 for v in ious])) if ious else math.nan,
+        "motion_iou_mean": _nan_stat(moved_ious, "mean"),
+        "motion_iou_min": _nan_stat(moved_ious, "min"),
+        "motion_iou_drop": float(np.median(moved_ious) - np.min(moved_ious))
+        if moved_ious
+        else math.nan,
         "area_change_mean": _nan_stat(area_change, "mean"),
         "area_change_max": _nan_stat(area_change, "max"),
         "area_cv": float(np.std(areas) / np.mean(areas)) if areas else math.nan,

@@ -130,3 +130,17 @@ def test_a_frame_whose_mask_left_the_object_is_suspect_and_alignment_is_a_featur
     assert features.features["edge_alignment_min"] < features.features["edge_alignment_mean"]
     without = masklet_features(masks)
     assert math.isnan(without.features["edge_alignment_mean"])
+
+
+def test_fast_smooth_motion_keeps_motion_iou_high_and_a_switch_breaks_it():
+    fast = _track([(0, 6 * i) for i in range(12)], size=16)  # 6 px a frame: raw IoU is low
+    smooth = masklet_features(fast)
+    assert smooth.features["iou_min"] < 0.65
+    assert smooth.features["motion_iou_min"] == pytest.approx(1.0)
+    switched = dict(fast)
+    for i in range(6, 12):  # from frame 6 on, another object far below
+        switched[i] = square(H, W, 70, 10 + 2 * i, 12)
+    broken = masklet_features(switched)
+    assert broken.features["motion_iou_min"] < 0.1
+    assert broken.features["motion_iou_drop"] > 0.8
+    assert {5, 6} & set(broken.marks)
