@@ -257,22 +257,36 @@ class SimulatedAnnotator:
     def brush(
         self, editor: DraftEditor, frame: int, mask: np.ndarray, gt: np.ndarray
     ) -> np.ndarray:
-        """Brush missed regions in and erase spurious ones, largest first; the final mask."""
+        """Fix the remaining error by hand; the final mask.
+
+        First at most two broad strokes: a wide eraser over every spurious pixel away from the
+        object (farther than ``BROAD_MARGIN`` px) and a wide brush over every missed pixel deep
+        inside it; then fine strokes along the boundary, largest error region first.
+        """
         mask = mask.copy()
         smallest = max(1, int(self.config.min_stroke_fraction * gt.size))
+        near = ndimage.binary_dilation(gt, iterations=BROAD_MARGIN) if gt.any() else gt
+        deep = ndimage.binary_erosion(gt, iterations=BROAD_MARGIN)
+        for region, positive in ((mask & ~near, False), (deep & ~mask, True)):
+            if int(region.sum()) >= smallest:
+                mask[region] = positive
+                editor.stroke(frame, phases.BRUSH if positive else phases.ERASER, mask)
         for _ in range(self.config.max_strokes):
             missed, spurious = gt & ~mask, mask & ~gt
-            region, size, positive = _largest_region(missed, spurious)
-            if region is None or size < smallest:
+            fine, size, positive = _largest_region(missed, spurious)
+            if fine is None or size < smallest:
                 break
-            mask[region] = positive
+            mask[fine] = positive
             editor.stroke(frame, phases.BRUSH if positive else phases.ERASER, mask)
         return mask
 
-    def frame_with_image_tools(self, editor: DraftEditor, frame: int, gt: np.ndarray) -> np.ndarray:
-        """SAM on the frame (image clicks) then strokes: how phases 1 and 2 draw a frame."""
+    def frame_with_image_tools(
+        self, editor: DraftEditor, frame: int, gt: np.ndarray, current: np.ndarray | None = None
+    ) -> np.ndarray:
+        """SAM on the frame (image clicks, a new mask) then strokes: how phases 1 and 2 draw a
+        frame. Where the object is absent the frame's ``current`` mask is erased instead."""
         editor.work.located += 1
-        mask = _empty(editor.video)
+        mask = _empty(editor.video) if current is None else current
         if gt.any():
             mask = self.click_until_done(editor, frame, gt, phases.IMAGE_CLICK, None)
         return self.brush(editor, frame, mask, gt)
@@ -283,7 +297,7 @@ class SimulatedAnnotator:
         self, editor: DraftEditor, frame: int, gt: np.ndarray, pred: np.ndarray | None
     ) -> bool:
         """Re-draw the frame from scratch; True when its mask can be propagated."""
-        mask = self.frame_with_image_tools(editor, frame, gt)
+        mask = self.frame_with_image_tools(editor, frame, gt, pred)
         return bool(mask.any())
 
     def _phase3_frame(
@@ -344,10 +358,11 @@ class SimulatedAnnotator:
             if self.project.phase == Project.Phase.SAM2_FULL
             else phases.IMAGE_CLICK
         )
+        current = editor.frames()
         for frame in lease.flagged_frames:
             editor.work.located += 1
             gt = truth[frame]
-            mask = _empty(editor.video)
+            mask = current.get(frame, _empty(editor.video))
             if gt.any():
                 mask = self.click_until_done(editor, frame, gt, tool, None)
             self.brush(editor, frame, mask, gt)
@@ -355,15 +370,24 @@ class SimulatedAnnotator:
         record.fixes += 1
 
 
+#: Error pixels this close together are painted by one stroke (a brush is a few pixels wide).
+STROKE_REACH = 2
+#: Broad strokes cover errors farther than this from the object's boundary (px).
+BROAD_MARGIN = 3
+
+
 def _largest_region(
     missed: np.ndarray, spurious: np.ndarray
 ) -> tuple[np.ndarray | None, int, bool]:
-    """The largest connected error region: (its (H, W) bool mask, its size, missed?)."""
+    """The largest error region one stroke fixes: (its (H, W) bool mask, its size in error
+    pixels, missed?). Error pixels within ``STROKE_REACH`` px of each other form one region."""
     best: tuple[np.ndarray | None, int, bool] = (None, 0, True)
     for error, positive in ((missed, True), (spurious, False)):
         if not error.any():
             continue
-        labelled, count = ndimage.label(error)
+        reach = ndimage.binary_dilation(error, iterations=STROKE_REACH)
+        labelled, count = ndimage.label(reach)
+        labelled[~error] = 0
         sizes = np.bincount(labelled.ravel(), minlength=count + 1)[1:]
         top = int(np.argmax(sizes))
         if int(sizes[top]) > best[1]:

@@ -107,8 +107,9 @@ class SimulationConfig:
             heldout_videos=1,
             train_steps=1,
             start_from="scratch",
-            annotator=AnnotatorConfig(max_clicks=2, max_fix_frames=1, max_strokes=2),
-            reviewer=ReviewerConfig(max_sendbacks=1, max_flags=2),
+            # few clicks; strokes and fixes bring even a random model's masks to verified
+            annotator=AnnotatorConfig(max_clicks=2, max_fix_frames=1, max_strokes=12),
+            reviewer=ReviewerConfig(max_sendbacks=2, max_flags=4),
         )
         return replace(base, **overrides)
 
@@ -428,7 +429,10 @@ def run_simulation(
                 job = rounds.do_start_round(
                     team.manager, train_project, steps=config.train_steps, reason="simulate_engine"
                 )
-                rounds.run_round_job(job.pk)
+                try:
+                    rounds.run_round_job(job.pk)
+                except Exception:  # the job row records it; the engine goes on with its model
+                    logger.exception("training round of job %s failed", job.pk)
                 job.refresh_from_db()
                 summary = _round_summary(job)
                 result.rounds.append(summary)

@@ -181,15 +181,19 @@ def model_jf_png(result: SimulationResult) -> bytes:
 def loss_png(result: SimulationResult) -> bytes:
     def draw(fig: Any) -> None:
         ax = fig.add_subplot(1, 1, 1)
+        drawn = False
         for n, summary in enumerate(result.rounds, start=1):
             curve = summary.get("loss_curve") or []
             if curve:
                 ax.plot([p[0] for p in curve], [p[1] for p in curve], label=f"round {n}")
+                drawn = True
         ax.set_title("training loss per round", fontsize=10)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
-        if result.rounds:
+        if drawn:
             ax.legend(fontsize=8)
+        else:
+            ax.text(0.5, 0.5, "no round trained", ha="center", va="center", transform=ax.transAxes)
 
     return _figure_png(draw)
 
