@@ -204,7 +204,9 @@ def _record_failure(job: Job, message: str) -> None:
 
 def _snapshot(job: Job, round_: Round, project: Project) -> DatasetSnapshot:
     snapshot_id = (round_.metrics or {}).get("snapshot_id")
-    snapshot = DatasetSnapshot.objects.filter(pk=snapshot_id, project=project).first()
+    snapshot = None
+    if isinstance(snapshot_id, int):
+        snapshot = DatasetSnapshot.objects.filter(pk=snapshot_id, project=project).first()
     if snapshot is None:
         snapshot = do_create_snapshot(project, name=f"round {round_.number} (job {job.pk})")
     return snapshot
@@ -234,7 +236,7 @@ def _base_model(spec: registry.ModelSpec, device: str, folder: Path) -> Sam2Mode
     from model.checkpoint import CheckpointError
 
     path = Path(spec.location)
-    if spec.source == "promoted":
+    if spec.source == "promoted" and spec.model_version_id is not None:
         version = ModelVersion.objects.get(pk=spec.model_version_id)
         versions.check_stored_checkpoint(version)
         path = folder / "base.pt"
@@ -270,6 +272,8 @@ def _run_round(job: Job, reporter: JobReporter) -> dict[str, Any]:
     from model.training.loop import StepStats, train
 
     started = time.monotonic()
+    if job.project_id is None:
+        raise RoundFailed("a round's job must name its project")
     project = Project.objects.get(pk=job.project_id)
     steps = int(job.args.get("steps") or get_round_settings(project).steps)
     round_ = _round_for_job(job, project)

@@ -22,7 +22,7 @@ class ModelVersionSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=["candidate", "promoted", "retired"])
     sha256 = serializers.CharField()
     checkpoint_key = serializers.CharField()
-    parent = serializers.IntegerField(allow_null=True)
+    parent = serializers.IntegerField(allow_null=True)  # type: ignore[assignment]
     lineage = serializers.ListField(
         child=serializers.IntegerField(), help_text="ancestor ids, parent first"
     )
@@ -57,7 +57,7 @@ class RegisterUploadSerializer(serializers.Serializer):
     storage_key = serializers.CharField(
         required=False, max_length=1024, help_text="a checkpoint already in object storage"
     )
-    parent = serializers.IntegerField(required=False, min_value=1)
+    parent = serializers.IntegerField(required=False, min_value=1)  # type: ignore[assignment]
 
     def validate(self, attrs: dict) -> dict:
         if ("file" in attrs) == ("storage_key" in attrs):

@@ -114,7 +114,7 @@ def test_rounds_page_shows_history_curves_settings_and_plots(manager, project) -
     assert f"/projects/{project.pk}/rounds/plots/rounds.png" in page
     plot = client.get(f"/projects/{project.pk}/rounds/plots/rounds.png")
     assert plot.status_code == 200
-    assert b"".join(plot.streaming_content) == b"\x89PNG fake"
+    assert plot.getvalue() == b"\x89PNG fake"
     assert client.get(f"/projects/{project.pk}/rounds/plots/..%2Fx.png").status_code == 404
 
 

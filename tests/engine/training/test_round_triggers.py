@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from engine.datasets.snapshots import do_create_snapshot
-from engine.models import Job, Round
+from engine.models import Job, Masklet, MaskletRevision, Round
 from engine.review.verdicts import do_review
 from engine.training import triggers
 from tests._masklets import ready_video, square, submitted_masklet
@@ -34,7 +34,7 @@ def _verify(project, annotator, reviewer, count: int) -> None:
     for i in range(count):
         masks: dict[int, np.ndarray | None] = {t: square(32, 32, 2 + i, 2, 8) for t in range(3)}
         masklet = submitted_masklet(video, annotator, masks)
-        do_review(masklet.current_revision, reviewer, "satisfactory")
+        do_review(_current(masklet), reviewer, "satisfactory")
 
 
 def _finish(job_id: int, project, number: int) -> None:
@@ -114,3 +114,8 @@ def test_only_managers_change_round_settings(project, annotator) -> None:
 def test_bad_settings_are_refused(project, manager, fields) -> None:
     with pytest.raises(triggers.InvalidInput):
         triggers.do_update_round_settings(manager, project, **fields)
+
+
+def _current(masklet: Masklet) -> MaskletRevision:
+    assert masklet.current_revision is not None
+    return masklet.current_revision
