@@ -1,0 +1,72 @@
+"""The simulated data engine end to end: ``manage.py simulate_engine --quick`` (one round, a tiny
+random model, 4-frame procedural videos) annotates in every phase, reviews, trains a round, and
+prints and writes its figures."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.files.storage import default_storage
+from django.core.management import call_command
+
+from engine.models import InteractionEvent, Masklet, ModelVersion, Project, Review, Round
+from engine.simulation.report import PLOTS
+from tests.engine.annotation._serving import serving_settings  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("db", "serving_settings")
+
+
+def test_quick_run_prints_the_table_and_writes_the_plots(tmp_path: Path) -> None:
+    out = io.StringIO()
+    call_command("simulate_engine", "--quick", "--out", str(tmp_path), stdout=out)
+    text = out.getvalue()
+
+    # one project per phase, each annotated the same two videos through the engine
+    projects = Project.objects.filter(name__startswith="Simulated engine")
+    assert sorted(projects.values_list("phase", flat=True)) == [1, 2, 3]
+    for project in projects:
+        assert project.videos.count() == 2
+        assert Masklet.objects.filter(video__project=project).exists()
+        assert not Masklet.objects.filter(
+            video__project=project, status__in=["draft", "submitted", "needs_fix"]
+        ).exists()
+        events = InteractionEvent.objects.filter(video__project=project)
+        assert events.filter(kind=InteractionEvent.Kind.SUBMIT).exists()
+    assert Review.objects.filter(revision__masklet__video__project__in=projects).exists()
+    # a training round ran on the phase 3 project
+    train_project = projects.get(phase=3)
+    assert Round.objects.filter(project=train_project).count() == 1
+    assert ModelVersion.objects.filter(name__contains="scratch test_tiny").exists()
+
+    # the printed table: a row per phase, the phase ratio, the model per round
+    for phase in (1, 2, 3):
+        assert any(line.split()[:2] == ["1", str(phase)] for line in text.splitlines())
+    assert "phase 1 / phase 3 =" in text
+    assert "after round" in text
+
+    # figures JSON and PNGs in storage under simulation/<project_id>/ and in --out
+    prefix = f"simulation/{train_project.pk}/"
+    figures = json.loads(default_storage.open(prefix + "figures.json").read())
+    assert [b["phase"] for b in figures["batches"]] == [1, 2, 3]
+    assert [s["after_round"] for s in figures["model_scores"]] == [0, 1]
+    for batch in figures["batches"]:
+        assert batch["seconds_per_frame"] > 0
+        assert batch["clicks_per_clicked_frame"] >= 1
+        # the simulation's own counts equal what the engine's telemetry recorded
+        assert batch["telemetry"]["agree"], batch["telemetry"]
+    for name in PLOTS:
+        data: Any = default_storage.open(prefix + name).read()
+        assert data.startswith(b"\x89PNG")
+        assert (tmp_path / name).read_bytes() == data
+    assert (tmp_path / "table.txt").read_text() in text
+
+
+def test_phase_list_is_checked() -> None:
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="phases"):
+        call_command("simulate_engine", "--quick", "--phases", "1,4")
