@@ -1,4 +1,5 @@
-"""Command line: `python -m model predict-video ...` and `python -m model download ...`.
+"""Command line: `python -m model predict-video ...`, `python -m model download ...` and
+`python -m model train ...` (see model/training/cli.py).
 
 predict-video applies a script of actions (ACTIONS.json) to a video session and writes OUT.npz:
 
@@ -183,6 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
     pv.set_defaults(func=predict_video)
     # parsed by model.download.download_main (NAME --dest DIR [--sha256] [--url] ...)
     sub.add_parser("download", help="download an official SAM 2.1 checkpoint", add_help=False)
+    from model.training.cli import add_train_parser
+
+    add_train_parser(sub)  # train --config NAME --data DIR --steps N --out PATH ...
     return parser
 
 

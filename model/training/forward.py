@@ -146,4 +146,10 @@ class ClipLoss(nn.Module):
             rng=rng,
             generator=generator,
         )
-        return clip_loss(frames, sample.gt_masks.to(self.model.device), num_objects)
+        parts = clip_loss(frames, sample.gt_masks.to(self.model.device), num_objects)
+        if not parts["total"].requires_grad:
+            # every frame was a GT-mask prompt (a clip of init frames only): a zero loss still
+            # joins the graph, so backward (and DDP's gradient reduction) runs on every rank
+            anchor = next(p for p in self.model.parameters() if p.requires_grad)
+            parts["total"] = parts["total"] + 0.0 * anchor.sum()
+        return parts

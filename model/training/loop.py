@@ -170,9 +170,7 @@ def train(
     runner: nn.Module = wrapper
     ddp = info.world_size > 1
     if ddp:
-        runner = DistributedDataParallel(
-            wrapper, find_unused_parameters=True, broadcast_buffers=False
-        )
+        runner = DistributedDataParallel(wrapper, find_unused_parameters=True)
     params = [p for p in model.parameters() if p.requires_grad]
     image_size = model.image_size
 
