@@ -15,5 +15,6 @@ urlpatterns = [
     path("", include("webapp.review_urls")),
     path("", include("webapp.annotation_urls")),
     path("", include("webapp.training_urls")),
+    path("", include("webapp.quality_views")),
     path("", include("webapp.console_urls")),
 ]
