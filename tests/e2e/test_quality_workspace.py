@@ -27,9 +27,10 @@ def test_the_workspace_timeline_marks_the_frames_to_check(
     video.refresh_from_db()
     lease = leases.do_take_next_video(annotator, project)
     assert lease is not None
+    height, width = int(video.height or 0), int(video.width or 0)
     frames = {}
     for i in range(video.frame_count):
-        mask = np.zeros((video.height, video.width), dtype=bool)
+        mask = np.zeros((height, width), dtype=bool)
         mask[60:140, 40 + 5 * i : 120 + 5 * i] = True
         frames[i] = FrameMask(None if i == 5 else encode_rle(mask), "click")
     masklet = do_create_masklet(video, author=annotator, frames=frames, label="box")
