@@ -175,6 +175,17 @@ _HIERA_TEST = HieraConfig(
     window_pos_embed_bkg_spatial_size=(4, 4),
 )
 
+# Narrow 8-block Hiera for a model trained from scratch on CPUs (model/training): 256 px input,
+# 2 memory-attention layers with a 1024-wide FFN. Stage 4 runs at 8x8, i.e. globally.
+_HIERA_DEMO = HieraConfig(
+    embed_dim=32,
+    num_heads=1,
+    stages=(1, 2, 4, 1),
+    global_att_blocks=(5, 7),
+    window_spec=(8, 4, 8, 8),
+    window_pos_embed_bkg_spatial_size=(4, 4),
+)
+
 CONFIGS: dict[str, Sam2Config] = {
     "sam2.1_hiera_t": Sam2Config(name="sam2.1_hiera_t", trunk=_HIERA_T),
     "sam2.1_hiera_s": Sam2Config(name="sam2.1_hiera_s", trunk=_HIERA_S),
@@ -185,6 +196,13 @@ CONFIGS: dict[str, Sam2Config] = {
     ),
     "test_tiny_256": Sam2Config(
         name="test_tiny_256", trunk=_HIERA_TEST, image_size=256, memory_attention_layers=2
+    ),
+    "demo_small": Sam2Config(
+        name="demo_small",
+        trunk=_HIERA_DEMO,
+        image_size=256,
+        memory_attention_layers=2,
+        memory_attention_ffn_dim=1024,
     ),
 }
 

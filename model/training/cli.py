@@ -28,7 +28,13 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=1, help="clips per step (global)")
     p.add_argument("--num-frames", type=int, default=8, help="frames per sampled clip")
     p.add_argument("--image-size", type=int, default=None, help="model input size (px)")
-    p.add_argument("--no-bf16", action="store_true", help="train in float32 (no autocast)")
+    precision = p.add_mutually_exclusive_group()
+    precision.add_argument(
+        "--bf16", dest="bf16", action="store_true", default=None, help="bf16 autocast"
+    )
+    precision.add_argument(
+        "--no-bf16", dest="bf16", action="store_false", help="train in float32 (no autocast)"
+    )
     p.add_argument("--base-lr", type=float, default=TrainConfig.base_lr)
     p.add_argument("--vision-lr", type=float, default=TrainConfig.vision_lr)
     p.add_argument("--checkpoint-every", type=int, default=0)
@@ -45,17 +51,19 @@ def _device(requested: str | None) -> torch.device:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    device = _device(args.device)
+    # default: bf16 autocast on CUDA; float32 on CPUs, where bf16 training ran 3-4x slower
+    bf16 = device.type == "cuda" if args.bf16 is None else args.bf16
     config = TrainConfig(
         steps=args.steps,
         batch_size=args.batch_size,
         num_frames=args.num_frames,
-        bf16=not args.no_bf16,
+        bf16=bf16,
         base_lr=args.base_lr,
         vision_lr=args.vision_lr,
         checkpoint_every=args.checkpoint_every,
         seed=args.seed,
     )
-    device = _device(args.device)
     info = distributed.init_distributed(device.type)
     try:
         clips = load_clips(args.data)
