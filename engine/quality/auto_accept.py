@@ -114,7 +114,17 @@ def do_auto_accept(masklet: Masklet) -> AutoAcceptDecision:
 
 def do_auto_accept_waiting(project: Project) -> list[int]:
     """Try :func:`do_auto_accept` on every submitted masklet of the project; the accepted ids."""
-    if not quality_settings(project).auto_accept or current_estimator(project) is None:
+    config = quality_settings(project)
+    loaded = current_estimator(project)
+    if not config.auto_accept or loaded is None:
         return []
-    waiting = Masklet.objects.filter(video__project=project, status=Masklet.Status.SUBMITTED)
+    # Only candidates already scored sure enough; do_auto_accept re-checks each under lock.
+    waiting = Masklet.objects.filter(
+        video__project=project,
+        status=Masklet.Status.SUBMITTED,
+        current_revision__quality__quality_model=loaded.row,
+        current_revision__quality__failure_probability__lte=1.0
+        - config.auto_accept_threshold
+        + 1e-9,
+    )
     return [m.pk for m in waiting if do_auto_accept(m).accepted]

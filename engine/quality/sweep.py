@@ -9,6 +9,10 @@ from engine.models import Project
 from engine.quality.auto_accept import do_auto_accept_waiting
 from engine.quality.training import QualityPolicy, do_rescore_waiting, do_train_quality_model
 
+#: Revisions scored per project and sweep: a first sweep over a large backlog (masks and
+#: frames decoded once per revision) stays inside the task's time limit; the next continues.
+SCORE_BATCH = 300
+
 
 def do_quality_sweep(policy: QualityPolicy, project_ids: list[int] | None = None) -> dict[str, Any]:
     """For each project (or those given): retrain its estimator when due, bring the scores of
@@ -21,6 +25,6 @@ def do_quality_sweep(policy: QualityPolicy, project_ids: list[int] | None = None
     for project in projects:
         if do_train_quality_model(project, policy) is not None:
             report["trained"].append(project.pk)
-        report["scored"] += do_rescore_waiting(project)
+        report["scored"] += do_rescore_waiting(project, limit=SCORE_BATCH)
         report["auto_accepted"] += do_auto_accept_waiting(project)
     return report

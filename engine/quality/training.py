@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from django.db import transaction
+from django.db.models import Q
 
 from engine.models import Masklet, MaskletRevision, Project, QualityModel, Review
 from engine.quality import estimator as fitting
@@ -104,20 +105,40 @@ def do_train_quality_model(
     return model
 
 
-def waiting_revisions(project: Project) -> list[MaskletRevision]:
-    """Current revisions of the project's masklets that wait for review."""
-    masklets = Masklet.objects.filter(
-        video__project=project,
-        status=Masklet.Status.SUBMITTED,
-        current_revision__isnull=False,
-    ).select_related("current_revision")
+def stale_waiting_revisions(
+    project: Project, loaded: LoadedEstimator | None, limit: int | None = None
+) -> list[MaskletRevision]:
+    """Current revisions of the project's masklets waiting for review whose quality row is
+    missing or not up to date with ``loaded`` (oldest change first, at most ``limit``)."""
+    stale = Q(current_revision__quality__isnull=True)
+    if loaded is None:
+        stale |= Q(current_revision__quality__quality_model__isnull=False)
+    else:
+        stale |= Q(current_revision__quality__failure_probability__isnull=True)
+        stale |= ~Q(current_revision__quality__quality_model_id=loaded.row.pk)
+    masklets = (
+        Masklet.objects.filter(
+            video__project=project,
+            status=Masklet.Status.SUBMITTED,
+            current_revision__isnull=False,
+        )
+        .filter(stale)
+        .select_related("current_revision", "current_revision__masklet")
+        .order_by("updated_at", "id")
+    )
+    if limit is not None:
+        masklets = masklets[:limit]
     return [m.current_revision for m in masklets if m.current_revision is not None]
 
 
-def do_rescore_waiting(project: Project, loaded: LoadedEstimator | None = None) -> int:
-    """Score (and estimate) every revision waiting for review; how many were visited."""
+def do_rescore_waiting(
+    project: Project, loaded: LoadedEstimator | None = None, *, limit: int | None = None
+) -> int:
+    """Score (and estimate) the revisions waiting for review whose scores are missing or
+    stale (``loaded`` default: the project's current estimator); how many were scored. A
+    bounded ``limit`` leaves the rest to the next sweep."""
     loaded = loaded if loaded is not None else current_estimator(project)
-    revisions = waiting_revisions(project)
+    revisions = stale_waiting_revisions(project, loaded, limit)
     for revision in revisions:
         do_score_revision(revision, loaded)
     return len(revisions)

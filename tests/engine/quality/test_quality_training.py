@@ -90,3 +90,21 @@ def test_only_human_verdicts_are_examples(project, annotator, reviewer):
     labels = sorted(failed for _, failed in training.project_verdicts(project))
     assert labels == [0, 0, 1, 1]
     assert Review.objects.count() == 4
+
+
+@pytest.mark.django_db
+def test_rescoring_visits_only_missing_or_stale_scores_in_bounded_batches(
+    project, annotator, reviewer, manager
+):
+    for k in range(3):
+        submit(project, annotator, good_masks(k), f"w{k}.mp4")
+    assert training.do_rescore_waiting(project, limit=2) == 2
+    assert training.do_rescore_waiting(project, limit=2) == 1
+    assert training.do_rescore_waiting(project) == 0  # all scored, nothing trained: up to date
+    reviewed_examples(project, annotator, manager, per_class=3)
+    model = do_train_quality_model(project, POLICY)  # re-scores the waiting ones itself
+    assert model is not None
+    assert training.do_rescore_waiting(project) == 0
+    # the waiting ones carry its estimate; the judged ones only their features
+    assert RevisionQuality.objects.filter(quality_model=model).count() == 3
+    assert RevisionQuality.objects.count() == 3 + 6
