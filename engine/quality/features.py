@@ -7,10 +7,15 @@ of a masklet, in frame order, and returns
   that cannot be measured (no stability scores stored, a single annotated frame) is ``nan``;
   the estimator imputes it.
 - ``suspicion``: one score in [0, 1] per annotated frame: how likely that frame is to need a
-  correction (a sudden IoU drop with its neighbours, an area spike, the object lost inside its
-  track, fragments, a low model score, a jittery step).
+  correction (a sudden drop of the motion-compensated IoU with its neighbours, an area spike,
+  the object lost inside its track, extra fragments, a low model score, a jittery step, an
+  outline that left the image's edges while the other frames follow them).
 - ``jitter``: the temporal-jitter measure (also one of the features), defined in
   :func:`temporal_jitter`.
+
+Inputs: the masks, the model's per-frame stability scores where the revision stores them (auto
+masklets do; manual propagation stores none yet), and optionally some decoded frames, for the
+edge-alignment features of engine.quality.edges.
 
 Masks are reduced by striding to at most :data:`WORK_SIDE` pixels a side first: the features are
 ratios (IoU, relative area, size-normalised motion), so they barely change, and a 1080p video of

@@ -21,7 +21,6 @@ from PIL import Image
 
 from engine.masks.rle import decode_rle
 from engine.models import (
-    Masklet,
     MaskletRevision,
     Project,
     QualityModel,
@@ -161,11 +160,3 @@ def do_score_revision(
     if changed:
         row.save(update_fields=[*changed, "computed_at"])
     return row
-
-
-def quality_of(masklet: Masklet) -> RevisionQuality | None:
-    """The quality row of the masklet's current revision (computed now if missing)."""
-    revision = masklet.current_revision
-    if revision is None:
-        return None
-    return do_score_revision(revision)
