@@ -43,8 +43,11 @@ class DemoRecipe:
     frames: int = 8
     size: int = 128
     objects: int = 2
+    occlusion: bool = True
+    reappear: bool = True
     steps: int = 300
     num_frames: int = 4
+    correction_clicks: int = 7
     base_lr: float = 1e-3
     vision_lr: float = 5e-4
     seed: int = 7
@@ -163,7 +166,12 @@ def train_demo_checkpoint(recipe: DemoRecipe, path: Path) -> dict[str, float]:
     from model.training.loop import train
 
     spec = ProceduralSpec(
-        num_frames=recipe.frames, height=recipe.size, width=recipe.size, num_objects=recipe.objects
+        num_frames=recipe.frames,
+        height=recipe.size,
+        width=recipe.size,
+        num_objects=recipe.objects,
+        occlusion=recipe.occlusion,
+        reappear=recipe.reappear,
     )
     train_set = make_videos(recipe.first_seed, recipe.train_videos, spec)
     eval_set = make_videos(recipe.first_seed + recipe.train_videos, recipe.eval_videos, spec)
@@ -173,6 +181,7 @@ def train_demo_checkpoint(recipe: DemoRecipe, path: Path) -> dict[str, float]:
         steps=recipe.steps,
         num_frames=min(recipe.num_frames, recipe.frames),
         max_objects=recipe.objects,
+        correction_clicks=recipe.correction_clicks,
         base_lr=recipe.base_lr,
         vision_lr=recipe.vision_lr,
         seed=recipe.seed,

@@ -9,6 +9,9 @@ candidate only if its paired per-video difference on ``ROUND_PROMOTION_METRIC`` 
 at least ``ROUND_PROMOTION_MARGIN``. The :class:`~engine.models.Round` row records it all:
 number, candidate version, phase, time span, loss curve, scores, decision and why.
 
+``ROUND_TRAIN_OPTIONS`` (a dict, optional) overrides further :class:`model.training.config.
+TrainConfig` fields, e.g. fewer correction clicks for quick CPU rounds.
+
 One round per project at a time: :func:`do_start_round` refuses (409) while one is queued or
 running. The job is fenced like every job (``engine.jobs.lifecycle``): a superseded attempt
 writes nothing; a re-run of the same job reuses its round, snapshot and candidate.
@@ -331,6 +334,7 @@ def _run_round(job: Job, reporter: JobReporter) -> dict[str, Any]:
             base_lr=float(_setting("ROUND_BASE_LR", 5e-6)),
             vision_lr=float(_setting("ROUND_VISION_LR", 3e-6)),
             seed=int(round_.number),
+            **dict(_setting("ROUND_TRAIN_OPTIONS", {})),
         )
         clips = [TrainClip(frames=c.frames, masks=c.masks) for c in train_clips]
         reporter.progress(0.05, f"round {round_.number}: training {steps} steps", force=True)
