@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -20,7 +21,7 @@ from model.training.synthetic import moving_discs_clips
 
 ROOT = Path(__file__).resolve().parents[2]
 # float32 and a high learning rate: the tiny random model must learn in a few steps
-FAST = {"bf16": False, "base_lr": 1e-3, "vision_lr": 1e-3, "num_frames": 2}
+FAST: dict[str, Any] = {"bf16": False, "base_lr": 1e-3, "vision_lr": 1e-3, "num_frames": 2}
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +138,8 @@ def test_torchrun_two_processes_equal_one_process(clips: list[TrainClip], tmp_pa
     assert "2 process(es)" in done.stdout
     assert "step 2/2" in done.stdout
 
-    single = load_checkpoint(Sam2Model(get_config("test_tiny")), init)
+    single = Sam2Model(get_config("test_tiny"))
+    load_checkpoint(single, init)
     train(single, clips, TrainConfig(steps=2, batch_size=2, **FAST))
     ddp = torch.load(out, weights_only=True)["model"]
     initial = torch.load(init, weights_only=True)["model"]
