@@ -11,11 +11,17 @@ from typing import Any
 
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.exceptions import Throttled, ValidationError
+from rest_framework.parsers import FormParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from api.parsers import DepthLimitedJSONParser, StrictMultiPartParser
+
 
 class ObtainTokenView(ObtainAuthToken):
+    # The project's parsers (DRF's own JSON parser lets deep nesting escape as a 500).
+    parser_classes = [DepthLimitedJSONParser, FormParser, StrictMultiPartParser]
+
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         try:
             return super().post(request, *args, **kwargs)

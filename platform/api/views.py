@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, status, viewsets
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotAuthenticated, NotFound, PermissionDenied
 from rest_framework.request import Request
@@ -39,6 +39,18 @@ def url_id(value: str | None) -> int:
     return int(value)
 
 
+#: One page of a project's videos (the ``videos`` action paginates like the list routes).
+_VIDEO_PAGE = inline_serializer(
+    "ProjectVideoPage",
+    fields={
+        "count": serializers.IntegerField(),
+        "next": serializers.URLField(allow_null=True),
+        "previous": serializers.URLField(allow_null=True),
+        "results": VideoSerializer(many=True),
+    },
+)
+
+
 class ProjectViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -63,8 +75,11 @@ class ProjectViewSet(
         )
         return Response(ProjectSerializer(project).data, status=status.HTTP_201_CREATED)
 
+    @extend_schema(methods=["GET"], responses=_VIDEO_PAGE)
     @extend_schema(
-        request={"multipart/form-data": VideoUploadSerializer}, responses=VideoSerializer
+        methods=["POST"],
+        request={"multipart/form-data": VideoUploadSerializer},
+        responses={202: VideoSerializer},
     )
     @action(detail=True, methods=["get", "post"], parser_classes=[StrictMultiPartParser])
     def videos(self, request: Request, pk: str | None = None) -> Response:

@@ -7,6 +7,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from django.apps import apps
 from django.conf import settings
@@ -47,7 +48,7 @@ def _outcome(status: int, location: str, body: bytes) -> str:
     return "ok"
 
 
-def fingerprint() -> tuple[object, ...]:
+def fingerprint() -> tuple[tuple[Any, ...], tuple[str, ...]]:
     """Row count and largest id of every model of ours, and the set of stored objects."""
     ours: list[type[Model]] = [*apps.get_app_config("engine").get_models(), Token]
     rows = [
