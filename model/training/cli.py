@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -27,7 +28,12 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue from --out if it exists")
     p.add_argument("--batch-size", type=int, default=1, help="clips per step (global)")
     p.add_argument("--num-frames", type=int, default=8, help="frames per sampled clip")
+    p.add_argument("--max-objects", type=int, default=TrainConfig.max_objects)
     p.add_argument("--image-size", type=int, default=None, help="model input size (px)")
+    p.add_argument(
+        "--drop-path", type=float, default=None, help="trunk drop-path rate (Meta's recipe: 0.1)"
+    )
+    p.add_argument("--freeze-image-encoder", action="store_true")
     precision = p.add_mutually_exclusive_group()
     precision.add_argument(
         "--bf16", dest="bf16", action="store_true", default=None, help="bf16 autocast"
@@ -58,6 +64,8 @@ def run_train(args: argparse.Namespace) -> int:
         steps=args.steps,
         batch_size=args.batch_size,
         num_frames=args.num_frames,
+        max_objects=args.max_objects,
+        freeze_image_encoder=args.freeze_image_encoder,
         bf16=bf16,
         base_lr=args.base_lr,
         vision_lr=args.vision_lr,
@@ -68,7 +76,11 @@ def run_train(args: argparse.Namespace) -> int:
     try:
         clips = load_clips(args.data)
         torch.manual_seed(config.seed)  # same random init on every rank
-        model = Sam2Model(get_config(args.config, args.image_size))
+        model_config = get_config(args.config, args.image_size)
+        if args.drop_path is not None:
+            trunk = replace(model_config.trunk, drop_path_rate=args.drop_path)
+            model_config = replace(model_config, trunk=trunk)
+        model = Sam2Model(model_config)
         if args.init is not None:
             load_checkpoint(model, args.init)
         model.to(device)

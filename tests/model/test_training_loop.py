@@ -173,3 +173,23 @@ def test_trained_checkpoint_loads_in_metas_code_with_the_same_outputs(tmp_path: 
             )
     for got, want in zip(outputs[0], outputs[1]):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_cli_trains_and_resumes(
+    clips: list[TrainClip], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from model.__main__ import main
+
+    save_clips(tmp_path / "data", clips)
+    out = tmp_path / "model.pt"
+    common = ["train", "--config", "test_tiny", "--data", str(tmp_path / "data"), "--out", str(out)]
+    assert main([*common, "--steps", "1", "--num-frames", "2", "--drop-path", "0.1"]) == 0
+    first = capsys.readouterr().out
+    assert "bf16 False" in first  # CPU default: float32
+    assert "step 1/1" in first
+    assert main([*common, "--steps", "2", "--num-frames", "2", "--resume"]) == 0
+    second = capsys.readouterr().out
+    assert "step 2/2" in second
+    assert "step 1/2" not in second  # continued from the checkpoint's step 1
+    assert torch.load(out, weights_only=True)["step"] == 2
+    load_checkpoint(Sam2Model(get_config("test_tiny")), out)
