@@ -55,6 +55,7 @@ class EvalConfig:
         skip_last_frame: also skip each clip's last frame (SA-V's evaluator skips first and last).
         feature_cache_size: frames whose image features a session keeps (the clip is
             propagated ``len(click_counts) + 1`` times; caching it whole avoids recomputing).
+        dtype: "float32" or "bfloat16" (autocast) for the model's sessions.
     """
 
     click_counts: tuple[int, ...] = (1, 3, 5)
@@ -63,6 +64,7 @@ class EvalConfig:
     apply_postprocessing: bool = False
     skip_last_frame: bool = False
     feature_cache_size: int = 64
+    dtype: str = "float32"
 
     def __post_init__(self) -> None:
         if not self.click_counts or any(k < 1 for k in self.click_counts):
@@ -71,6 +73,8 @@ class EvalConfig:
             raise ValueError(f"iou_target must be in (0, 1], got {self.iou_target}")
         if self.max_clicks < 1 or self.feature_cache_size < 1:
             raise ValueError("max_clicks and feature_cache_size must be >= 1")
+        if self.dtype not in ("float32", "bfloat16"):
+            raise ValueError(f"dtype must be float32 or bfloat16, got {self.dtype!r}")
 
     @property
     def clicks_key(self) -> str:
@@ -402,6 +406,7 @@ def _evaluation_mode(model: Sam2Model, device: str, config: EvalConfig) -> Itera
         yield VideoPredictor(
             model,
             apply_postprocessing=config.apply_postprocessing,
+            dtype=config.dtype,
             feature_cache_size=config.feature_cache_size,
             spill_evicted=False,
         )

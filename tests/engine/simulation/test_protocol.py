@@ -181,3 +181,5 @@ def test_eval_config() -> None:
         EvalConfig(click_counts=())
     with pytest.raises(ValueError):
         EvalConfig(iou_target=1.5)
+    with pytest.raises(ValueError):
+        EvalConfig(dtype="float16")
