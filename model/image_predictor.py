@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from model._prompts import ArrayLike, InvalidPromptError, PredictorStateError, check_points
+from model.batched import LowResBatch, check_batched_prompts
 from model.postprocess import connected_components
 from model.preprocess import image_to_tensor
 
@@ -219,6 +220,89 @@ class ImagePredictor:
             return result[0] if squeeze is not None else result
 
         return ImagePrediction(to_np(out_masks), to_np(iou.float()), to_np(low_res))
+
+    def predict_batch(
+        self,
+        point_coords: ArrayLike | None = None,
+        point_labels: ArrayLike | None = None,
+        boxes: ArrayLike | None = None,
+        multimask_output: bool = True,
+        return_logits: bool = False,
+        normalize_coords: bool = True,
+    ) -> ImagePrediction:
+        """B independent prompts decoded in one mask-decoder call (the image embedding is shared).
+
+        Prompt b is `point_coords[b]` (N, 2) pixels x, y with `point_labels[b]` (N,) in {1, 0}
+        (-1 pads prompts with fewer clicks), and/or `boxes[b]` [x0, y0, x1, y1]. Each prompt gives
+        the same masks as `predict` on it alone (up to float rounding of batched matmuls).
+
+        Returns:
+            masks (B, C, H, W), iou_predictions (B, C), low_res_logits (B, C, S/4, S/4), with
+            C = 3 for multimask output else 1, always with the batch dimension.
+        """
+        batch = self.decode_batch(
+            point_coords, point_labels, boxes, multimask_output, normalize_coords
+        )
+        with self._compute():
+            masks = batch.upscale(batch.logits)
+            out_masks = masks if return_logits else masks > self.mask_threshold
+            low_res = torch.clamp(batch.logits, -32.0, 32.0)
+        return ImagePrediction(
+            out_masks.cpu().numpy(), batch.iou_predictions, low_res.cpu().numpy()
+        )
+
+    def decode_batch(
+        self,
+        point_coords: ArrayLike | None = None,
+        point_labels: ArrayLike | None = None,
+        boxes: ArrayLike | None = None,
+        multimask_output: bool = True,
+        normalize_coords: bool = True,
+    ) -> LowResBatch:
+        """`predict_batch` without the upsampling: low-res logits (B, C, S/4, S/4) and IoUs
+        (B, C); `LowResBatch.take` upsamples chosen masks to the image later."""
+        feats = self._require_features()
+        h, w = feats.orig_hw
+        scale_w, scale_h = (w, h) if normalize_coords else (1, 1)
+        coords, labels = check_batched_prompts(point_coords, point_labels, boxes, scale_w, scale_h)
+        size = int(self.model.image_size)
+        with self._compute():
+            norm = torch.tensor([scale_w, scale_h], dtype=torch.float32)
+            coords_t = torch.as_tensor(coords, dtype=torch.float32) / norm * size
+            labels_t = torch.as_tensor(labels, dtype=torch.int32)
+            low_res, iou = self._decode_batch(
+                coords_t.to(self.device), labels_t.to(self.device), multimask_output
+            )
+        return LowResBatch(
+            logits=low_res,
+            iou_predictions=iou.float().cpu().numpy(),
+            image_hw=feats.orig_hw,
+            upscale=self._upscale,
+        )
+
+    def _upscale(self, low_res: torch.Tensor) -> torch.Tensor:
+        with self._compute():
+            return self._postprocess(low_res, self._require_features().orig_hw)
+
+    def _decode_batch(
+        self, coords: torch.Tensor, labels: torch.Tensor, multimask_output: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, N, 2) model-pixel coords, (B, N) labels -> float32 low-res logits (B, C, h, w)
+        and IoU predictions (B, C)."""
+        feats = self._require_features()
+        sparse, dense = self.model.sam_prompt_encoder(
+            points=(coords, labels), boxes=None, masks=None
+        )
+        low_res, iou, _, _ = self.model.sam_mask_decoder(
+            image_embeddings=feats.image_embed,
+            image_pe=self.model.sam_prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=multimask_output,
+            repeat_image=True,
+            high_res_features=feats.high_res_feats,
+        )
+        return low_res.float(), iou
 
     def _postprocess(self, low_res: torch.Tensor, orig_hw: tuple[int, int]) -> torch.Tensor:
         """Optional hole/speck removal on (B, C, h, w) logits, then resize to the image."""

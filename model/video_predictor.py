@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 from collections import OrderedDict
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
@@ -86,6 +86,14 @@ class SessionOptions:
         spill_evicted: write evicted memory-bank entries to disk (exact corrections on any frame
             later) instead of dropping them.
         spill_dir: parent folder of the spill directory (default: the system temp folder).
+        keep_unchanged_objects: propagation re-tracks an object on a frame only if its prompts
+            changed since it was last tracked there; other objects keep their stored outputs
+            (a correction of one object leaves the others as they were). False (official):
+            every propagation re-tracks every object, so an earlier forward result of an
+            untouched object is replaced by a reverse one, for instance.
+        corrections_as_cond: a prompt on a frame an object was already tracked on makes it a
+            conditioning frame (kept in memory for the whole video, as the official
+            `add_all_frames_to_correct_as_cond`); None takes the model's flag (False in SAM 2.1).
     """
 
     fill_hole_area: int = 8
@@ -94,6 +102,8 @@ class SessionOptions:
     feature_cache_size: int = 4
     spill_evicted: bool = True
     spill_dir: str | None = None
+    keep_unchanged_objects: bool = False
+    corrections_as_cond: bool | None = None
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
@@ -130,6 +140,8 @@ class ObjectState:
     pending_non_cond: dict[int, FrameOutput] = field(default_factory=dict)
     # frame -> whether it was tracked in reverse
     tracked: dict[int, bool] = field(default_factory=dict)
+    # frames tracked since the object's prompts last changed (their stored outputs are current)
+    current: set[int] = field(default_factory=set)
 
     def pending(self, is_cond: bool) -> dict[int, FrameOutput]:
         return self.pending_cond if is_cond else self.pending_non_cond
@@ -220,7 +232,8 @@ class VideoSession:
             point_inputs = {"point_coords": coords, "point_labels": point_labels}
             obj.point_inputs[frame_idx] = point_inputs
             obj.mask_inputs.pop(frame_idx, None)
-            is_cond = frame_idx not in obj.tracked
+            obj.current.clear()
+            is_cond = self._is_cond_prompt(obj, frame_idx)
             reverse = obj.tracked.get(frame_idx, False)
             prev = obj.latest_output(frame_idx, is_cond)
             prev_logits = None
@@ -249,9 +262,30 @@ class VideoSession:
         As official `add_new_mask`: the mask replaces the frame's clicks for this object and is
         used as the output itself (logits +-10), resized to the model size with antialiasing.
         """
+        return self.add_masks(frame_idx, {obj_id: mask})
+
+    def add_masks(self, frame_idx: int, masks: Mapping[int, ArrayLike]) -> FrameResult:
+        """`add_mask` for several objects on one frame, with one `FrameResult` at the end.
+
+        Seeding N objects one `add_mask` at a time builds N results of 1..N objects at video
+        resolution (N^2 / 2 frame-sized logit maps); this builds one of N.
+        """
         frame_idx = check_frame_index(frame_idx, self.num_frames)
-        obj_id = check_obj_id(obj_id)
-        binary = check_mask(mask, self.video_width, self.video_height)
+        checked = [
+            (check_obj_id(obj_id), check_mask(mask, self.video_width, self.video_height))
+            for obj_id, mask in masks.items()
+        ]
+        if not checked:
+            raise InvalidPromptError("no masks given")
+        is_cond = True
+        for obj_id, binary in checked:
+            is_cond = self._apply_mask(frame_idx, obj_id, binary)
+        with self._compute():
+            return self._frame_result(frame_idx, is_cond)
+
+    def _apply_mask(self, frame_idx: int, obj_id: int, binary: np.ndarray) -> bool:
+        """Store one object's mask prompt and its output; returns whether the frame is a
+        conditioning frame for it."""
         with self._compute():
             mask_t = torch.from_numpy(binary)[None, None].float().to(self.device)
             size = (self.image_size, self.image_size)
@@ -263,7 +297,8 @@ class VideoSession:
             obj = self._get_or_add_object(obj_id)
             obj.mask_inputs[frame_idx] = mask_t
             obj.point_inputs.pop(frame_idx, None)
-            is_cond = frame_idx not in obj.tracked
+            obj.current.clear()
+            is_cond = self._is_cond_prompt(obj, frame_idx)
             reverse = obj.tracked.get(frame_idx, False)
             (out,) = self._track(
                 frame_idx,
@@ -275,7 +310,7 @@ class VideoSession:
                 run_mem_encoder=False,
             )
             obj.pending(is_cond)[frame_idx] = out
-            return self._frame_result(frame_idx, is_cond)
+            return is_cond
 
     def propagate(
         self,
@@ -309,6 +344,25 @@ class VideoSession:
             end = min(start_frame_idx + span, self.num_frames - 1)
             order = range(start_frame_idx, end + 1)
         return self._propagation(list(order), reverse, cancel)
+
+    def propagate_both_ways(
+        self, frame_idx: int, cancel: CancelFlag | None = None
+    ) -> Generator[FrameResult, None, None]:
+        """Re-propagation around a correction: forward from `frame_idx` to the last frame, then
+        backward from `frame_idx - 1` to frame 0 (each frame once).
+
+        With `corrections_as_cond` the corrected frame is a conditioning frame, so both passes
+        follow it; with `keep_unchanged_objects` only the corrected objects are re-tracked.
+        Input errors raise here, before the generator is returned.
+        """
+        forward = self.propagate(frame_idx, cancel=cancel)
+
+        def passes() -> Generator[FrameResult, None, None]:
+            yield from forward
+            if frame_idx > 0 and not (cancel is not None and cancel.is_set()):
+                yield from self._propagation(list(range(frame_idx - 1, -1, -1)), True, cancel)
+
+        return passes()
 
     def clear_prompts_in_frame(self, frame_idx: int, obj_id: int) -> FrameResult:
         """Remove one object's clicks/mask on a frame (official `clear_all_prompts_in_frame`).
@@ -399,6 +453,16 @@ class VideoSession:
             obj = ObjectState(obj_id=obj_id, memory=bank)
             self._objects[obj_id] = obj
         return obj
+
+    def _is_cond_prompt(self, obj: ObjectState, frame_idx: int) -> bool:
+        """Prompts on untracked frames are conditioning; corrections on tracked frames are
+        too when `corrections_as_cond` (official `add_all_frames_to_correct_as_cond`)."""
+        if frame_idx not in obj.tracked:
+            return True
+        as_cond = self.options.corrections_as_cond
+        if as_cond is None:
+            as_cond = bool(getattr(self.model, "add_all_frames_to_correct_as_cond", False))
+        return as_cond
 
     def _require_object(self, obj_id: int) -> ObjectState:
         obj_id = check_obj_id(obj_id)
@@ -644,12 +708,19 @@ class VideoSession:
         objs = list(self._objects.values())
         low_res: list[torch.Tensor | None] = [None] * len(objs)
         groups: dict[tuple[Any, ...], list[int]] = {}
+        reused: set[int] = set()  # objects whose stored output is kept (keep_unchanged_objects)
         for i, obj in enumerate(objs):
             cond_out = obj.memory.cond.get(frame_idx)
             if cond_out is not None:
                 low_res[i] = cond_out.pred_masks
-            else:
-                groups.setdefault(self._layout_key(obj, frame_idx, reverse), []).append(i)
+                continue
+            if self.options.keep_unchanged_objects and frame_idx in obj.current:
+                stored = obj.memory.get_non_cond(frame_idx, heavy=True)
+                if stored is not None and stored.pred_masks is not None:
+                    low_res[i] = stored.pred_masks.to(self.device)
+                    reused.add(i)
+                    continue
+            groups.setdefault(self._layout_key(obj, frame_idx, reverse), []).append(i)
         for members in groups.values():
             outs = self._track(
                 frame_idx,
@@ -663,8 +734,10 @@ class VideoSession:
             for i, out in zip(members, outs):
                 objs[i].memory.put_non_cond(frame_idx, out)
                 low_res[i] = out.pred_masks
-        for obj in objs:
-            obj.tracked[frame_idx] = reverse
+        for i, obj in enumerate(objs):
+            if i not in reused:
+                obj.tracked[frame_idx] = reverse
+            obj.current.add(frame_idx)
             obj.memory.trim(frame_idx, reverse)
         masks = torch.cat([m for m in low_res if m is not None], dim=0)
         logits = self._to_video_res(masks)
@@ -673,6 +746,7 @@ class VideoSession:
         return FrameResult(frame_idx, self.obj_ids, logits)
 
     def _clear_prompts(self, obj: ObjectState, frame_idx: int) -> None:
+        obj.current.clear()
         obj.point_inputs.pop(frame_idx, None)
         obj.mask_inputs.pop(frame_idx, None)
         obj.pending_cond.pop(frame_idx, None)

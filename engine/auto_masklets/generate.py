@@ -48,6 +48,7 @@ from engine.models import Job, Masklet, MaskletRevision, User, Video, frame_key
 from engine.videos import storage
 
 if TYPE_CHECKING:
+    from model.batched import LowResBatch
     from model.frames import CallableFrameSource, FrameSource
     from model.image_predictor import ImagePredictor
 
@@ -218,8 +219,25 @@ def count_prompts(image_hw: tuple[int, int], config: AutoMaskConfig) -> int:
 def _point_predictor(predictor: ImagePredictor, on_batch: Callable[[int], None]) -> PredictFn:
     """A ``PredictFn`` over an image already set on ``predictor``: 3 mask logits per point.
 
-    The image predictor takes one prompt per call, so the batch is a loop over its points.
+    All points of a batch are decoded in one mask-decoder call (``decode_batch``), as SAM's
+    automatic mask generator does.
     """
+
+    def predict(points: np.ndarray, labels: np.ndarray) -> tuple[LowResBatch, np.ndarray]:
+        out = predictor.decode_batch(
+            point_coords=points[:, None, :], point_labels=labels[:, None], multimask_output=True
+        )
+        on_batch(len(points))
+        # (B, 3, h, w) float32 logits, upsampled only for the masks that pass the IoU filter
+        return out, out.iou_predictions
+
+    return predict
+
+
+def _single_point_predictor(
+    predictor: ImagePredictor, on_batch: Callable[[int], None]
+) -> PredictFn:
+    """The same ``PredictFn`` with one decoder call per point (the reference for benchmarks)."""
 
     def predict(points: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         masks: list[np.ndarray] = []
@@ -239,13 +257,23 @@ def _point_predictor(predictor: ImagePredictor, on_batch: Callable[[int], None])
     return predict
 
 
+_PREDICTORS = {"batched": _point_predictor, "per_point": _single_point_predictor}
+
+
 def first_frame_proposals(
-    model: Any, frames: FrameSource, config: AutoMaskletConfig, progress: Progress
+    model: Any,
+    frames: FrameSource,
+    config: AutoMaskletConfig,
+    progress: Progress,
+    decode: str = "batched",
 ) -> list[Proposal]:
     """Proposals on frame 0, best first, at most ``config.max_objects``.
 
-    ``progress`` receives fractions in [0, 1] of the prompts done.
+    ``progress`` receives fractions in [0, 1] of the prompts done. ``decode`` is "batched"
+    (``points_per_batch`` prompts per decoder call) or "per_point" (one call per prompt, the
+    earlier path, kept for benchmarks and tests).
     """
+    make_predict_fn = _PREDICTORS[decode]
     from model.image_predictor import ImagePredictor
 
     first = frames.read(0)
@@ -265,10 +293,10 @@ def first_frame_proposals(
     def crop_predict(crop: CropBox) -> PredictFn:
         predictor = ImagePredictor(model, dtype=config.dtype)
         predictor.set_image(np.ascontiguousarray(image[crop.y0 : crop.y1, crop.x0 : crop.x1]))
-        return _point_predictor(predictor, on_batch)
+        return make_predict_fn(predictor, on_batch)
 
     proposals = generate_first_frame_proposals(
-        _point_predictor(full, on_batch), image_hw, config.proposals, crop_predict
+        make_predict_fn(full, on_batch), image_hw, config.proposals, crop_predict
     )
     return proposals[: config.max_objects]
 

@@ -17,18 +17,19 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 from scipy import ndimage
 
-from engine.masks.rle import Rle, decode_rle, encode_rle, rle_iou_matrix
+from engine.masks.rle import Rle, decode_rle, encode_rle, rle_area, rle_bbox, rle_iou_matrix
 
-PredictFn = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+PredictFn = Callable[[np.ndarray, np.ndarray], tuple["np.ndarray | LazyMasks", np.ndarray]]
 """``(points_xy [N, 2] float32 pixels, labels [N] int32, 1 = positive) -> (masks, iou_preds)``.
 
 ``masks`` is ``[N, H, W]`` (or ``[N, M, H, W]`` for M masks per point) of bool, or of float
-logits thresholded at ``config.mask_threshold``; ``iou_preds`` is ``[N]`` (or ``[N, M]``).
+logits thresholded at ``config.mask_threshold``, or a ``LazyMasks`` of that shape (computed only
+for the masks whose predicted IoU passes); ``iou_preds`` is ``[N]`` (or ``[N, M]``).
 """
 
 CropPredictFactory = Callable[["CropBox"], PredictFn]
@@ -228,18 +229,68 @@ def remove_small_regions(
     small = np.flatnonzero(sizes < area_thresh) + 1
     if small.size == 0:
         return mask, False
-    if fill_holes:
-        return mask | np.isin(labels, small), True
-    if small.size == n_regions:
+    if not fill_holes and small.size == n_regions:
         return labels == int(np.argmax(sizes)) + 1, True
-    return mask & ~np.isin(labels, small), True
+    is_small = np.zeros(n_regions + 1, dtype=bool)
+    is_small[small] = True
+    in_small_region = is_small[labels]  # a table look-up: np.isin sorts every pixel
+    if fill_holes:
+        return mask | in_small_region, True
+    return mask & ~in_small_region, True
 
 
 def clean_mask(mask: np.ndarray, min_region_area: int) -> np.ndarray:
-    """Fill small holes, then remove small specks (SAM's post-processing order)."""
+    """Fill small holes, then remove small specks (SAM's post-processing order).
+
+    The regions are labelled inside the mask's box grown by one pixel, not on the whole image
+    (a proposal usually covers a small part of a frame); where that window cannot decide a
+    background region's size, the whole image is labelled. The result is the same either way.
+    """
+    if min_region_area <= 0:
+        return mask
+    box = mask_box_xyxy(mask)
+    if box is None:
+        return _clean_whole(mask, min_region_area)
+    height, width = mask.shape
+    window = (
+        slice(max(box[1] - 1, 0), min(box[3] + 1, height)),
+        slice(max(box[0] - 1, 0), min(box[2] + 1, width)),
+    )
+    filled = _fill_small_holes_in_window(mask[window], min_region_area)
+    if filled is None:
+        return _clean_whole(mask, min_region_area)
+    # all foreground lies in the window, so its islands are labelled exactly there
+    cleaned, _ = remove_small_regions(filled, min_region_area, "islands")
+    out = np.zeros_like(mask, dtype=bool)
+    out[window] = cleaned
+    return out
+
+
+def _clean_whole(mask: np.ndarray, min_region_area: int) -> np.ndarray:
     filled, _ = remove_small_regions(mask, min_region_area, "holes")
     cleaned, _ = remove_small_regions(filled, min_region_area, "islands")
     return cleaned
+
+
+def _fill_small_holes_in_window(window: np.ndarray, area_thresh: int) -> np.ndarray | None:
+    """Holes smaller than ``area_thresh`` filled in a window around all of the foreground.
+
+    A background region away from the window's border is whole inside it; one touching the border
+    may continue outside, which only matters if its part inside is small: then None (undecided).
+    """
+    labels, n_regions = ndimage.label(~window, structure=_EIGHT_CONNECTED)
+    if n_regions == 0:
+        return window
+    sizes = np.bincount(labels.ravel(), minlength=n_regions + 1)
+    on_border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    on_border = on_border[on_border > 0]
+    if np.any(sizes[on_border] < area_thresh):
+        return None
+    is_small = sizes < area_thresh
+    is_small[0] = False
+    if not is_small.any():
+        return window
+    return window | is_small[labels]
 
 
 def mask_box_xyxy(mask: np.ndarray) -> tuple[int, int, int, int] | None:
@@ -273,12 +324,28 @@ def mask_nms(rles: Sequence[Rle], scores: Sequence[float], iou_thresh: float) ->
     Ties in score keep the earlier index.
     """
     order = sorted(range(len(rles)), key=lambda i: (-scores[i], i))
+    if not rles:
+        return []
+    areas = np.array([rle_area(r) for r in rles], dtype=np.float64)
+    boxes = np.array([rle_bbox(r) for r in rles], dtype=np.float64).reshape(-1, 4)
+    x0, y0 = boxes[:, 0], boxes[:, 1]
+    x1, y1 = x0 + boxes[:, 2], y0 + boxes[:, 3]
     kept: list[int] = []
     for i in order:
         if kept:
-            ious = rle_iou_matrix([rles[i]], [rles[k] for k in kept])
-            if float(ious.max()) > iou_thresh:
-                continue
+            k = np.array(kept)
+            # The masks' intersection is at most that of their boxes (and of either area), and
+            # IoU grows with the intersection: only pairs whose bound passes need the RLE IoU.
+            box_inter = np.clip(np.minimum(x1[i], x1[k]) - np.maximum(x0[i], x0[k]), 0, None)
+            box_inter *= np.clip(np.minimum(y1[i], y1[k]) - np.maximum(y0[i], y0[k]), 0, None)
+            inter = np.minimum(box_inter, np.minimum(areas[i], areas[k]))
+            union = areas[i] + areas[k] - inter
+            bound = np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
+            close = k[bound > iou_thresh - 1e-9]  # margin for rounding of the bound
+            if close.size:
+                ious = rle_iou_matrix([rles[i]], [rles[j] for j in close])
+                if float(ious.max()) > iou_thresh:
+                    continue
         kept.append(i)
     return kept
 
@@ -315,27 +382,42 @@ def make_non_overlapping(
 # Driver
 
 
+class LazyMasks(Protocol):
+    """Masks that a ``PredictFn`` computes only when asked (e.g. upsampled from low-res logits).
+
+    ``shape`` is ``(N, M, H, W)`` (M masks per point); ``take(indices)`` returns the masks at
+    those flat indices (``point * M + m``) as ``[K, H, W]`` float logits.
+    """
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+    def take(self, indices: np.ndarray) -> np.ndarray: ...
+
+
 def _normalise_prediction(
-    masks: np.ndarray, iou_preds: np.ndarray, n_points: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """-> (masks [K, h, w], iou [K], point index [K]) flattening multi-mask outputs."""
-    masks = np.asarray(masks)
+    masks: np.ndarray | LazyMasks, iou_preds: np.ndarray, n_points: int
+) -> tuple[Callable[[np.ndarray], np.ndarray], tuple[int, int], np.ndarray, np.ndarray]:
+    """-> (take(flat indices) -> masks [K, h, w], (h, w), iou [K], point index [K]), with
+    multi-mask outputs flattened."""
     iou_preds = np.asarray(iou_preds, dtype=np.float64)
-    if masks.ndim == 3:
+    shape = tuple(masks.shape)
+    if len(shape) == 3:
         point_index = np.arange(n_points)
-    elif masks.ndim == 4:
-        per_point = masks.shape[1]
-        point_index = np.repeat(np.arange(n_points), per_point)
-        masks = masks.reshape(-1, *masks.shape[2:])
+    elif len(shape) == 4:
+        point_index = np.repeat(np.arange(n_points), shape[1])
         iou_preds = iou_preds.reshape(-1)
     else:
-        raise ValueError(f"predict_fn returned masks of shape {masks.shape}")
-    if masks.shape[0] != point_index.size or iou_preds.shape != (point_index.size,):
+        raise ValueError(f"predict_fn returned masks of shape {shape}")
+    count = shape[0] * (shape[1] if len(shape) == 4 else 1)
+    if count != point_index.size or iou_preds.shape != (point_index.size,):
         raise ValueError(
-            f"predict_fn returned {masks.shape[0]} masks and {iou_preds.shape} IoUs "
-            f"for {n_points} points"
+            f"predict_fn returned {count} masks and {iou_preds.shape} IoUs for {n_points} points"
         )
-    return masks, iou_preds, point_index
+    if isinstance(masks, np.ndarray):
+        flat = masks.reshape(-1, *shape[-2:])
+        return (lambda idx: flat[idx]), shape[-2:], iou_preds, point_index  # type: ignore[return-value]
+    return masks.take, shape[-2:], iou_preds, point_index  # type: ignore[return-value]
 
 
 def _proposals_in_crop(
@@ -351,12 +433,15 @@ def _proposals_in_crop(
     for start in range(0, len(points), config.points_per_batch):
         batch = points[start : start + config.points_per_batch]
         labels = np.ones(len(batch), dtype=np.int32)
-        raw_masks, raw_ious, point_index = _normalise_prediction(
+        take, mask_hw, all_ious, all_points = _normalise_prediction(
             *predict_fn(batch, labels), len(batch)
         )
-        if raw_masks.shape[-2:] != (crop_h, crop_w):
-            raise ValueError(f"predict_fn masks are {raw_masks.shape[-2:]}, crop is {crop.hw}")
-        keep = raw_ious >= config.pred_iou_thresh
+        if tuple(mask_hw) != (crop_h, crop_w):
+            raise ValueError(f"predict_fn masks are {tuple(mask_hw)}, crop is {crop.hw}")
+        # only masks that pass the IoU filter are looked at (lazy masks are upsampled then)
+        selected = np.flatnonzero(all_ious >= config.pred_iou_thresh)
+        raw_masks = take(selected)
+        raw_ious, point_index = all_ious[selected], all_points[selected]
         if raw_masks.dtype == np.bool_:
             # Binary masks carry no margin to measure: stability cannot be judged, so it passes.
             stability = np.ones(len(raw_masks))
@@ -366,7 +451,7 @@ def _proposals_in_crop(
                 raw_masks, config.mask_threshold, config.stability_score_offset
             )
             binary = raw_masks > config.mask_threshold
-        keep &= stability >= config.stability_score_thresh
+        keep = stability >= config.stability_score_thresh
         for k in np.flatnonzero(keep):
             full = np.zeros(image_hw, dtype=bool)
             full[crop.y0 : crop.y1, crop.x0 : crop.x1] = binary[k]

@@ -1,0 +1,205 @@
+"""Automatic-mask proposals on one image: one decoder call per point vs batched prompts (CPU).
+
+The job's recipe (32 x 32 grid on the image plus one crop layer of 2 x 2 crops with 16 x 16
+points each: 2048 point prompts) runs twice on the same image and model through
+`engine.auto_masklets.generate.first_frame_proposals`: once with `decode="per_point"` (the earlier
+path, one `ImagePredictor.predict` per point) and once batched (`predict_batch`, --batch points
+per decoder call). It prints the time of each, the speed-up, and the IoU between the two paths'
+masks for every proposal (matched by prompt point and crop).
+
+The model is a random test model (default `test_tiny`, 128 px) with permissive thresholds, as a
+random model's IoU predictions and logits are low; pass --config/--image-size/--checkpoint for
+others.
+
+    python benchmarks/bench_automask.py
+    python benchmarks/bench_automask.py --config test_tiny_256 --batch 64 --height 360 --width 480
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "platform")]
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
+
+import django  # noqa: E402
+
+django.setup()  # the auto-masklets module imports the engine's models (no database is used)
+
+from engine.auto_masklets.generate import config_from_overrides, first_frame_proposals  # noqa: E402
+from engine.auto_masklets.proposals import Proposal  # noqa: E402
+from engine.masks.rle import rle_iou_matrix  # noqa: E402
+from model.batched import LowResBatch  # noqa: E402
+from model.build import build_sam2  # noqa: E402
+from model.config import get_config  # noqa: E402
+from model.frames import ArrayFrameSource  # noqa: E402
+from model.image_predictor import ImagePredictor  # noqa: E402
+
+
+def make_image(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """uint8 (H, W, 3): coloured rectangles and discs on a noisy background."""
+    rng = np.random.default_rng(seed)
+    image = rng.integers(0, 40, (height, width, 3)).astype(np.uint8)
+    yy, xx = np.mgrid[0:height, 0:width]
+    for _ in range(12):
+        colour = rng.integers(60, 255, 3).astype(np.uint8)
+        cy, cx = rng.integers(0, height), rng.integers(0, width)
+        r = int(rng.integers(min(height, width) // 16, min(height, width) // 5))
+        if rng.random() < 0.5:
+            image[(yy - cy) ** 2 + (xx - cx) ** 2 <= r * r] = colour
+        else:
+            image[max(cy - r, 0) : cy + r, max(cx - r, 0) : cx + r] = colour
+    return image
+
+
+def random_model_thresholds(model: object, image: np.ndarray, keep: float) -> dict:
+    """Thresholds under which a random model keeps about `keep` of its masks.
+
+    A random model's IoU predictions sit in a narrow band around 0.5 and its logits within a few
+    tenths of 0, so SAM's thresholds would keep nothing (and make the IoU comparison empty) or,
+    at 0, keep every mask (unlike a trained model, most of whose grid masks fail them). The IoU
+    threshold is the (1 - keep) quantile of the model's IoU predictions on a 16 x 16 grid; the
+    stability score is measured with a logit offset of 0.05 and not thresholded.
+    """
+    from engine.auto_masklets.proposals import build_point_grid
+    from model.image_predictor import ImagePredictor
+
+    predictor = ImagePredictor(model)
+    predictor.set_image(image)
+    points = build_point_grid(16) * [image.shape[1], image.shape[0]]
+    out = predictor.decode_batch(points[:, None], np.ones((len(points), 1)))
+    threshold = float(np.quantile(out.iou_predictions, 1.0 - keep))
+    return {
+        "pred_iou_thresh": threshold,
+        "stability_score_thresh": 0.0,
+        "stability_score_offset": 0.05,
+    }
+
+
+MODEL_CPU = [0.0]  # CPU seconds spent in the predictor (decoding and upsampling masks)
+
+
+def _timed(fn: Callable[..., Any]) -> Callable[..., Any]:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        start = time.process_time()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            MODEL_CPU[0] += time.process_time() - start
+
+    return wrapper
+
+
+ImagePredictor.predict = _timed(ImagePredictor.predict)  # type: ignore[method-assign]
+ImagePredictor.decode_batch = _timed(ImagePredictor.decode_batch)  # type: ignore[method-assign]
+LowResBatch.take = _timed(LowResBatch.take)  # type: ignore[method-assign]
+
+
+def run(
+    decode: str, model: object, image: np.ndarray, overrides: dict
+) -> tuple[float, float, float, list]:
+    """(wall seconds, CPU seconds of this process, of which in the predictor, proposals)."""
+    config = config_from_overrides(overrides)
+    MODEL_CPU[0] = 0.0
+    start, cpu = time.perf_counter(), time.process_time()
+    found = first_frame_proposals(
+        model, ArrayFrameSource([image]), config, lambda f, m: None, decode=decode
+    )
+    return time.perf_counter() - start, time.process_time() - cpu, MODEL_CPU[0], found
+
+
+def match(reference: list[Proposal], batched: list[Proposal]) -> list[float]:
+    """IoU of each reference proposal with the batched one from the same point and crop (0 if
+    the batched path lacks it)."""
+    by_key = {(p.point_xy, p.crop_box): p for p in batched}
+    ious = []
+    for p in reference:
+        other = by_key.get((p.point_xy, p.crop_box))
+        ious.append(0.0 if other is None else float(rle_iou_matrix([p.rle], [other.rle])[0, 0]))
+    return ious
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="test_tiny")
+    parser.add_argument("--image-size", type=int, default=None)
+    parser.add_argument("--checkpoint", default=None)
+    parser.add_argument("--height", type=int, default=720)
+    parser.add_argument("--width", type=int, default=1280)
+    parser.add_argument("--points-per-side", type=int, default=32)
+    parser.add_argument("--crop-layers", type=int, default=1)
+    parser.add_argument("--batch", type=int, default=64, help="points per decoder call")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--min-region-area", type=int, default=100, help="hole/speck cleanup (the job's 100)"
+    )
+    parser.add_argument(
+        "--keep-fraction",
+        type=float,
+        default=0.1,
+        help="random models only: share of masks whose predicted IoU passes the threshold",
+    )
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    model = build_sam2(get_config(args.config, args.image_size), args.checkpoint).eval()
+    image = make_image(args.height, args.width)
+    overrides = {
+        "points_per_side": args.points_per_side,
+        "points_per_batch": args.batch,
+        "crop_n_layers": args.crop_layers,
+        "crop_n_points_downscale_factor": 2,
+        "pred_iou_thresh": 0.88,  # SAM 2's automatic mask generator defaults
+        "stability_score_thresh": 0.95,
+        "stability_score_offset": 1.0,
+        "min_region_area": args.min_region_area,
+        "min_mask_area": 100,
+        "non_overlapping": False,
+        "max_objects": 512,
+    }
+    if args.checkpoint is None:
+        overrides.update(random_model_thresholds(model, image, args.keep_fraction))
+    config = config_from_overrides(overrides).proposals
+    grids = 1 + (4 if args.crop_layers >= 1 else 0) / 4
+    print(
+        f"model {args.config} (image size {model.image_size}), image {args.height}x{args.width}, "
+        f"{args.points_per_side}x{args.points_per_side} grid + {args.crop_layers} crop layer(s) "
+        f"(~{int(config.points_per_side**2 * grids)} point prompts), batch {args.batch}, "
+        f"{args.threads} thread(s)"
+    )
+    t_batched, cpu_batched, model_batched, batched = run("batched", model, image, overrides)
+    print(
+        f"batched:   {t_batched:8.2f} s wall, {cpu_batched:8.2f} s CPU "
+        f"({model_batched:.2f} s in the predictor), {len(batched)} proposals"
+    )
+    t_single, cpu_single, model_single, single = run("per_point", model, image, overrides)
+    print(
+        f"per point: {t_single:8.2f} s wall, {cpu_single:8.2f} s CPU "
+        f"({model_single:.2f} s in the predictor), {len(single)} proposals"
+    )
+    print(
+        f"speed-up: {t_single / t_batched:.1f}x wall, {cpu_single / cpu_batched:.1f}x CPU, "
+        f"{model_single / model_batched:.1f}x predictor CPU (target >= 8x)"
+    )
+    ious = match(single, batched)
+    worst = min(ious) if ious else float("nan")
+    print(
+        f"IoU per proposal, per point vs batched: min {worst:.4f}, mean "
+        f"{np.mean(ious) if ious else float('nan'):.4f}, "
+        f"{sum(i >= 0.99 for i in ious)}/{len(ious)} >= 0.99; "
+        f"same proposal count: {len(single) == len(batched)}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""Corrections that stick: a correction of one object leaves the others as they were, and a
+correction in the middle of a propagated span is re-propagated both ways from it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from model.frames import ArrayFrameSource
+from model.video_predictor import SessionOptions, VideoSession
+
+W, H, N = 64, 48, 7
+MID = 3
+
+
+def _frames() -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    out = []
+    for i in range(N):
+        img = rng.integers(0, 40, (H, W, 3)).astype(np.uint8)
+        img[10:30, 5 + 2 * i : 25 + 2 * i] = (220, 40, 40)
+        img[30:45, 40 - i : 60 - i] = (40, 200, 60)
+        out.append(img)
+    return out
+
+
+def _session(model: Any, **options: Any) -> VideoSession:
+    opts = SessionOptions(fill_hole_area=0, keep_unchanged_objects=True, **options)
+    return VideoSession(model, ArrayFrameSource(_frames()), opts)
+
+
+def _track_two(session: VideoSession) -> dict[int, torch.Tensor]:
+    """Object 1 clicked, object 2 boxed on frame 0; forward propagation. -> frame: logits."""
+    session.add_points(0, 1, [[15, 20]], [1])
+    session.add_points(0, 2, box=[38, 28, 62, 46])
+    return {r.frame_idx: r.logits.clone() for r in session.propagate()}
+
+
+@pytest.fixture
+def present_model(make_tiny_model: Any) -> Any:
+    """A tiny random model whose object-score head says "present" (random heads say absent,
+    which would make every tracked mask empty and every comparison trivial)."""
+    model = make_tiny_model(seed=3)
+    with torch.no_grad():
+        model.sam_mask_decoder.pred_obj_score_head.layers[2].bias.fill_(30.0)
+    return model
+
+
+def test_correcting_one_object_leaves_every_other_object_unchanged(present_model: Any) -> None:
+    session = _session(present_model, corrections_as_cond=True)
+    before = _track_two(session)
+    corrected = session.add_points(MID, 1, [[30, 20], [12, 40]], [1, 0])
+    torch.testing.assert_close(corrected.logits[1], before[MID][1], rtol=0, atol=0)
+    after = {r.frame_idx: r.logits for r in session.propagate_both_ways(MID)}
+    assert sorted(after) == list(range(N))
+    for t in range(N):
+        # object 2: bit for bit what it was
+        assert torch.equal(after[t][1], before[t][1]), f"object 2 changed on frame {t}"
+    changed = [t for t in range(1, N) if not torch.equal(after[t][0], before[t][0])]
+    assert any(t < MID for t in changed)
+    assert any(t > MID for t in changed)
+
+
+def test_official_behaviour_retracks_untouched_objects(present_model: Any) -> None:
+    """Without keep_unchanged_objects (the default, as Meta's predictor), every object is
+    re-tracked by a propagation, so each object's reused outputs are a choice of the option."""
+    calls: list[int] = []
+    session = VideoSession(
+        present_model, ArrayFrameSource(_frames()), SessionOptions(fill_hole_area=0)
+    )
+    _track_two(session)
+    original = session._track
+
+    def counting(frame_idx: int, objs: list[Any], **kwargs: Any) -> Any:
+        calls.extend(o.obj_id for o in objs)
+        return original(frame_idx, objs, **kwargs)
+
+    session._track = counting  # type: ignore[method-assign]
+    session.add_points(MID, 1, [[30, 20]], [1])
+    calls.clear()
+    list(session.propagate(MID))
+    assert calls.count(2) == N - MID  # re-tracked on every frame from the correction on
+    sticky = _session(present_model)
+    _track_two(sticky)
+    original_sticky = sticky._track
+
+    def counting_sticky(frame_idx: int, objs: list[Any], **kwargs: Any) -> Any:
+        calls.extend(o.obj_id for o in objs)
+        return original_sticky(frame_idx, objs, **kwargs)
+
+    sticky._track = counting_sticky  # type: ignore[method-assign]
+    sticky.add_points(MID, 1, [[30, 20]], [1])
+    calls.clear()
+    list(sticky.propagate(MID))
+    assert 2 not in calls
+    assert calls.count(1) == N - MID
+
+
+def test_mid_video_correction_becomes_a_conditioning_frame_and_repropagates_both_ways(
+    present_model: Any,
+) -> None:
+    session = _session(present_model, corrections_as_cond=True)
+    before = _track_two(session)
+    corrected = session.add_points(MID, 1, [[30, 20], [12, 40]], [1, 0])
+    after = {r.frame_idx: r.logits for r in session.propagate_both_ways(MID)}
+    assert session.memory_stats()["objects"][1]["cond_frames"] == 2
+    assert session.memory_stats()["objects"][2]["cond_frames"] == 1
+    # the corrected frame keeps the correction itself in both passes
+    torch.testing.assert_close(after[MID][0], corrected.logits[0])
+    # frames on both sides follow it: each differs from the first tracking
+    for t in (MID - 1, MID + 1):
+        assert not torch.equal(after[t][0], before[t][0])
+    # and they are what tracking with that conditioning frame gives: re-running the backward
+    # pass over the same memory reproduces them
+    again = {r.frame_idx: r.logits for r in session.propagate(MID - 1, reverse=True)}
+    for t in range(MID):
+        torch.testing.assert_close(again[t][0], after[t][0], rtol=0, atol=0)
+
+
+def test_correction_without_cond_option_stays_a_plain_correction(present_model: Any) -> None:
+    session = _session(present_model)
+    _track_two(session)
+    session.add_points(MID, 1, [[30, 20]], [1])
+    list(session.propagate_both_ways(MID))
+    assert session.memory_stats()["objects"][1]["cond_frames"] == 1
+
+
+def test_add_masks_seeds_many_objects_with_one_result(present_model: Any) -> None:
+    masks = {}
+    for k in range(4):
+        m = np.zeros((H, W), bool)
+        m[5 + 8 * k : 12 + 8 * k, 10:50] = True
+        masks[k] = m
+    one_by_one = VideoSession(present_model, ArrayFrameSource(_frames()))
+    for k, m in masks.items():
+        last = one_by_one.add_mask(0, k, m)
+    together = VideoSession(present_model, ArrayFrameSource(_frames()))
+    result = together.add_masks(0, masks)
+    assert result.obj_ids == last.obj_ids == [0, 1, 2, 3]
+    torch.testing.assert_close(result.logits, last.logits)
+    a = [r.logits for r in one_by_one.propagate()]
+    b = [r.logits for r in together.propagate()]
+    for x, y in zip(a, b):
+        torch.testing.assert_close(x, y)
