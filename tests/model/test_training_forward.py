@@ -62,4 +62,5 @@ def test_gradients_reach_the_image_encoder(make_tiny_model: Callable[..., Sam2Mo
     patch = model.image_encoder.trunk.patch_embed.proj.weight.grad
     assert patch is not None
     assert patch.abs().sum() > 0
-    assert model.memory_attention.layers[0].self_attn.q_proj.weight.grad is not None
+    memory_attention = dict(model.memory_attention.named_parameters())
+    assert memory_attention["layers.0.self_attn.q_proj.weight"].grad is not None
