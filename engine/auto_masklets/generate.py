@@ -333,8 +333,8 @@ def propagate_proposals(
     )
     num_frames = len(frames)
     with predictor.start_session(frames) as session:
-        for obj_id, proposal in enumerate(proposals):
-            session.add_mask(0, obj_id, proposal.mask)
+        # one result for all objects (one add_mask each would build N results of 1..N objects)
+        session.add_masks(0, {obj_id: p.mask for obj_id, p in enumerate(proposals)})
         progress(1 / num_frames, f"frame 1/{num_frames}")
         for result in session.propagate(start_frame_idx=0):
             if result.frame_idx == 0:

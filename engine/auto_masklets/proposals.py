@@ -416,8 +416,8 @@ def _normalise_prediction(
         )
     if isinstance(masks, np.ndarray):
         flat = masks.reshape(-1, *shape[-2:])
-        return (lambda idx: flat[idx]), shape[-2:], iou_preds, point_index  # type: ignore[return-value]
-    return masks.take, shape[-2:], iou_preds, point_index  # type: ignore[return-value]
+        return (lambda idx: flat[idx]), shape[-2:], iou_preds, point_index
+    return masks.take, shape[-2:], iou_preds, point_index
 
 
 def _proposals_in_crop(
