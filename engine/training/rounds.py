@@ -334,6 +334,7 @@ def _run_round(job: Job, reporter: JobReporter) -> dict[str, Any]:
             base_lr=float(_setting("ROUND_BASE_LR", 5e-6)),
             vision_lr=float(_setting("ROUND_VISION_LR", 3e-6)),
             seed=int(round_.number),
+            bf16=device.startswith("cuda"),  # bf16 autocast is slow on most CPUs
             **dict(_setting("ROUND_TRAIN_OPTIONS", {})),
         )
         clips = [TrainClip(frames=c.frames, masks=c.masks) for c in train_clips]
