@@ -34,7 +34,7 @@ import secrets
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +90,18 @@ class SimulationConfig:
     start_from: str = "demo"
     #: Model config for ``start_from="scratch"``.
     scratch_config: str = "test_tiny"
+    #: ``start_from="demo"``: the demo model's config and training steps (the recipe of
+    #: ``engine.training.demo_model``, made once and cached).
+    demo_config: str = "demo_small"
+    demo_steps: int | None = None  # the recipe's default
+    #: Fine-tuning learning rates of the rounds (ROUND_BASE_LR / ROUND_VISION_LR): a model
+    #: trained briefly learns from a few new masklets only at rates well above SAM 2's 5e-6.
+    round_base_lr: float = 2e-4
+    round_vision_lr: float = 1e-4
+    #: Share of the verified videos a round holds out to decide on promotion (sticky).
+    round_holdout_fraction: float = 0.3
+    #: torch intra-op threads (0: torch's default).
+    threads: int = 0
     restore_promoted: bool = True
     annotator: AnnotatorConfig = field(default_factory=AnnotatorConfig)
     reviewer: ReviewerConfig = field(default_factory=ReviewerConfig)
@@ -156,8 +168,15 @@ def keep_in_process(name: str, args: list[Any], queue: str) -> None:
 
 
 @contextlib.contextmanager
-def in_process_jobs() -> Iterator[None]:
-    with override_settings(TASK_SENDER=f"{__name__}.keep_in_process", ANNOTATION_WARM_FRAMES=0):
+def in_process_jobs(config: SimulationConfig) -> Iterator[None]:
+    """Jobs run here (nothing sent), and the rounds' training settings of ``config``."""
+    with override_settings(
+        TASK_SENDER=f"{__name__}.keep_in_process",
+        ANNOTATION_WARM_FRAMES=0,
+        ROUND_BASE_LR=config.round_base_lr,
+        ROUND_VISION_LR=config.round_vision_lr,
+        ROUND_HOLDOUT_FRACTION=config.round_holdout_fraction,
+    ):
         yield
 
 
@@ -206,11 +225,14 @@ def start_model(config: SimulationConfig, manager: User, tag: str) -> ModelVersi
     if config.start_from == "demo":
         from engine.training import demo_model
 
+        recipe = demo_model.DemoRecipe(config=config.demo_config)
+        if config.demo_steps is not None:
+            recipe = replace(recipe, steps=config.demo_steps)
         promoted = versions.promoted_version()
-        if promoted is not None and versions.is_demo(promoted):
+        if promoted is not None and (promoted.metrics or {}).get("recipe") == asdict(recipe):
             return promoted
-        # trained on procedural videos once and cached (DEMO_MODEL_DIR), then promoted
-        return demo_model._demo_model(demo_model.DemoRecipe(), say=logger.info)
+        # trained briefly on procedural videos once, cached (DEMO_MODEL_DIR), then promoted
+        return demo_model._demo_model(recipe, say=logger.info)
     import torch
 
     from model.build import build_sam2
@@ -391,7 +413,11 @@ def run_simulation(
         num_objects=config.objects,
         reappear=config.frames >= 8,  # leaving and coming back needs a few frames
     )
-    with in_process_jobs():
+    if config.threads > 0:
+        import torch
+
+        torch.set_num_threads(config.threads)
+    with in_process_jobs(config):
         before = versions.promoted_version()
         team = make_team(tag)
         model = start_model(config, team.manager, tag)

@@ -54,6 +54,16 @@ class Command(BaseCommand):
             default=default.scratch_config,
             help="config for --start-from scratch",
         )
+        parser.add_argument(
+            "--demo-config", default=default.demo_config, help="config for --start-from demo"
+        )
+        parser.add_argument(
+            "--demo-steps",
+            type=int,
+            help="training steps of the demo model (--start-from demo; made once, cached)",
+        )
+        parser.add_argument("--round-lr", type=float, default=default.round_base_lr)
+        parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
         parser.add_argument("--out", type=Path, help="also write the plots and JSON here")
         parser.add_argument(
             "--keep-promoted",
@@ -82,6 +92,14 @@ class Command(BaseCommand):
         if not options["quick"] or options["start_from"] != SimulationConfig().start_from:
             overrides["start_from"] = options["start_from"]
         overrides["scratch_config"] = options["scratch_config"]
+        overrides["demo_config"] = options["demo_config"]
+        if options["demo_steps"] is not None:
+            overrides["demo_steps"] = _positive("demo-steps", options["demo_steps"])
+        if options["round_lr"] <= 0:
+            raise CommandError("--round-lr must be positive")
+        overrides["round_base_lr"] = options["round_lr"]
+        overrides["round_vision_lr"] = options["round_lr"] / 2
+        overrides["threads"] = max(0, options["threads"])
         config = replace(base, **overrides)
         keys: list[str] = []
 
