@@ -41,7 +41,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_up(url: str, proc: subprocess.Popen[bytes], seconds: float = 60.0) -> None:
+def _wait_up(url: str, proc: subprocess.Popen[bytes], seconds: float = 180.0) -> None:
     import requests
 
     stop = time.monotonic() + seconds
@@ -49,9 +49,9 @@ def _wait_up(url: str, proc: subprocess.Popen[bytes], seconds: float = 60.0) -> 
         if proc.poll() is not None:
             raise SystemExit(f"the server exited with {proc.returncode}")
         try:
-            requests.get(url, timeout=2)
+            requests.get(url, timeout=10)
             return
-        except requests.ConnectionError:
+        except requests.RequestException:
             time.sleep(0.3)
     raise SystemExit("the server did not start")
 
