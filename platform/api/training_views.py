@@ -43,7 +43,7 @@ ERRORS = {
 class ModelListView(APIView):
     parser_classes = [StrictMultiPartParser, FormParser, DepthLimitedJSONParser]
 
-    @extend_schema(responses={200: s.ModelListSerializer, **ERRORS})
+    @extend_schema(operation_id="models_list", responses={200: s.ModelListSerializer, **ERRORS})
     def get(self, request: Request) -> Response:
         return Response(overview.models_overview(request_user(request)))
 
