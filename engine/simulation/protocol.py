@@ -17,10 +17,13 @@ videos, so two models on the same videos can be compared video by video
 (:func:`paired_difference`).
 
 Sessions: the objects of a video with the same prompt frame share one session, so frame features
-are computed once. Each propagation starts from a reset session that replays the recorded clicks:
-prompting a frame that was already tracked would be a correction, not a first prompt, so a
-propagation must not be followed by more clicks in the same session. Objects are independent in a
-session (per-object memories), hence sharing it gives each object the result it gets alone.
+are computed once. The clicks are simulated first; then the session is reset and every (prompt
+state, object) pair is added as an object of its own: the recorded first k clicks replayed for
+each k, and the GT mask. One propagation then tracks them all, batched. (Clicking on after a
+propagation would not do: prompting a frame that was already tracked is a correction, not a first
+prompt.) Objects are independent in a session (per-object memories), so each pair gets the result
+it gets alone, up to float rounding of the batched kernels (``benchmarks/bench_protocol.py``
+prints the largest difference).
 
 Pure numpy/torch + ``model``: no Django, usable from training and benchmarks.
 """
@@ -56,6 +59,8 @@ class EvalConfig:
         feature_cache_size: frames whose image features a session keeps (the clip is
             propagated ``len(click_counts) + 1`` times; caching it whole avoids recomputing).
         dtype: "float32" or "bfloat16" (autocast) for the model's sessions.
+        max_batch_objects: how many (prompt state, object) pairs one propagation tracks
+            together (memory grows with it).
     """
 
     click_counts: tuple[int, ...] = (1, 3, 5)
@@ -65,14 +70,15 @@ class EvalConfig:
     skip_last_frame: bool = False
     feature_cache_size: int = 64
     dtype: str = "float32"
+    max_batch_objects: int = 32
 
     def __post_init__(self) -> None:
         if not self.click_counts or any(k < 1 for k in self.click_counts):
             raise ValueError(f"click_counts must be positive, got {self.click_counts}")
         if not 0 < self.iou_target <= 1:
             raise ValueError(f"iou_target must be in (0, 1], got {self.iou_target}")
-        if self.max_clicks < 1 or self.feature_cache_size < 1:
-            raise ValueError("max_clicks and feature_cache_size must be >= 1")
+        if min(self.max_clicks, self.feature_cache_size, self.max_batch_objects) < 1:
+            raise ValueError("max_clicks, feature_cache_size and max_batch_objects must be >= 1")
         if self.dtype not in ("float32", "bfloat16"):
             raise ValueError(f"dtype must be float32 or bfloat16, got {self.dtype!r}")
 
@@ -302,31 +308,38 @@ def _evaluate_group(
     config: EvalConfig,
     results: dict[int, _ObjectResult],
 ) -> None:
-    """Objects sharing prompt frame ``t0``: clicks, one propagation per click count, mask."""
+    """Objects sharing prompt frame ``t0``: clicks, then every prompt state propagated.
+
+    Each (prompt state, object) pair, a state being "after k clicks" or "the GT mask", becomes
+    one object of the session, so one propagation tracks them all (batched), at most
+    ``max_batch_objects`` at a time.
+    """
     session.reset()
     clicks = {}
     for o in objects:
         clicks[o], results[o].clicks_to_target = _simulate_clicks(
             session, t0, o, masks[o, t0], config
         )
-    for k in config.click_counts:
+    states: list[int | None] = [*config.click_counts, None]  # None: the mask prompt
+    slots = [(k, o) for k in states for o in objects]
+    for first in range(0, len(slots), config.max_batch_objects):
+        chunk = slots[first : first + config.max_batch_objects]
         session.reset()
-        for o in objects:
-            for i, click in enumerate(clicks[o][:k]):
-                _add_click(session, t0, o, click, first=i == 0)
+        for slot_id, (k, o) in enumerate(chunk):
+            if k is None:
+                session.add_mask(t0, slot_id, masks[o, t0])
+            else:
+                for i, click in enumerate(clicks[o][:k]):
+                    _add_click(session, t0, slot_id, click, first=i == 0)
         preds = _propagate(session, t0)
-        for o in objects:
-            results[o].jf_after_clicks[k] = score_object(
-                preds[o], masks[o], t0, skip_last_frame=config.skip_last_frame
+        for slot_id, (k, o) in enumerate(chunk):
+            score = score_object(
+                preds[slot_id], masks[o], t0, skip_last_frame=config.skip_last_frame
             )
-    session.reset()
-    for o in objects:
-        session.add_mask(t0, o, masks[o, t0])
-    preds = _propagate(session, t0)
-    for o in objects:
-        results[o].jf_from_mask = score_object(
-            preds[o], masks[o], t0, skip_last_frame=config.skip_last_frame
-        )
+            if k is None:
+                results[o].jf_from_mask = score
+            else:
+                results[o].jf_after_clicks[k] = score
 
 
 def _simulate_clicks(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -115,7 +116,9 @@ def test_evaluation_is_deterministic_and_leaves_the_model_as_it_was(tiny_model: 
 def test_objects_sharing_a_session_score_as_alone(tiny_model: Sam2Model) -> None:
     frames, masks = _video(3)
     together = evaluate_model(tiny_model, [(frames, masks)], FAST).per_video[0]
-    alone = [evaluate_model(tiny_model, [(frames, masks[o : o + 1])], FAST) for o in range(2)]
+    # each object alone, and each prompt state propagated on its own (no batching)
+    unbatched = replace(FAST, max_batch_objects=1)
+    alone = [evaluate_model(tiny_model, [(frames, masks[o : o + 1])], unbatched) for o in range(2)]
     for k in FAST.click_counts:
         mean_alone = np.mean([a.jf_after_clicks[k] for a in alone])
         assert together.jf_after_clicks[k] == pytest.approx(mean_alone, abs=1e-6)
