@@ -100,7 +100,10 @@ def main() -> None:
     print(f"operations: {report.operations} x roles: {len(tokens)} ({', '.join(tokens)})")
     print(f"requests: {report.requests} in {seconds:.0f} s ({report.requests / seconds:.1f}/s)")
     print(f"statuses: {dict(sorted(report.statuses.items()))}")
-    print(f"server errors: {report.server_errors}")
+    print(
+        f"server errors: {report.server_errors} "
+        f"(and {report.designed_unavailable} documented 503s: no SAM 2 model configured)"
+    )
     print(f"operation-roles left out by the budget: {len(report.skipped)}")
     print(f"distinct failed checks: {len(report.failures)}")
     for failure in report.failures:

@@ -31,7 +31,8 @@ def test_fuzzing_finds_no_server_error_and_no_schema_violation(live_server, sett
 
     FIGURES.append(
         f"schema fuzzing: {report.operations} operations x {len(ROLES)} roles, "
-        f"{report.requests} requests, {report.server_errors} server errors, "
+        f"{report.requests} requests, {report.server_errors} server errors "
+        f"(+{report.designed_unavailable} documented 503s: no model configured), "
         f"{len(report.failures)} check failures, {len(report.skipped)} operation-roles "
         f"left out by the {BUDGET_SECONDS:.0f} s budget; "
         f"statuses {dict(sorted(report.statuses.items()))}"
