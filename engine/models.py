@@ -44,6 +44,15 @@ class Project(models.Model):
     phase = models.IntegerField(choices=Phase.choices, default=Phase.SAM2_FULL)
     annotation_fps = models.FloatField(default=6.0)
     model_config = models.CharField(max_length=64, default="sam2.1_hiera_t")
+    # which tracked frames the project's video sessions keep as memory (model.memory_policy)
+    memory_policy = models.CharField(
+        max_length=16,
+        choices=[
+            ("all", "Nearest frames (SAM 2.1 default)"),
+            ("reliable", "Confident frames only (occlusion-robust)"),
+        ],
+        default="all",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="projects_created"
     )

@@ -41,6 +41,7 @@ class FrameOutput:
     object_score_logits: torch.Tensor
     pred_masks: torch.Tensor | None
     maskmem_features: torch.Tensor | None
+    iou: float | None = None  # predicted IoU of the mask (not kept when spilled)
 
     @property
     def is_light(self) -> bool:
@@ -161,13 +162,16 @@ class MemoryBank:
         return out
 
     # -- eviction -----------------------------------------------------------------------------
-    def trim(self, last_frame: int, reverse: bool) -> None:
-        """Evict non-conditioning outputs that tracking past `last_frame` no longer needs."""
+    def trim(self, last_frame: int, reverse: bool, keep: frozenset[int] = frozenset()) -> None:
+        """Evict non-conditioning outputs that tracking past `last_frame` no longer needs.
+
+        Frames in `keep` (memory chosen by a selective policy) keep their spatial memory.
+        """
         sign = -1 if reverse else 1
         for frame_idx in list(self._non_cond):
             out = self._non_cond[frame_idx]
             dist = (last_frame - frame_idx) * sign
-            if 0 <= dist < self.heavy_window:
+            if 0 <= dist < self.heavy_window or frame_idx in keep:
                 continue
             keep_light = 0 <= dist < self.light_window
             if out.is_light:

@@ -694,7 +694,8 @@ class Sam2Model(nn.Module):
             track_in_reverse,
             prev_sam_mask_logits,
         )
-        _, _, _, low_res_masks, high_res_masks, obj_ptr, object_score_logits = sam_outputs
+        _, _, ious, low_res_masks, high_res_masks, obj_ptr, object_score_logits = sam_outputs
+        current_out["iou_predictions"] = ious  # [B, M]; read by selective memory policies
         current_out["pred_masks"] = low_res_masks
         current_out["pred_masks_high_res"] = high_res_masks
         current_out["obj_ptr"] = obj_ptr

@@ -44,6 +44,7 @@ from model._prompts import (
     check_points,
 )
 from model.frames import FrameSource
+from model.memory_policy import MemoryPolicy, select_memory_frames
 from model.postprocess import fill_holes_in_mask_scores
 from model.preprocess import frame_to_tensor
 
@@ -94,6 +95,8 @@ class SessionOptions:
         corrections_as_cond: a prompt on a frame an object was already tracked on makes it a
             conditioning frame (kept in memory for the whole video, as the official
             `add_all_frames_to_correct_as_cond`); None takes the model's flag (False in SAM 2.1).
+        memory_policy: which tracked frames serve as spatial memory (`model.memory_policy`);
+            the default is the official choice (the nearest frames), a name is accepted.
     """
 
     fill_hole_area: int = 8
@@ -104,8 +107,11 @@ class SessionOptions:
     spill_dir: str | None = None
     keep_unchanged_objects: bool = False
     corrections_as_cond: bool | None = None
+    memory_policy: MemoryPolicy = field(default_factory=MemoryPolicy)
 
     def __post_init__(self) -> None:
+        if isinstance(self.memory_policy, str):
+            object.__setattr__(self, "memory_policy", MemoryPolicy(name=self.memory_policy))
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
         if self.feature_cache_size < 1:
@@ -142,6 +148,8 @@ class ObjectState:
     tracked: dict[int, bool] = field(default_factory=dict)
     # frames tracked since the object's prompts last changed (their stored outputs are current)
     current: set[int] = field(default_factory=set)
+    # frame -> whether its tracked output may serve as memory (selective memory policies only)
+    reliable: dict[int, bool] = field(default_factory=dict)
 
     def pending(self, is_cond: bool) -> dict[int, FrameOutput]:
         return self.pending_cond if is_cond else self.pending_non_cond
@@ -533,9 +541,35 @@ class VideoSession:
     def _layout_key(self, obj: ObjectState, frame_idx: int, reverse: bool) -> tuple[Any, ...]:
         """Objects with equal keys have the same memory layout on this frame and batch together."""
         mem_frames, ptr_frames = self._memory_frames(frame_idx, reverse)
-        mem = tuple(t for t in mem_frames if obj.memory.available(t, heavy=True))
+        mem = tuple(sorted(self._spatial_sources(obj, frame_idx, reverse, mem_frames).items()))
         ptr = tuple(t for t in ptr_frames if obj.memory.available(t, heavy=False))
         return tuple(sorted(obj.memory.cond)), mem, ptr
+
+    def _spatial_sources(
+        self, obj: ObjectState, frame_idx: int, reverse: bool, mem_frames: list[int]
+    ) -> dict[int, int]:
+        """Memory slot (the frame the model asks for) -> frame whose spatial memory fills it.
+
+        Officially each slot holds its own frame; a selective memory policy fills the slots,
+        nearest first, with the nearest reliable frames (`model.memory_policy`).
+        """
+        policy = self.options.memory_policy
+        if not policy.selective:
+            return {t: t for t in mem_frames if obj.memory.available(t, heavy=True)}
+        chosen = self._reliable_frames(obj, frame_idx, reverse, len(mem_frames))
+        nearest_first = [t for t in reversed(mem_frames) if t >= 0]
+        return dict(zip(nearest_first, chosen))
+
+    def _reliable_frames(
+        self, obj: ObjectState, frame_idx: int, reverse: bool, slots: int
+    ) -> list[int]:
+        def usable(t: int) -> bool:
+            return t not in obj.memory.cond and obj.memory.available(t, heavy=True)
+
+        policy = self.options.memory_policy
+        return select_memory_frames(
+            frame_idx, reverse, slots, obj.reliable, usable, policy.max_distance
+        )
 
     def _stack_outputs(self, outs: list[FrameOutput], heavy: bool) -> dict[str, Any]:
         """Concatenate per-object outputs along the batch, in the official output-dict format."""
@@ -565,13 +599,26 @@ class VideoSession:
             for t in sorted(objs[0].memory.cond)
         }
         mem_frames, ptr_frames = self._memory_frames(frame_idx, reverse)
+        # the same for every object of the group (it is part of their layout key)
+        sources = self._spatial_sources(objs[0], frame_idx, reverse, mem_frames)
         non_cond: dict[int, Any] = {}
         for t in dict.fromkeys(mem_frames + ptr_frames):
+            if t in mem_frames and t not in sources:
+                continue  # no spatial memory for this slot (and so no pointer either)
+            source = sources.get(t, t)
             heavy = t in mem_frames
-            outs = [o.memory.get_non_cond(t, heavy=heavy) for o in objs]
+            outs = [o.memory.get_non_cond(source, heavy=heavy) for o in objs]
             if any(out is None for out in outs):
                 continue
-            non_cond[t] = self._stack_outputs(outs, heavy=heavy)  # type: ignore[arg-type]
+            entry = self._stack_outputs(outs, heavy=heavy)  # type: ignore[arg-type]
+            if source != t:
+                # a selected older frame's spatial memory; the slot's own object pointer stays
+                own = [o.memory.get_non_cond(t, heavy=False) for o in objs]
+                if all(out is not None for out in own):
+                    light = self._stack_outputs(own, heavy=False)  # type: ignore[arg-type]
+                    entry["obj_ptr"] = light["obj_ptr"]
+                    entry["object_score_logits"] = light["object_score_logits"]
+            non_cond[t] = entry
         return {"cond_frame_outputs": cond, "non_cond_frame_outputs": non_cond}
 
     def _track(
@@ -612,6 +659,8 @@ class VideoSession:
         pred_masks = out["pred_masks"].float()
         if self.options.fill_hole_area > 0:
             pred_masks = fill_holes_in_mask_scores(pred_masks, self.options.fill_hole_area)
+        ious = out.get("iou_predictions")  # absent from Meta's model: taken as confident
+        best_iou = None if ious is None else ious.float().max(dim=-1).values
         memory = out["maskmem_features"]
         if memory is not None:
             memory = memory.to(torch.bfloat16)
@@ -623,6 +672,7 @@ class VideoSession:
                 object_score_logits=out["object_score_logits"][i : i + 1].clone(),
                 pred_masks=pred_masks[i : i + 1].clone(),
                 maskmem_features=memory[i : i + 1].clone() if memory is not None else None,
+                iou=1.0 if best_iou is None else float(best_iou[i]),
             )
             for i in range(len(objs))
         ]
@@ -689,6 +739,7 @@ class VideoSession:
                         obj.memory.cond[frame_idx] = out
                     else:
                         obj.memory.put_non_cond(frame_idx, out)
+                        obj.reliable[frame_idx] = True  # an annotator's correction
                 pending.clear()
             for frame_idx in obj.memory.cond:
                 obj.memory.discard_non_cond(frame_idx)
@@ -706,6 +757,7 @@ class VideoSession:
 
     def _propagate_frame(self, frame_idx: int, reverse: bool) -> FrameResult:
         objs = list(self._objects.values())
+        policy = self.options.memory_policy
         low_res: list[torch.Tensor | None] = [None] * len(objs)
         groups: dict[tuple[Any, ...], list[int]] = {}
         reused: set[int] = set()  # objects whose stored output is kept (keep_unchanged_objects)
@@ -734,11 +786,20 @@ class VideoSession:
             for i, out in zip(members, outs):
                 objs[i].memory.put_non_cond(frame_idx, out)
                 low_res[i] = out.pred_masks
+                if policy.selective:
+                    score = float(out.object_score_logits.float().max())
+                    objs[i].reliable[frame_idx] = policy.is_reliable(out.iou or 0.0, score)
         for i, obj in enumerate(objs):
             if i not in reused:
                 obj.tracked[frame_idx] = reverse
             obj.current.add(frame_idx)
-            obj.memory.trim(frame_idx, reverse)
+            keep: frozenset[int] = frozenset()
+            if policy.selective:
+                # what the next frame will read must survive the trim
+                step = -1 if reverse else 1
+                slots = max(1, int(self.model.num_maskmem) - 1)
+                keep = frozenset(self._reliable_frames(obj, frame_idx + step, reverse, slots))
+            obj.memory.trim(frame_idx, reverse, keep)
         masks = torch.cat([m for m in low_res if m is not None], dim=0)
         logits = self._to_video_res(masks)
         if self.options.non_overlap_masks:

@@ -264,7 +264,10 @@ def _new_video_session(video: Video, loaded: LoadedModel) -> VideoSession:
     from model.video_predictor import VideoPredictor
 
     predictor = VideoPredictor(
-        loaded.model, apply_postprocessing=True, feature_cache_size=feature_frames()
+        loaded.model,
+        apply_postprocessing=True,
+        feature_cache_size=feature_frames(),
+        memory_policy=video.project.memory_policy,  # the project's setting ("all": official)
     )
     return predictor.start_session(storage_frame_source(video))
 

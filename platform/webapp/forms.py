@@ -8,7 +8,7 @@ from engine.models import Project, Role
 class ProjectForm(forms.ModelForm):
     class Meta:
         model = Project
-        fields = ["name", "description", "annotation_fps", "phase"]
+        fields = ["name", "description", "annotation_fps", "phase", "memory_policy"]
 
     def clean_annotation_fps(self) -> float:
         value = self.cleaned_data["annotation_fps"]
