@@ -193,3 +193,14 @@ def test_cli_trains_and_resumes(
     assert "step 1/2" not in second  # continued from the checkpoint's step 1
     assert torch.load(out, weights_only=True)["step"] == 2
     load_checkpoint(Sam2Model(get_config("test_tiny")), out)
+
+
+def test_bf16_autocast_step(clips: list[TrainClip]) -> None:
+    model = _fresh_model()
+    before = _weights(model)
+    config = TrainConfig(steps=1, num_frames=2, bf16=True, prob_point_prompt=1.0)
+    result = train(model, clips, config)
+    assert torch.isfinite(torch.tensor(result.losses)).all()
+    after = _weights(model)
+    assert all(v.dtype == torch.float32 for v in after.values() if v.is_floating_point())
+    assert any(not torch.equal(before[k], after[k]) for k in after)
