@@ -149,8 +149,10 @@ def train(
     Under torchrun every rank calls this with the same clips and config; rank r takes its share
     of each global batch and DDP averages the gradients. `checkpoint_path`: written (rank 0) every
     `checkpoint_every` steps, when `should_stop` returns True, and at the end. `resume`: continue
-    from `checkpoint_path` if the file exists (model, optimiser, step). The model is left in
-    eval mode.
+    from `checkpoint_path` if the file exists (model, optimiser, step). `on_step` runs on rank 0
+    after every step; `should_stop` is asked before every step (on every rank; any True stops
+    all). `freeze_image_encoder` turns off `requires_grad` of the encoder's parameters for good.
+    The model is left in eval mode.
     """
     if not clips:
         raise ValueError("no training clips")
