@@ -38,7 +38,7 @@ async function poll() {
   if (progress) progress.value = active.progress;
   const svg = document.getElementById("active-curve");
   const curve = active.round ? active.round.loss_curve : [];
-  svg.hidden = false;
+  svg.style.display = "";
   svg.querySelector("polyline").setAttribute(
     "points",
     curvePoints(curve, svg.width.baseVal.value, svg.height.baseVal.value),
