@@ -35,8 +35,8 @@ class Endpoint:
 
 def _methods(callback: Any) -> tuple[tuple[str, ...], bool]:
     actions = getattr(callback, "actions", None)
-    if actions:  # a DRF viewset route
-        return tuple(m.upper() for m in actions), True
+    if actions:  # a DRF viewset route (DRF adds "head" to it on the first request)
+        return tuple(m.upper() for m in actions if m in _DRF_METHODS), True
     view_class = getattr(callback, "cls", None) or getattr(callback, "view_class", None)
     if view_class is not None:
         names = [m for m in _DRF_METHODS if m in view_class.http_method_names]
