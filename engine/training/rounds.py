@@ -20,6 +20,7 @@ writes nothing; a re-run of the same job reuses its round, snapshot and candidat
 from __future__ import annotations
 
 import logging
+import math
 import tempfile
 import time
 from collections.abc import Callable
@@ -424,11 +425,13 @@ def _decide(
     margin = float(_setting("ROUND_PROMOTION_MARGIN", 0.0))
     mean_diff, stderr = paired_difference(cand_scores, base_scores, metric=metric)
     better = mean_diff > 0 and mean_diff >= margin
+    # one held-out video has no standard error (infinite); JSON has no infinity
+    error = f"± {stderr:.4f}" if math.isfinite(stderr) else "(no standard error: one video)"
     verdict = "promoted" if better else "kept the promoted model"
     reason = (
         f"{verdict}: held-out {metric} candidate {cand_scores.summary().get(metric, 0):.4f} vs "
         f"promoted {base_scores.summary().get(metric, 0):.4f}, paired difference "
-        f"{mean_diff:+.4f} ± {stderr:.4f} over {len(cand_scores.per_video)} video(s), "
+        f"{mean_diff:+.4f} {error} over {len(cand_scores.per_video)} video(s), "
         f"margin {margin:.4f}"
     )
     metrics.update(
@@ -436,7 +439,11 @@ def _decide(
             "status": "succeeded",
             "candidate_scores": _clean(cand_scores.summary()),
             "baseline_scores": _clean(base_scores.summary()),
-            "paired": {"metric": metric, "mean_diff": mean_diff, "stderr": stderr},
+            "paired": {
+                "metric": metric,
+                "mean_diff": mean_diff,
+                "stderr": stderr if math.isfinite(stderr) else None,
+            },
             "promoted": better,
             "reason": reason,
             "seconds": round(time.monotonic() - started, 2),

@@ -20,7 +20,7 @@ from tests.engine.training._training import model_settings
 
 __all__ = ["model_settings"]
 pytestmark = pytest.mark.django_db
-STEPS = 12
+STEPS = 10
 
 
 def no_send(name: str, args: list[Any], queue: str) -> None:
@@ -31,10 +31,15 @@ def no_send(name: str, args: list[Any], queue: str) -> None:
 def round_settings(model_settings: Any) -> Any:
     model_settings.TASK_SENDER = f"{__name__}.no_send"
     model_settings.ROUND_HOLDOUT_FRACTION = 0.0  # exactly one held-out video (the lowest hash)
-    model_settings.ROUND_BASE_LR = 1e-3  # from random weights, a few steps must move them
-    model_settings.ROUND_VISION_LR = 5e-4
-    model_settings.ROUND_NUM_FRAMES = 4
+    model_settings.ROUND_BASE_LR = 3e-3  # from random weights, a few steps must move them
+    model_settings.ROUND_VISION_LR = 1.5e-3
+    model_settings.ROUND_NUM_FRAMES = 2
     model_settings.ROUND_MAX_OBJECTS = 1
+    model_settings.ROUND_TRAIN_OPTIONS = {
+        "correction_clicks": 1,
+        "correction_frames": 1,
+        "init_cond_frames": 1,
+    }
     return model_settings
 
 
@@ -49,9 +54,11 @@ def _random_init_version(tmp_path: Path) -> ModelVersion:
     return versions.do_promote(None, version)
 
 
-def test_a_round_trains_evaluates_and_promotes_a_better_candidate(
-    tmp_path: Path, round_settings, project, manager, annotator, reviewer
+def test_a_round_promotes_a_better_candidate_and_refuses_a_damaged_one(
+    tmp_path: Path, round_settings, project, manager, annotator, reviewer, monkeypatch
 ) -> None:
+    from model.training import loop
+
     videos = verified_procedural_videos(project, annotator, reviewer, 3)
     base = _random_init_version(tmp_path)
     job = rounds.do_start_round(manager, project, steps=STEPS)
@@ -86,38 +93,38 @@ def test_a_round_trains_evaluates_and_promotes_a_better_candidate(
     # the held-out video stays held out for the next rounds
     assert get_round_settings(project).heldout_video_ids == [held_out]
 
+    # round 2 produces a deliberately damaged checkpoint: it is evaluated and never promoted
+    monkeypatch.setattr(loop, "train", _damaging_train)
+    job2 = rounds.do_start_round(manager, project, steps=3)
+    rounds.run_round_job(job2.pk)
+    job2.refresh_from_db()
+    assert job2.status == Job.Status.SUCCEEDED, job2.error
+    second = rounds.round_summary(Round.objects.get(job=job2))
+    assert (second["number"], second["promoted_version_id"]) == (2, candidate.pk)
+    assert second["heldout_videos"] == [held_out]
+    assert second["metrics"]["candidate"]["jf_3"] < second["metrics"]["promoted"]["jf_3"]
+    assert second["promoted"] is False
+    assert second["reason"].startswith("kept the promoted model")
+    damaged = ModelVersion.objects.get(pk=second["candidate_version_id"])
+    candidate.refresh_from_db()
+    assert (damaged.status, damaged.parent, candidate.status) == (
+        "candidate",
+        candidate,
+        "promoted",
+    )
 
-def test_a_damaged_candidate_is_never_promoted(
-    tmp_path: Path, round_settings, project, manager, annotator, reviewer, monkeypatch
-) -> None:
+
+def _damaging_train(model, clips, config, *, on_step=None, should_stop=None, **kw):
+    """Training that zeroes every weight (a deliberately damaged checkpoint)."""
     from model.training import loop
 
-    verified_procedural_videos(project, annotator, reviewer, 3)
-    base = _random_init_version(tmp_path)
-
-    def damaging_train(model, clips, config, *, on_step=None, should_stop=None, **kw):
-        """Training that zeroes every weight (a deliberately damaged checkpoint)."""
-        with torch.no_grad():
-            for param in model.parameters():
-                param.zero_()
-        for step in range(1, config.steps + 1):
-            if on_step is not None:
-                on_step(loop.StepStats(step, 1.0, {}, 0.0, 0.0))
-        return loop.TrainResult(config.steps, [1.0] * config.steps, False)
-
-    monkeypatch.setattr(loop, "train", damaging_train)
-    job = rounds.do_start_round(None, project, steps=3)
-    rounds.run_round_job(job.pk)
-
-    job.refresh_from_db()
-    assert job.status == Job.Status.SUCCEEDED, job.error
-    summary = rounds.round_summary(Round.objects.get(job=job))
-    assert summary["metrics"]["candidate"]["jf_3"] < summary["metrics"]["promoted"]["jf_3"]
-    assert summary["promoted"] is False
-    assert summary["reason"].startswith("kept the promoted model")
-    candidate = ModelVersion.objects.get(pk=summary["candidate_version_id"])
-    base.refresh_from_db()
-    assert (candidate.status, base.status) == ("candidate", "promoted")
+    with torch.no_grad():
+        for param in model.parameters():
+            param.zero_()
+    for step in range(1, config.steps + 1):
+        if on_step is not None:
+            on_step(loop.StepStats(step, 1.0, {}, 0.0, 0.0))
+    return loop.TrainResult(config.steps, [1.0] * config.steps, False)
 
 
 def test_a_round_needs_two_videos_and_runs_one_at_a_time(
