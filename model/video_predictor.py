@@ -44,6 +44,7 @@ from model._prompts import (
     check_points,
 )
 from model.frames import FrameSource
+from model.gpu import compile_model, release_cuda_memory
 from model.memory_policy import MemoryPolicy, select_memory_frames
 from model.postprocess import fill_holes_in_mask_scores
 from model.preprocess import frame_to_tensor
@@ -410,11 +411,15 @@ class VideoSession:
         self._objects.clear()
 
     def close(self) -> None:
-        """Release the feature cache, memory bank and spill files."""
+        """Release the feature cache, memory bank and spill files (and, on CUDA, the cached
+        blocks they freed, so a closed session gives its GPU memory back)."""
         self.reset()
         self._features.clear()
+        self._pos_enc = None
+        self._maskmem_pos_enc = None
         if self._spill is not None:
             self._spill.close()
+        release_cuda_memory(self.device)
 
     def __enter__(self) -> VideoSession:
         return self
@@ -826,7 +831,9 @@ class VideoPredictor:
         apply_postprocessing: as official `build_sam2_video_predictor`: dynamic multimask
             fallback, binarised prompted masks in the memory encoder, hole filling (area 8).
             False gives the official evaluation setting.
-        dtype: "float32" or "bfloat16" autocast.
+        dtype: "float32" or "bfloat16" autocast (on CUDA as Meta's scripts run).
+        compile: `torch.compile` the image encoder and memory attention (`model.gpu`), as
+            Meta's `vos_optimized`; meant for CUDA.
         **session_options: further `SessionOptions` fields (feature_cache_size, ...).
     """
 
@@ -836,9 +843,12 @@ class VideoPredictor:
         *,
         apply_postprocessing: bool = True,
         dtype: str = "float32",
+        compile: bool = False,
         **session_options: Any,
     ) -> None:
         configure_postprocessing(model, apply_postprocessing)
+        if compile:
+            compile_model(model)
         session_options.setdefault("fill_hole_area", 8 if apply_postprocessing else 0)
         self.model = model
         self.options = SessionOptions(dtype=dtype, **session_options)
@@ -855,6 +865,7 @@ def build_video_predictor(
     device: str = "cpu",
     apply_postprocessing: bool = True,
     dtype: str = "float32",
+    compile: bool = False,
     **session_options: Any,
 ) -> VideoPredictor:
     """Our SAM 2 model (`model.build.build_sam2`) wrapped in a `VideoPredictor`."""
@@ -865,7 +876,11 @@ def build_video_predictor(
     net = build_sam2(cfg, checkpoint, device=device, apply_postprocessing=apply_postprocessing)
     net.eval()
     return VideoPredictor(
-        net, apply_postprocessing=apply_postprocessing, dtype=dtype, **session_options
+        net,
+        apply_postprocessing=apply_postprocessing,
+        dtype=dtype,
+        compile=compile,
+        **session_options,
     )
 
 
