@@ -36,7 +36,7 @@ fixed ``--open-seconds`` per masklet to open it and give the verdict):
 Auto-accepted masklets that the noise-free reviewer would have refused are counted
 ("wrongly auto-accepted"): the price of the saving.
 
-    .venv/bin/python benchmarks/bench_quality.py                   # 40 + 40 videos, 32 frames
+    .venv/bin/python benchmarks/bench_quality.py                   # 100 + 40 videos, 32 frames
     .venv/bin/python benchmarks/bench_quality.py --train-videos 80 --test-videos 80 --seed 3
 """
 
@@ -280,7 +280,7 @@ def calibration_table(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--train-videos", type=int, default=40)
+    parser.add_argument("--train-videos", type=int, default=100)
     parser.add_argument("--test-videos", type=int, default=40)
     parser.add_argument("--frames", type=int, default=32)
     parser.add_argument("--size", type=int, default=128)
