@@ -28,6 +28,7 @@ from engine.simulation.shapes import Part, Shape, random_part, random_shape
 from engine.simulation.textures import Texture, background_canvas, random_texture
 
 MAX_PLAN_ATTEMPTS = 400
+_ROUND_KINDS = ("disc", "hexagon", "blob")
 
 
 @dataclass(frozen=True)
@@ -200,6 +201,8 @@ def _plan(rng: np.random.Generator, spec: ProceduralSpec) -> list[_Plan]:
     plans: list[_Plan] = []
     for i in range(N):
         shape = random_shape(rng, deform=spec.deform)
+        while i == 0 and full and shape.kind not in _ROUND_KINDS:
+            shape = random_shape(rng, deform=spec.deform)  # a wide occluder to vanish behind
         has_part = spec.parts and (i == part_owner or rng.random() < 0.4)
         part = random_part(rng, shape) if has_part else None
         rmin, rmax = shape.radius_bounds(T)
