@@ -215,7 +215,9 @@ def make_projects(
     return projects
 
 
-def start_model(config: SimulationConfig, manager: User, tag: str) -> ModelVersion | None:
+def start_model(
+    config: SimulationConfig, manager: User, tag: str, echo: Callable[[str], None] = logger.info
+) -> ModelVersion | None:
     """Make sure a model serves: the demo model, a random one, or the one already promoted."""
     from engine.training import versions
 
@@ -232,7 +234,7 @@ def start_model(config: SimulationConfig, manager: User, tag: str) -> ModelVersi
         if promoted is not None and (promoted.metrics or {}).get("recipe") == asdict(recipe):
             return promoted
         # trained briefly on procedural videos once, cached (DEMO_MODEL_DIR), then promoted
-        return demo_model._demo_model(recipe, say=logger.info)
+        return demo_model._demo_model(recipe, say=echo)
     import torch
 
     from model.build import build_sam2
@@ -420,7 +422,7 @@ def run_simulation(
     with in_process_jobs(config):
         before = versions.promoted_version()
         team = make_team(tag)
-        model = start_model(config, team.manager, tag)
+        model = start_model(config, team.manager, tag, echo)
         config_name = model.config if model is not None else registry.resolve_model_spec().config
         projects = make_projects(team, tag, config.phases, config_name)
         train_project = projects[config.phases[-1]]
