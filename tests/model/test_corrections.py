@@ -11,6 +11,7 @@ import torch
 
 from model.frames import ArrayFrameSource
 from model.video_predictor import SessionOptions, VideoSession
+from tests.engine.annotation._serving import serving_settings  # noqa: F401  (fixture)
 
 W, H, N = 64, 48, 7
 MID = 3
@@ -145,3 +146,50 @@ def test_add_masks_seeds_many_objects_with_one_result(present_model: Any) -> Non
     b = [r.logits for r in together.propagate()]
     for x, y in zip(a, b):
         torch.testing.assert_close(x, y)
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("serving_settings")
+def test_served_correction_of_one_object_leaves_the_others_drafts_unchanged(
+    project: Any, annotator: Any, tmp_path: Any
+) -> None:
+    """Through the annotation engine: clicks are served on the annotator's live session, and a
+    correction saves only the clicked object's draft frame."""
+    from engine.annotation import drafts, serving
+    from engine.annotation.serving import PromptRequest
+    from tests.engine.annotation._serving import (
+        clip_video,
+        leased_objects,
+        promote_tiny_model,
+        version_of,
+    )
+
+    promote_tiny_model(tmp_path)
+    clip_video(project)
+    _, (first, second) = leased_objects(annotator, project, count=2)
+
+    def click(masklet: Any, frame: int, points: list[list[float]], labels: list[int]) -> Any:
+        request = PromptRequest(
+            masklet_id=masklet.pk,
+            base_version=version_of(masklet),
+            frame_index=frame,
+            tool="video_click",
+            points=tuple((float(x), float(y)) for x, y in points),
+            labels=tuple(labels),
+            box=None,
+        )
+        return serving.do_prompt(annotator, masklet, request)
+
+    click(first, 1, [[20, 30]], [1])
+    click(second, 1, [[75, 45]], [1])
+    click(second, 3, [[75, 45]], [1])
+    before = drafts.draft_state(second)
+    version = version_of(second)
+    click(first, 1, [[20, 30], [60, 10]], [1, 0])  # a correction of the first object
+    click(first, 3, [[40, 30]], [1])
+    after = drafts.draft_state(second)
+    assert version_of(second) == version
+    assert {t: f.rle for t, f in after.frames.items()} == {
+        t: f.rle for t, f in before.frames.items()
+    }
+    assert drafts.draft_state(first).frames[3].rle is not None
