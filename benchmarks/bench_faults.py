@@ -32,7 +32,7 @@ sys.path[:0] = [str(REPO), str(REPO / "platform")]
 TERMINAL = ("succeeded", "failed", "cancelled")
 
 
-def _configure(data_dir: str, broker: str, database_url: str) -> dict[str, str]:
+def _configure(data_dir: str, broker: str, database_url: str, max_attempts: int) -> dict[str, str]:
     env = {
         "PYTHONPATH": f"{REPO}:{REPO / 'platform'}",
         "DJANGO_SETTINGS_MODULE": "dataengine.settings",
@@ -41,6 +41,7 @@ def _configure(data_dir: str, broker: str, database_url: str) -> dict[str, str]:
         "CELERY_BROKER_URL": broker,
         "JOB_STALE_SECONDS": "10",
         "JOB_RECOVERY_INTERVAL_SECONDS": "5",
+        "JOB_MAX_ATTEMPTS": str(max_attempts),
         "LOG_LEVEL": "warning",
     }
     if database_url:
@@ -126,8 +127,10 @@ def _jobs_line(job_ids: list[int]) -> tuple[str, bool]:
         by_status[job.status] = by_status.get(job.status, 0) + 1
     attempts = sum(job.attempt for job in jobs)
     unexplained = [j.pk for j in jobs if j.status == "failed" and not j.error]
+    reasons = sorted({j.error for j in jobs if j.status == "failed" and j.error})
     ok = all(j.status in TERMINAL for j in jobs) and not unexplained
-    return f"jobs {by_status}, attempts {attempts}, failed without a reason {unexplained}", ok
+    line = f"jobs {by_status}, attempts {attempts}, failed without a reason {unexplained}"
+    return line + (f", reasons {reasons}" if reasons else ""), ok
 
 
 def check_ingest(video_ids: list[int]) -> tuple[str, bool]:
@@ -192,6 +195,12 @@ def main() -> None:
     parser.add_argument("--database-url", default="")
     parser.add_argument("--timeout", type=float, default=600.0, help="for the final worker")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--max-attempts",
+        type=int,
+        default=100,
+        help="JOB_MAX_ATTEMPTS of the worker (the default 3 makes a job killed 3 times fail)",
+    )
     args = parser.parse_args()
     random.seed(args.seed)
 
@@ -199,7 +208,7 @@ def main() -> None:
 
     redis.Redis.from_url(args.broker).flushdb()
     with tempfile.TemporaryDirectory(prefix="bench-faults-") as data_dir:
-        env = _configure(data_dir, args.broker, args.database_url)
+        env = _configure(data_dir, args.broker, args.database_url, args.max_attempts)
         subprocess.run(
             [sys.executable, "manage.py", "migrate", "-v0"], cwd=REPO, env=env, check=True
         )
