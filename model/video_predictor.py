@@ -286,11 +286,18 @@ class VideoSession:
         ]
         if not checked:
             raise InvalidPromptError("no masks given")
-        is_cond = True
-        for obj_id, binary in checked:
-            is_cond = self._apply_mask(frame_idx, obj_id, binary)
+        kinds = {obj_id: self._apply_mask(frame_idx, obj_id, binary) for obj_id, binary in checked}
         with self._compute():
-            return self._frame_result(frame_idx, is_cond)
+            last = kinds[checked[-1][0]]
+            result = self._frame_result(frame_idx, last)
+            if len(set(kinds.values())) > 1:
+                # objects prompted on an untracked frame and corrections on a tracked one: each
+                # shows its new output (as if it had been prompted last)
+                other = self._frame_result(frame_idx, not last)
+                for row, obj_id in enumerate(result.obj_ids):
+                    if kinds.get(obj_id, last) != last:
+                        result.logits[row] = other.logits[row]
+            return result
 
     def _apply_mask(self, frame_idx: int, obj_id: int, binary: np.ndarray) -> bool:
         """Store one object's mask prompt and its output; returns whether the frame is a

@@ -193,3 +193,20 @@ def test_served_correction_of_one_object_leaves_the_others_drafts_unchanged(
         t: f.rle for t, f in before.frames.items()
     }
     assert drafts.draft_state(first).frames[3].rle is not None
+
+
+def test_add_masks_shows_each_new_mask_for_new_objects_and_corrections(
+    present_model: Any,
+) -> None:
+    session = _session(present_model)
+    session.add_points(0, 1, [[15, 20]], [1])
+    list(session.propagate())
+    m1 = np.zeros((H, W), bool)
+    m1[5:20, 5:30] = True
+    m2 = np.zeros((H, W), bool)
+    m2[25:45, 30:60] = True
+    result = session.add_masks(2, {1: m1, 2: m2})  # a correction of 1, a new object 2
+    assert result.obj_ids == [1, 2]
+    for row, mask in enumerate((m1, m2)):
+        pred = (result.logits[row, 0] > 0).numpy()
+        assert (pred & mask).sum() / (pred | mask).sum() > 0.9
