@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.models import ModelPromotion, ModelVersion, Round
+from engine.models import Job, ModelPromotion, ModelVersion, Round
 from engine.training import versions
 from tests.e2e._workspace import shot
 from tests.e2e.conftest import log_in
@@ -94,7 +94,35 @@ def test_manager_registers_promotes_and_rolls_back(page, manager, annotator, pro
     page.goto(f"/projects/{project.pk}/rounds/")
     curve = page.locator("tr[data-round='1'] svg.loss-curve polyline")
     assert len(curve.get_attribute("points").split()) == 4
+    assert not page.locator("#active-curve").is_visible()
     shot(page, "rounds-history")
+
+    # while a round runs, the page polls its progress and draws its loss curve so far
+    running = Job.objects.create(
+        kind=Job.Kind.TRAIN,
+        project=project,
+        status=Job.Status.RUNNING,
+        progress=0.3,
+        message="round 2: step 3/10, loss 1.9000",
+    )
+    live = Round.objects.create(
+        project=project, number=2, phase=3, job=running, metrics={"status": "running"}
+    )
+    page.goto(f"/projects/{project.pk}/rounds/")
+    assert page.locator("#cancel-round").is_visible()
+    Round.objects.filter(pk=live.pk).update(
+        metrics={"status": "running", "loss_curve": [[1, 2.5], [2, 2.2], [3, 1.9]]}
+    )
+    page.wait_for_function(
+        "document.querySelector('#active-curve polyline').getAttribute('points').split(' ')"
+        ".length === 3"
+    )
+    assert "step 3/10" in page.locator("#active-message").inner_text()
+    shot(page, "rounds-running")
+    # when it ends, the page reloads into the history
+    Job.objects.filter(pk=running.pk).update(status=Job.Status.SUCCEEDED)
+    page.locator("tr[data-round='2'][data-status='succeeded']").wait_for()
+    assert page.locator("#start-round").is_visible()
 
     # an annotator reads the models page but may not act
     page.context.clear_cookies()

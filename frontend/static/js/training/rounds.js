@@ -38,7 +38,7 @@ async function poll() {
   if (progress) progress.value = active.progress;
   const svg = document.getElementById("active-curve");
   const curve = active.round ? active.round.loss_curve : [];
-  svg.style.display = "";
+  svg.style.display = "block";
   svg.querySelector("polyline").setAttribute(
     "points",
     curvePoints(curve, svg.width.baseVal.value, svg.height.baseVal.value),
