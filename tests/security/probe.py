@@ -11,8 +11,8 @@ from typing import Any
 
 from django.apps import apps
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Count, Max, Model
+from django.db import connection, transaction
+from django.db.models import Model
 from django.test import Client
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -48,20 +48,28 @@ def _outcome(status: int, location: str, body: bytes) -> str:
     return "ok"
 
 
-def fingerprint() -> tuple[tuple[Any, ...], tuple[str, ...]]:
-    """Row count and largest id of every model of ours, and the set of stored objects."""
+def _fingerprint_sql() -> str:
     ours: list[type[Model]] = [*apps.get_app_config("engine").get_models(), Token]
-    rows = [
-        (model.__name__, *model._default_manager.aggregate(n=Count("pk"), top=Max("pk")).values())
-        for model in ours
-    ]
+    quote = connection.ops.quote_name
+    selects = []
+    for n, model in enumerate(ours):
+        pk, table = quote(str(model._meta.pk.column)), quote(model._meta.db_table)
+        selects.append(f"SELECT {n}, COUNT(*), CAST(MAX({pk}) AS TEXT) FROM {table}")
+    return " UNION ALL ".join(selects)
+
+
+def fingerprint() -> tuple[tuple[Any, ...], tuple[str, ...]]:
+    """Row count and largest id of every model of ours (one query), and the stored objects."""
+    with connection.cursor() as cursor:
+        cursor.execute(_fingerprint_sql())
+        rows = tuple(sorted(tuple(row) for row in cursor.fetchall()))
     media = Path(settings.MEDIA_ROOT)
     files = sorted(
         str(Path(root, name).relative_to(media))
         for root, _dirs, names in os.walk(media)
         for name in names
     )
-    return (tuple(rows), tuple(files))
+    return (rows, tuple(files))
 
 
 def client_for(world: World, persona: str, endpoint: Endpoint) -> Client:
