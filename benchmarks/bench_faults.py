@@ -1,10 +1,11 @@
 """Faults: SIGKILL the Celery worker at random points while it ingests videos and exports the
-dataset, again and again, then let a worker run undisturbed and check that every job ended
-(succeeded, or failed with its reason after its attempts) and that the outputs are complete and
-not doubled: each video's frames in storage are exactly its frame count, each export zip is
-whole and the same as the others, no stray objects.
+dataset, again and again (adding work whenever all of it has ended), then let a worker run
+undisturbed and check that every job ended (succeeded, or failed with its reason after its
+attempts) and that the outputs are complete and not doubled: each video's frames in storage
+are exactly its frame count, each export zip is whole and the same as the others, no stray
+objects.
 
-    python benchmarks/bench_faults.py --kills 20 --videos 4 --exports 3
+    python benchmarks/bench_faults.py --kills 20
 
 Runs on a temporary SQLite database and local storage (``--database-url`` for PostgreSQL), with
 a real worker (``celery -A workers worker -B``, recovery beat every 5 s, jobs stale after 10 s)
@@ -25,6 +26,7 @@ import sys
 import tempfile
 import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -77,10 +79,16 @@ def _pending(job_ids: list[int]) -> int:
 
 
 def chaos(
-    env: dict[str, str], job_ids: list[int], kills: int, delays: tuple[float, float], log: Path
+    env: dict[str, str],
+    job_ids: list[int],
+    kills: int,
+    delays: tuple[float, float],
+    log: Path,
+    more_work: Callable[[], list[int]],
 ) -> tuple[int, int]:
-    """``kills`` times (or until every job has ended): start a worker, wait until it has claimed
-    a job, SIGKILL it after a random delay. Returns (kills, kills while a job was running)."""
+    """``kills`` times: start a worker, wait until it has claimed a job, SIGKILL it after a
+    random delay; when every job has ended, ``more_work()`` adds jobs (their ids join
+    ``job_ids``). Returns (kills, kills while a job was running)."""
     from django.utils import timezone
 
     from engine.models import Job
@@ -88,7 +96,7 @@ def chaos(
     made = during = 0
     for _ in range(kills):
         if not _pending(job_ids):
-            break
+            job_ids += more_work()
         started = timezone.now()
         worker = _start_worker(env, log)
         mine = Job.objects.filter(pk__in=job_ids, status="running", heartbeat_at__gte=started)
@@ -181,8 +189,12 @@ def check_exports(job_ids: list[int]) -> tuple[str, bool]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--kills", type=int, default=20, help="SIGKILLs per phase")
-    parser.add_argument("--videos", type=int, default=4)
-    parser.add_argument("--exports", type=int, default=3)
+    parser.add_argument(
+        "--videos", type=int, default=2, help="at first; one more whenever all ended"
+    )
+    parser.add_argument(
+        "--exports", type=int, default=2, help="at first; one more whenever all ended"
+    )
     parser.add_argument(
         "--delay",
         type=float,
@@ -227,24 +239,30 @@ def main() -> None:
         project = do_create_project("faults", boss, annotation_fps=12.0)
         clips = Path(data_dir) / "clips"
         clips.mkdir()
-        video_ids = []
-        for n in range(args.videos):
+        video_ids: list[int] = []
+
+        def upload() -> list[int]:
+            n = len(video_ids)
             clip = clips / f"clip{n}.mp4"
             subprocess.run(
                 ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i",
-                 f"testsrc=duration={4 + n}:size=320x240:rate=24", "-c:v", "libx264",
+                 f"testsrc=duration={4 + n % 4}:size=320x240:rate=24", "-c:v", "libx264",
                  "-pix_fmt", "yuv420p", str(clip)],
                 check=True,
             )  # fmt: skip
             with transaction.atomic(), clip.open("rb") as f:
                 video = do_upload_video(project, boss, clip.name, f, clip.stat().st_size)
             video_ids.append(video.pk)
-        ingest_jobs = list(
-            Job.objects.filter(video_id__in=video_ids, kind="ingest").values_list("pk", flat=True)
-        )
+            return list(Job.objects.filter(video=video, kind="ingest").values_list("pk", flat=True))
+
+        def export() -> list[int]:
+            with transaction.atomic():
+                return [do_start_export(project, user=boss, fmt="davis").pk]
+
+        ingest_jobs = [job for _ in range(args.videos) for job in upload()]
         results: list[tuple[str, bool]] = []
 
-        kills, during = chaos(env, ingest_jobs, args.kills, tuple(args.delay), log)
+        kills, during = chaos(env, ingest_jobs, args.kills, tuple(args.delay), log, upload)
         seconds = settle(env, ingest_jobs, args.timeout, log)
         jobs, jobs_ok = _jobs_line(ingest_jobs)
         outputs, outputs_ok = check_ingest(video_ids)
@@ -255,11 +273,8 @@ def main() -> None:
         )
         results += [(jobs, jobs_ok), (outputs, outputs_ok)]
 
-        export_jobs = []
-        for _ in range(args.exports):
-            with transaction.atomic():
-                export_jobs.append(do_start_export(project, user=boss, fmt="davis").pk)
-        kills, during = chaos(env, export_jobs, args.kills, tuple(args.delay), log)
+        export_jobs = [job for _ in range(args.exports) for job in export()]
+        kills, during = chaos(env, export_jobs, args.kills, tuple(args.delay), log, export)
         seconds = settle(env, export_jobs, args.timeout, log)
         jobs, jobs_ok = _jobs_line(export_jobs)
         outputs, outputs_ok = check_exports(export_jobs)
