@@ -132,7 +132,7 @@ def _demo_model(recipe: DemoRecipe, say: Callable[[str], None] | None) -> ModelV
     ckpt, scores_file = demo_paths(recipe)
     if not (ckpt.is_file() and scores_file.is_file()):
         _log(say, f"training the demo model ({recipe.config}, {recipe.steps} steps); made once")
-        scores = train_demo_checkpoint(recipe, ckpt)
+        scores = train_demo_checkpoint(recipe, ckpt, say=say)
         scores_file.write_text(json.dumps(scores, sort_keys=True))
     else:
         _log(say, f"using the cached demo model {ckpt}")
@@ -152,7 +152,9 @@ def _demo_model(recipe: DemoRecipe, say: Callable[[str], None] | None) -> ModelV
     return promoted
 
 
-def train_demo_checkpoint(recipe: DemoRecipe, path: Path) -> dict[str, float]:
+def train_demo_checkpoint(
+    recipe: DemoRecipe, path: Path, say: Callable[[str], None] | None = None
+) -> dict[str, float]:
     """Train ``recipe`` from scratch on procedural videos, write the checkpoint to ``path`` and
     return its scores on held-out procedural videos (``jf_1, jf_3, ...``)."""
     import torch
@@ -163,7 +165,7 @@ def train_demo_checkpoint(recipe: DemoRecipe, path: Path) -> dict[str, float]:
     from model.checkpoint import save_checkpoint
     from model.training.clips import TrainClip
     from model.training.config import TrainConfig
-    from model.training.loop import train
+    from model.training.loop import StepStats, train
 
     spec = ProceduralSpec(
         num_frames=recipe.frames,
@@ -187,8 +189,16 @@ def train_demo_checkpoint(recipe: DemoRecipe, path: Path) -> dict[str, float]:
         seed=recipe.seed,
         bf16=False,  # autocast to bf16 is slow on most CPUs; the demo model is made on CPU
     )
-    train(model, [TrainClip(frames=v.frames, masks=v.masks) for v in train_set], config)
+    every = max(1, recipe.steps // 10)
+
+    def report(stats: StepStats) -> None:
+        if stats.step % every == 0 or stats.step == recipe.steps:
+            _log(say, f"  demo model: step {stats.step}/{recipe.steps}, loss {stats.loss:.3f}")
+
+    clips = [TrainClip(frames=v.frames, masks=v.masks) for v in train_set]
+    train(model, clips, config, on_step=report)
     model.eval()
+    _log(say, f"  demo model: evaluating on {recipe.eval_videos} held-out procedural videos")
     path.parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(model, path)
     scores = evaluate_model(model, [(v.frames, v.masks) for v in eval_set], EvalConfig())
