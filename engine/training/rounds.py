@@ -340,7 +340,10 @@ def _run_round(job: Job, reporter: JobReporter) -> dict[str, Any]:
         )
         clips = [TrainClip(frames=c.frames, masks=c.masks) for c in train_clips]
         reporter.progress(0.05, f"round {round_.number}: training {steps} steps", force=True)
-        result = train(model, clips, config, on_step=on_step, should_stop=should_stop)
+        try:
+            result = train(model, clips, config, on_step=on_step, should_stop=should_stop)
+        except ValueError as exc:  # clips the recipe cannot train on (e.g. no visible object)
+            raise RoundFailed(f"round {round_.number} cannot train on this data: {exc}") from exc
         if result.stopped:
             raise JobCancelled(f"round {round_.number} was cancelled at step {result.steps_done}")
         metrics["loss_curve"] = list(curve)
@@ -452,6 +455,14 @@ def _decide(
     with transaction.atomic():
         if not held_job(job).select_for_update().exists():
             raise JobSuperseded(f"job {job.pk} attempt {job.attempt} is no longer this worker's")
+        current = versions.promoted_version()
+        if better and (current.pk if current else None) != metrics["baseline_version_id"]:
+            # someone promoted or rolled back while the round ran: never override their choice
+            better = False
+            metrics["promoted"] = False
+            metrics["reason"] = (
+                f"not promoted: the promoted model changed during the round; {reason}"
+            )
         ModelVersion.objects.filter(pk=candidate.pk).update(
             metrics={
                 **(candidate.metrics or {}),
