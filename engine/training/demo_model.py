@@ -117,6 +117,8 @@ def _official_model(say: Callable[[str], None] | None) -> ModelVersion | None:
             config=entry.config_name,
             metrics={"official": True, "demo": False, "url": entry.url},
         )
+    if version.status == ModelVersion.Status.PROMOTED:
+        return version
     promoted = versions.do_promote(None, version, reason=f"official {OFFICIAL_NAME} out of the box")
     _log(say, f"registered and promoted {promoted.name!r}")
     return promoted
@@ -147,6 +149,8 @@ def _demo_model(recipe: DemoRecipe, say: Callable[[str], None] | None) -> ModelV
             config=recipe.config,
             metrics={"demo": True, "recipe": asdict(recipe), "heldout": scores},
         )
+    if version.status == ModelVersion.Status.PROMOTED:
+        return version
     promoted = versions.do_promote(None, version, reason="offline demo model out of the box")
     _log(say, f"registered and promoted the demo model {promoted.name!r} (held-out {scores})")
     return promoted
