@@ -110,10 +110,13 @@ def _figure_png(draw: Any) -> bytes:
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig = plt.figure(figsize=(9, 3.2), dpi=100)
     try:
         draw(fig)
+        for ax in fig.axes:  # rounds and steps are whole numbers
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         fig.tight_layout()
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png")
