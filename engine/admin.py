@@ -56,5 +56,10 @@ for _model in (
     models.DatasetSnapshot,
     models.DraftEdit,
     models.ModelSession,
+    models.ModelPromotion,
+    models.RoundSettings,
+    models.QualityModel,
+    models.QualitySettings,
+    models.RevisionQuality,
 ):
     admin.site.register(_model)

@@ -41,7 +41,8 @@ def _mask_area(page, frame: int) -> int:
     """The player's mask area of a frame. The page's entry module (review.js or fix.js) exports
     its player; importing the module's URL again yields that same instance."""
     return page.evaluate(
-        "async (i) => (await import(document.querySelector('script[type=module]').src))"
+        "async (i) => (await import(document.querySelector("
+        "'script[type=module][src$=\"/review.js\"], script[type=module][src$=\"/fix.js\"]').src))"
         ".player.maskArea(i)",
         frame,
     )
