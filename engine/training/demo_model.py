@@ -58,9 +58,11 @@ class DemoRecipe:
 
 
 def _log(say: Callable[[str], None] | None, message: str) -> None:
-    logger.info(message)
+    """To ``say`` (a command's output) when given, else to the log (not both: one line each)."""
     if say is not None:
         say(message)
+    else:
+        logger.info(message)
 
 
 def configured_model() -> registry.ModelSpec | None:
