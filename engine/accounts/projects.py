@@ -26,12 +26,15 @@ def do_create_project(
     phase: int = 3,
     description: str = "",
     model_config: str = DEFAULT_MODEL_CONFIG,
+    memory_policy: str = "all",
 ) -> Project:
     """Create a project; its creator becomes its first manager.
 
     Args:
         model_config: the SAM 2 configuration its annotation uses, a name of
             ``model.config.CONFIGS``.
+        memory_policy: which tracked frames its video sessions keep as memory ("all", Meta's
+            behaviour, or "reliable").
 
     Raises:
         InvalidInput: an fps outside (0, 60], an unknown phase or model configuration, or text
@@ -45,6 +48,9 @@ def do_create_project(
         raise InvalidInput(
             f"unknown model configuration {model_config!r}; choose one of {', '.join(CONFIGS)}"
         )
+    policies = [value for value, _ in Project._meta.get_field("memory_policy").choices or []]
+    if memory_policy not in policies:
+        raise InvalidInput(f"unknown memory policy {memory_policy!r}; choose one of {policies}")
     if "\x00" in name or "\x00" in description:
         raise InvalidInput("a project's name and description cannot hold NUL characters")
     project = Project.objects.create(
@@ -54,6 +60,7 @@ def do_create_project(
         phase=phase,
         description=description,
         model_config=model_config,
+        memory_policy=memory_policy,
     )
     Membership.objects.create(project=project, user=creator, role=Role.MANAGER)
     return project

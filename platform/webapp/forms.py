@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 
 from engine.models import Project, Role
@@ -9,6 +11,14 @@ class ProjectForm(forms.ModelForm):
     class Meta:
         model = Project
         fields = ["name", "description", "annotation_fps", "phase", "memory_policy"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # optional: a form (or a script) that leaves it out gets Meta's behaviour
+        self.fields["memory_policy"].required = False
+
+    def clean_memory_policy(self) -> str:
+        return self.cleaned_data.get("memory_policy") or "all"
 
     def clean_annotation_fps(self) -> float:
         value = self.cleaned_data["annotation_fps"]

@@ -21,7 +21,17 @@ def _production_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "STORAGE_BACKEND", "DEMO_MODE", "DEBUG")
+        # the browser tests' conftest sets DJANGO_ALLOW_ASYNC_UNSAFE for this whole process; a
+        # deployment never has it (check --deploy reports it as async.E001)
+        if k
+        not in (
+            "DATABASE_URL",
+            "CELERY_BROKER_URL",
+            "STORAGE_BACKEND",
+            "DEMO_MODE",
+            "DEBUG",
+            "DJANGO_ALLOW_ASYNC_UNSAFE",
+        )
     }
     env.update(
         {
