@@ -1,4 +1,4 @@
-"""Dataset endpoints: start an export (managers), download it (members), import files (managers).
+"""Dataset endpoints: start and download an export (managers), import files (managers).
 
 Poll either job at ``/api/jobs/<id>/``. Included from ``api/urls.py``::
 
@@ -77,8 +77,10 @@ class ExportDownloadView(APIView):
     def get(self, request: Request, job_id: int) -> Response | FileResponse:
         jobs = access.jobs_for_user(request_user(request))
         job = jobs.filter(pk=job_id, kind=Job.Kind.EXPORT).first()
-        if job is None:
+        if job is None or job.project_id is None:
             return Response({"detail": "No such export"}, status=status.HTTP_404_NOT_FOUND)
+        # the zip holds the project's whole verified dataset: those who may export it, only
+        access.access_project_as_manager(request_user(request), job.project_id)
         if job.status != Job.Status.SUCCEEDED:
             return Response(
                 {
