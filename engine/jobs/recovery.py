@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from engine.jobs.lifecycle import JOB_TASKS, send_after_commit
 from engine.models import Job
+from engine.videos.ingest import fail_abandoned_ingest
 
 logger = logging.getLogger(__name__)
 
@@ -116,5 +117,7 @@ def _apply(
     record the outcome and resend the task for ``"resent"``."""
     if candidates.filter(pk=job.pk).update(**fields):
         done[outcome].append(job.pk)
+        if outcome == "failed" and job.kind == Job.Kind.INGEST:
+            fail_abandoned_ingest(job, fields["error"])
         if outcome == "resent":
             send_after_commit(job)

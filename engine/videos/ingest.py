@@ -122,6 +122,12 @@ def _job_video(job: Job) -> Video:
     return Video.objects.get(pk=job.args["video_id"])
 
 
+def fail_abandoned_ingest(job: Job, message: str) -> None:
+    """The job recovery gave up on (its worker lost on every attempt): its video must not stay
+    "decoding" forever. Frames already written are removed, as after a decoding error."""
+    _fail_video(job, message)
+
+
 def _fail_video(job: Job, message: str) -> None:
     video = Video.objects.filter(pk=job.args.get("video_id")).first()
     if video is None:

@@ -6,6 +6,7 @@ Resent tasks go to the real test Redis; the test reads them back from its queues
 from __future__ import annotations
 
 import base64
+import io
 import json
 from datetime import timedelta
 
@@ -15,7 +16,8 @@ from django.utils import timezone
 
 from engine.jobs.lifecycle import JOB_TASKS, claim_job
 from engine.jobs.recovery import do_recover_orphaned_jobs
-from engine.models import Job
+from engine.models import Job, Video, frame_key
+from engine.videos import storage
 
 
 def _sent(redis_url: str, queue: str) -> list[tuple[str, list]]:
@@ -129,3 +131,21 @@ def test_jobs_of_a_kind_no_worker_runs_fail_instead_of_being_resent_forever(
         assert job.status == Job.Status.FAILED
         assert job.error == "no worker runs 'train' jobs"
     assert _sent(redis_broker, "train") == []
+
+
+@pytest.mark.django_db
+def test_ingest_that_keeps_losing_its_worker_fails_its_video_and_drops_its_frames(
+    redis_broker, django_capture_on_commit_callbacks, stale, project
+):
+    video = Video.objects.create(project=project, name="clip.mp4", status=Video.Status.DECODING)
+    storage.put_file(frame_key(video.pk, 0), io.BytesIO(b"partial frame"))
+    fatal = _job(
+        "ingest", "running", heartbeat_age_s=stale, attempt=3, worker="w:1",
+        args={"video_id": video.pk}, video=video,
+    )  # fmt: skip
+    assert _recover(django_capture_on_commit_callbacks)["failed"] == [fatal.pk]
+    video.refresh_from_db()
+    # not "decoding" forever: failed with the job's reason, nothing left in storage
+    assert video.status == Video.Status.FAILED
+    assert video.error == "its worker was lost during each of 3 attempts (last: w:1)"
+    assert list(storage.iter_keys(video.frames_prefix)) == []
