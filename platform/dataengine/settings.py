@@ -95,7 +95,14 @@ if DATABASE_URL:
         raise ImproperlyConfigured(
             f"DATABASE_URL must be a postgresql:// or sqlite:// URL, got {DATABASE_URL.split(':')[0]}://"
         )
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    # 0 (a connection per request) by default: under ASGI every request may run in another
+    # thread, and persistent connections piled up past PostgreSQL's max_connections under load
+    # (benchmarks/bench_load.py); a pooler (pgbouncer) is the way to reuse them
+    DATABASES = {
+        "default": dj_database_url.parse(
+            DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 0, minimum=0)
+        )
+    }
 else:
     DATABASES = {
         "default": {
