@@ -13,7 +13,8 @@ from engine.models import Job, ModelPromotion, ModelVersion, Round
 from engine.training import versions
 from tests.e2e._workspace import shot
 from tests.e2e.conftest import log_in
-from tests.engine.training._training import register_tiny, tiny_checkpoint
+from tests.engine.test_auto_masklets import tiny_checkpoint
+from tests.engine.training._training import register_tiny
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

@@ -11,7 +11,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from engine.models import Job, ModelVersion
 from engine.training import versions
 from tests._clients import api_client
-from tests.engine.training._training import register_tiny, tiny_checkpoint
+from tests.engine.test_auto_masklets import tiny_checkpoint
+from tests.engine.training._training import register_tiny
 
 pytestmark = pytest.mark.django_db
 

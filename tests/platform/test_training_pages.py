@@ -13,7 +13,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from engine.models import Job, ModelVersion, Round
 from engine.training import versions
 from tests._clients import web_client
-from tests.engine.training._training import register_tiny, tiny_checkpoint
+from tests.engine.test_auto_masklets import tiny_checkpoint
+from tests.engine.training._training import register_tiny
 
 pytestmark = pytest.mark.django_db
 

@@ -11,19 +11,7 @@ import torch
 from engine.inference import registry
 from engine.models import ModelVersion
 from engine.training import versions
-from model.build import build_sam2
-from model.checkpoint import save_checkpoint
-
-
-def tiny_checkpoint(path: Path, seed: int = 0) -> Path:
-    """A random ``test_tiny`` SAM 2 in the official format (objects forced present)."""
-    torch.manual_seed(seed)
-    net = build_sam2("test_tiny")
-    head: Any = net.sam_mask_decoder.pred_obj_score_head
-    with torch.no_grad():
-        head.layers[2].bias.fill_(30.0)
-    save_checkpoint(net, path)
-    return path
+from tests.engine.test_auto_masklets import tiny_checkpoint
 
 
 def register_tiny(tmp_path: Path, name: str, seed: int = 0, **kw: Any) -> ModelVersion:

@@ -19,7 +19,8 @@ from engine.models import ModelVersion
 from engine.training import demo_model, versions
 from engine.training.demo_model import DemoRecipe, ensure_model
 from model import download
-from tests.engine.training._training import model_settings, register_tiny, tiny_checkpoint
+from tests.engine.test_auto_masklets import tiny_checkpoint
+from tests.engine.training._training import model_settings, register_tiny
 
 __all__ = ["model_settings"]
 pytestmark = pytest.mark.django_db

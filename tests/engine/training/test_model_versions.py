@@ -16,7 +16,8 @@ from engine.inference import registry
 from engine.models import ModelPromotion, ModelVersion
 from engine.training import versions
 from model.build import build_sam2
-from tests.engine.training._training import model_settings, register_tiny, tiny_checkpoint
+from tests.engine.test_auto_masklets import tiny_checkpoint
+from tests.engine.training._training import model_settings, register_tiny
 
 __all__ = ["model_settings"]
 pytestmark = pytest.mark.django_db

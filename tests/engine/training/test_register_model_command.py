@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from engine.models import ModelVersion
-from tests.engine.training._training import tiny_checkpoint
+from tests.engine.test_auto_masklets import tiny_checkpoint
 
 pytestmark = pytest.mark.django_db
 
