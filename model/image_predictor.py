@@ -192,22 +192,12 @@ class ImagePredictor:
             points = None
             if coords is not None and labels is not None:
                 points = (coords.to(self.device), labels.to(self.device))
-            sparse, dense = self.model.sam_prompt_encoder(
-                points=points,
-                boxes=None,
-                masks=None if mask_t is None else mask_t.to(self.device),
+            low_res, iou = self._decode(
+                points,
+                None if mask_t is None else mask_t.to(self.device),
+                multimask_output,
+                repeat_image=points is not None and points[0].shape[0] > 1,
             )
-            batched = points is not None and points[0].shape[0] > 1
-            low_res, iou, _, _ = self.model.sam_mask_decoder(
-                image_embeddings=feats.image_embed,
-                image_pe=self.model.sam_prompt_encoder.get_dense_pe(),
-                sparse_prompt_embeddings=sparse,
-                dense_prompt_embeddings=dense,
-                multimask_output=multimask_output,
-                repeat_image=batched,
-                high_res_features=feats.high_res_feats,
-            )
-            low_res = low_res.float()
             masks = self._postprocess(low_res, feats.orig_hw)
             low_res = torch.clamp(low_res, -32.0, 32.0)
             out_masks = masks if return_logits else masks > self.mask_threshold
@@ -270,8 +260,11 @@ class ImagePredictor:
             norm = torch.tensor([scale_w, scale_h], dtype=torch.float32)
             coords_t = torch.as_tensor(coords, dtype=torch.float32) / norm * size
             labels_t = torch.as_tensor(labels, dtype=torch.int32)
-            low_res, iou = self._decode_batch(
-                coords_t.to(self.device), labels_t.to(self.device), multimask_output
+            low_res, iou = self._decode(
+                (coords_t.to(self.device), labels_t.to(self.device)),
+                None,
+                multimask_output,
+                repeat_image=True,
             )
         return LowResBatch(
             logits=low_res,
@@ -284,22 +277,33 @@ class ImagePredictor:
         with self._compute():
             return self._postprocess(low_res, self._require_features().orig_hw)
 
-    def _decode_batch(
-        self, coords: torch.Tensor, labels: torch.Tensor, multimask_output: bool
+    def _decode(
+        self,
+        points: tuple[torch.Tensor, torch.Tensor] | None,
+        mask: torch.Tensor | None,
+        multimask_output: bool,
+        *,
+        repeat_image: bool,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, N, 2) model-pixel coords, (B, N) labels -> float32 low-res logits (B, C, h, w)
-        and IoU predictions (B, C)."""
+        """Prompt encoder + mask decoder on the cached image features.
+
+        Args:
+            points: (B, N, 2) model-pixel coords and (B, N) labels, or None.
+            mask: (B, 1, S/4, S/4) mask prompt logits, or None.
+            repeat_image: B > 1 prompts share the one image embedding.
+
+        Returns:
+            float32 low-res logits (B, C, S/4, S/4) and IoU predictions (B, C).
+        """
         feats = self._require_features()
-        sparse, dense = self.model.sam_prompt_encoder(
-            points=(coords, labels), boxes=None, masks=None
-        )
+        sparse, dense = self.model.sam_prompt_encoder(points=points, boxes=None, masks=mask)
         low_res, iou, _, _ = self.model.sam_mask_decoder(
             image_embeddings=feats.image_embed,
             image_pe=self.model.sam_prompt_encoder.get_dense_pe(),
             sparse_prompt_embeddings=sparse,
             dense_prompt_embeddings=dense,
             multimask_output=multimask_output,
-            repeat_image=True,
+            repeat_image=repeat_image,
             high_res_features=feats.high_res_feats,
         )
         return low_res.float(), iou
