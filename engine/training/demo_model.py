@@ -141,7 +141,7 @@ def _demo_model(recipe: DemoRecipe, say: Callable[[str], None] | None) -> ModelV
     else:
         _log(say, f"using the cached demo model {ckpt}")
     scores = json.loads(scores_file.read_text())
-    digest = versions.sha256_path(ckpt)
+    digest = registry.sha256_file(ckpt)
     version = ModelVersion.objects.filter(sha256=digest, config=recipe.config).first()
     if version is None:
         version = versions.do_register_checkpoint(

@@ -25,6 +25,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 
 from engine.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from engine.inference import registry
 from engine.models import Membership, ModelPromotion, ModelVersion, User
 from engine.videos import storage
 from model.config import CONFIGS
@@ -79,14 +80,6 @@ def access_version(user: User, version_id: int) -> ModelVersion:
 
 def checkpoint_key(sha256: str) -> str:
     return f"models/sha256/{sha256}.pt"
-
-
-def sha256_path(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def check_config_name(config: str) -> str:
@@ -160,7 +153,7 @@ def do_register_checkpoint(
     if ModelVersion.objects.filter(name=name).exists():
         raise Conflict(f"a model version named {name!r} exists; choose another name")
     validate_checkpoint(path, config)
-    digest = sha256_path(path)
+    digest = registry.sha256_file(path)
     key = checkpoint_key(digest)
     if not default_storage.exists(key) or stored_sha256(key) != digest:
         storage.put_path(key, path)

@@ -15,6 +15,7 @@ import pytest
 from django.core.management import call_command
 
 from engine.annotation.serving import model_status
+from engine.inference import registry
 from engine.models import ModelVersion
 from engine.training import demo_model, versions
 from engine.training.demo_model import DemoRecipe, ensure_model
@@ -82,7 +83,7 @@ def test_offline_a_demo_model_is_trained_once_registered_as_demo_and_promoted(
     ckpt, scores = demo_model.demo_paths(TINY_RECIPE)
     assert ckpt.is_file()
     assert scores.is_file()
-    assert versions.sha256_path(ckpt) == version.sha256
+    assert registry.sha256_file(ckpt) == version.sha256
 
     # made once: a second database (same DATA_DIR) reuses the cached checkpoint, no training
     ModelVersion.objects.all().delete()
