@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import secrets
 import socket
 import subprocess
 import sys
@@ -27,6 +25,9 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "platform")]
+
+from benchmarks.server_env import server_env  # noqa: E402
+
 H, W, FRAMES = 96, 128, 30
 
 
@@ -155,14 +156,7 @@ def main() -> None:
     import requests
 
     with tempfile.TemporaryDirectory(prefix="bench-load-") as data_dir:
-        env = {
-            **{k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DEMO_MODE")},
-            "PYTHONPATH": f"{REPO}:{REPO / 'platform'}",
-            "DJANGO_SETTINGS_MODULE": "dataengine.settings",
-            "SECRET_KEY": secrets.token_urlsafe(50),
-            "DATA_DIR": data_dir,
-            "LOG_LEVEL": "error",
-        }
+        env = server_env(data_dir)
         if args.database_url:
             env["DATABASE_URL"] = args.database_url
         subprocess.run(

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import secrets
 import socket
 import subprocess
 import sys
@@ -22,6 +20,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "platform")]
+
+from benchmarks.server_env import server_env  # noqa: E402
 
 ROLES = ("annotator", "reviewer", "manager", "outside_manager", "admin")
 SETUP = f"""
@@ -65,14 +65,7 @@ def main() -> None:
     from tests.security.fuzzing import fuzz
 
     with tempfile.TemporaryDirectory(prefix="fuzz-api-") as data_dir:
-        env = {
-            **{k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DEMO_MODE")},
-            "PYTHONPATH": f"{REPO}:{REPO / 'platform'}",
-            "DJANGO_SETTINGS_MODULE": "dataengine.settings",
-            "SECRET_KEY": secrets.token_urlsafe(50),
-            "DATA_DIR": data_dir,
-            "LOG_LEVEL": "error",
-        }
+        env = server_env(data_dir)
         run = {"cwd": REPO, "env": env, "check": True}
         subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], **run)  # type: ignore[call-overload]
         setup = subprocess.run([sys.executable, "-c", SETUP], capture_output=True, text=True, **run)  # type: ignore[call-overload]
