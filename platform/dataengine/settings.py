@@ -273,6 +273,7 @@ CELERY_TASK_ROUTES = {
     "workers.train_round": {"queue": "train"},
     "workers.start_due_rounds": {"queue": "default"},
     "workers.quality_sweep": {"queue": "default"},
+    "workers.prune_model_sessions": {"queue": "default"},
 }
 # engine sends tasks by name through this function (engine.jobs.dispatch imports it on first
 # use; a dotted path here keeps engine free of Celery and workers).
@@ -287,6 +288,15 @@ ANNOTATION_SESSION_IDLE_SECONDS = env_int("ANNOTATION_SESSION_IDLE_SECONDS", 180
 ANNOTATION_FEATURE_FRAMES = env_int("ANNOTATION_FEATURE_FRAMES", 8, minimum=1)
 ANNOTATION_DIRECT_TIMEOUT_SECONDS = env_float("ANNOTATION_DIRECT_TIMEOUT_SECONDS", 5.0, minimum=0.1)
 ANNOTATION_PROMPT_TIMEOUT_SECONDS = env_float("ANNOTATION_PROMPT_TIMEOUT_SECONDS", 55.0, minimum=1)
+# Model-session rows (routes to the worker holding a session) are pruned by beat every
+# ANNOTATION_SESSION_PRUNE_INTERVAL_SECONDS: idle past ANNOTATION_SESSION_IDLE_SECONDS, or naming a
+# worker that did not answer a ping and unused for the grace (engine.annotation.session_pruning).
+ANNOTATION_SESSION_PRUNE_INTERVAL_SECONDS = env_int(
+    "ANNOTATION_SESSION_PRUNE_INTERVAL_SECONDS", 300, minimum=10
+)
+ANNOTATION_SESSION_LOST_GRACE_SECONDS = env_int(
+    "ANNOTATION_SESSION_LOST_GRACE_SECONDS", 120, minimum=10
+)
 # Frames embedded in the background when an annotator takes a video (0: off).
 ANNOTATION_WARM_FRAMES = env_int("ANNOTATION_WARM_FRAMES", 2, minimum=0)
 # Celery beat (`make run` embeds it in the worker with -B; run one `celery -A workers beat`
@@ -308,6 +318,15 @@ CELERY_BEAT_SCHEDULE = {
         "task": "workers.start_due_rounds",
         "schedule": 60.0,
         "options": {"queue": "default", "expires": 60.0},
+    },
+    # Model-session rows of idle sessions and lost workers (engine.annotation.session_pruning).
+    "prune-model-sessions": {
+        "task": "workers.prune_model_sessions",
+        "schedule": float(ANNOTATION_SESSION_PRUNE_INTERVAL_SECONDS),
+        "options": {
+            "queue": "default",
+            "expires": float(ANNOTATION_SESSION_PRUNE_INTERVAL_SECONDS),
+        },
     },
     # Quality estimators: retrain when due, score waiting masklets, auto-accept (engine.quality).
     "quality-sweep": {

@@ -49,6 +49,7 @@ def test_task_names_are_pinned() -> None:
         "workers.train_round",
         "workers.start_due_rounds",
         "workers.quality_sweep",
+        "workers.prune_model_sessions",
     }
     assert JOB_TASKS == {
         "ingest": ("workers.ingest_video", "default"),
