@@ -190,6 +190,8 @@ class MaskletRevision(models.Model):
     frames = models.JSONField(default=dict)
     edited_frames = models.JSONField(default=list)
     note = models.TextField(blank=True)
+    #: The object's label when this revision was made (a draft may rename it).
+    label = models.CharField(max_length=200, blank=True)
 
     class Meta:
         ordering = ["masklet", "number"]

@@ -27,6 +27,7 @@ from engine.models import (
     Assignment,
     DraftEdit,
     InteractionEvent,
+    Job,
     Masklet,
     MaskletRevision,
     Project,
@@ -88,9 +89,17 @@ def draft_prompts(masklet: Masklet) -> list[dict[str, Any]]:
 
 
 def _check_label(label: Any) -> str:
-    if not isinstance(label, str) or len(label) > MAX_LABEL_CHARS or "\x00" in label:
+    """The label trimmed; InvalidInput (400) naming what is wrong with it."""
+    if not isinstance(label, str):
         raise InvalidInput(f"a label is text of at most {MAX_LABEL_CHARS} characters")
-    return label.strip()
+    if "\x00" in label:
+        raise InvalidInput("a label cannot contain a NUL character (\\x00)")
+    label = label.strip()
+    if len(label) > MAX_LABEL_CHARS:
+        raise InvalidInput(
+            f"a label has at most {MAX_LABEL_CHARS} characters; this one has {len(label)}"
+        )
+    return label
 
 
 @transaction.atomic
@@ -127,6 +136,45 @@ def do_create_object(user: User, assignment: Assignment, label: str = "") -> Mas
         assignment=lease,
     )
     return masklet
+
+
+@transaction.atomic
+def do_rename_object(user: User, masklet: Masklet, base_version: int, label: str) -> int:
+    """Change an editable object's label; returns the new draft version.
+
+    A rename is a save of the draft like any edit: on top of ``base_version`` (a stale one is a
+    409 with nothing written), by the lease's holder, moving the draft to the next version so
+    another tab's next save conflicts. It writes no frame (undo and redo step over it); the
+    label goes into the revision when the draft is submitted (:func:`do_submit_draft`).
+    """
+    label = _check_label(label)
+    leases.check_annotator(user, masklet.video.project)
+    locked, lease = _lock_for_edit(user, masklet, base_version)
+    running = Job.objects.filter(
+        kind=Job.Kind.PROPAGATE,
+        args__masklet_id=locked.pk,
+        status__in=(Job.Status.QUEUED, Job.Status.RUNNING),
+    )
+    if running.exists():
+        # the run writes at the version it started from: a rename now would stop it
+        raise Conflict("a propagation is running on this object; rename it once it has ended")
+    previous = locked.label
+    locked.label = label
+    locked.draft_version += 1
+    locked.save(update_fields=["label", "draft_version", "updated_at"])
+    _touch_lease(lease)
+    telemetry.record_event(
+        user,
+        locked.video,
+        InteractionEvent.Kind.OBJECT,
+        None,
+        {"action": "rename", "object_id": locked.object_id, "from": previous, "to": label},
+        masklet=locked,
+        assignment=lease,
+    )
+    masklet.label = label
+    masklet.draft_version = locked.draft_version
+    return locked.draft_version
 
 
 def _lock_for_edit(user: User, masklet: Masklet, base_version: int) -> tuple[Masklet, Assignment]:

@@ -120,6 +120,7 @@ def do_create_masklet(
         frames=_frames_json(video, frames),
         edited_frames=sorted(set(edited_frames)),
         note=_check_note(note),
+        label=label,
     )
     masklet.current_revision = revision
     masklet.save(update_fields=["current_revision"])
@@ -159,6 +160,7 @@ def do_save_revision(
         frames=_frames_json(locked.video, merged),
         edited_frames=sorted(set(edited_frames)),
         note=_check_note(note),
+        label=locked.label,
     )
     locked.current_revision = revision
     locked.save(update_fields=["current_revision", "updated_at"])

@@ -161,6 +161,15 @@ class VersionSerializer(serializers.Serializer):
     base_version = StrictIdField(help_text="the draft version the client last saw")
 
 
+class RenameSerializer(VersionSerializer):
+    label = serializers.CharField(  # type: ignore[assignment]  # a field, not Field.label
+        max_length=200,
+        allow_blank=True,
+        trim_whitespace=True,
+        help_text="the object's new label (at most 200 characters, no NUL)",
+    )
+
+
 class EditsRequestSerializer(VersionSerializer):
     edits = serializers.ListField(child=EditSerializer(), min_length=1, max_length=MAX_EDITS)
 

@@ -31,6 +31,7 @@ urlpatterns = [
     path("masklets/<int:masklet_id>/draft/undo/", views.draft_undo, name="api-draft-undo"),
     path("masklets/<int:masklet_id>/draft/redo/", views.draft_redo, name="api-draft-redo"),
     path("masklets/<int:masklet_id>/draft/submit/", views.draft_submit, name="api-draft-submit"),
+    path("masklets/<int:masklet_id>/draft/label/", views.draft_label, name="api-draft-label"),
     # model serving (api.serving_views)
     path("masklets/<int:masklet_id>/prompt/", serving_views.prompt, name="api-masklet-prompt"),
     path(

@@ -237,6 +237,18 @@ def draft_redo(request: Request, masklet_id: int) -> Response:
     return _version_action(request, masklet_id, drafts.do_redo)
 
 
+@extend_schema(request=s.RenameSerializer, responses={200: s.MaskletSummarySerializer, **ERRORS})
+@api_view(["POST"])
+def draft_label(request: Request, masklet_id: int) -> Response:
+    """Rename the object (a save of its draft on top of ``base_version``); the label goes into
+    the revision on submit. Answers the object with its new label and draft version."""
+    user = request_user(request)
+    masklet = _access_masklet(user, masklet_id)
+    body = _valid(s.RenameSerializer, request.data)
+    drafts.do_rename_object(user, masklet, body["base_version"], body["label"])
+    return Response(_masklet_json(masklet))
+
+
 @extend_schema(request=s.VersionSerializer, responses={201: s.SubmittedSerializer, **ERRORS})
 @api_view(["POST"])
 def draft_submit(request: Request, masklet_id: int) -> Response:
