@@ -55,6 +55,39 @@ NO_OBJ_SCORE = -1024.0
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
+class FeatureStore(Protocol):
+    """Frame features shared beyond one session (e.g. a folder that several processes use).
+
+    `load` returns a frame's `backbone_fpn` levels (as `forward_image` gives them, batch 1) or
+    None; `save` stores them. `load_pos` / `save_pos` hold the positional encodings (the same for
+    every frame of a model and image size)."""
+
+    def load(self, frame_idx: int) -> list[torch.Tensor] | None: ...
+
+    def save(self, frame_idx: int, fpn: list[torch.Tensor]) -> None: ...
+
+    def load_pos(self) -> list[torch.Tensor] | None: ...
+
+    def save_pos(self, pos: list[torch.Tensor]) -> None: ...
+
+
+class _AtomicSpillStore(SpillStore):
+    """A spill store whose files are replaced, never rewritten in place: a hard link to one
+    (a saved session state, `model.session_state`) keeps the content it had."""
+
+    def save(self, bank_key: str, frame_idx: int, out: FrameOutput) -> None:
+        path = self._path(bank_key, frame_idx)
+        partial = path.with_name(path.name + ".part")
+        tensors = {
+            "obj_ptr": out.obj_ptr,
+            "object_score_logits": out.object_score_logits,
+            "pred_masks": out.pred_masks,
+            "maskmem_features": out.maskmem_features,
+        }
+        torch.save({k: v.cpu() if v is not None else None for k, v in tensors.items()}, partial)
+        partial.replace(path)
+
+
 class CancelFlag(Protocol):
     """Anything with `is_set()`, e.g. `threading.Event`; checked between frames."""
 
@@ -187,12 +220,16 @@ class VideoSession:
         self._features: OrderedDict[int, list[torch.Tensor]] = OrderedDict()
         self._pos_enc: list[torch.Tensor] | None = None
         self._maskmem_pos_enc: list[torch.Tensor] | None = None
-        self._spill = SpillStore(self.options.spill_dir) if self.options.spill_evicted else None
+        self._spill: SpillStore | None = (
+            _AtomicSpillStore(self.options.spill_dir) if self.options.spill_evicted else None
+        )
         self._bank_ids = itertools.count()
         stride = max(1, int(getattr(model, "memory_temporal_stride_for_eval", 1)))
         self._heavy_window = max(1, (int(model.num_maskmem) - 1) * stride)
         self._light_window = max(1, int(model.max_obj_ptrs_in_encoder) - 1)
         self.backbone_runs = 0  # number of backbone forward passes (for tests and benchmarks)
+        # features beyond this session's LRU: read before the backbone runs, written after
+        self.feature_store: FeatureStore | None = None
 
     # -- public API -------------------------------------------------------------------------
     @property
@@ -503,13 +540,19 @@ class VideoSession:
         """
         fpn = self._features.get(frame_idx)
         if fpn is None:
-            image = frame_to_tensor(self.frames.read(frame_idx), self.image_size)
-            out = self.model.forward_image(image.to(self.device)[None])
-            self.backbone_runs += 1
-            fpn = list(out["backbone_fpn"])
-            if self._pos_enc is None:
-                # sine encodings depend only on the shapes: one copy serves every frame
-                self._pos_enc = list(out["vision_pos_enc"])
+            store = self.feature_store
+            fpn = self._stored_features(frame_idx) if store is not None else None
+            if fpn is None:
+                image = frame_to_tensor(self.frames.read(frame_idx), self.image_size)
+                out = self.model.forward_image(image.to(self.device)[None])
+                self.backbone_runs += 1
+                fpn = list(out["backbone_fpn"])
+                if self._pos_enc is None:
+                    # sine encodings depend only on the shapes: one copy serves every frame
+                    self._pos_enc = list(out["vision_pos_enc"])
+                if store is not None:
+                    store.save(frame_idx, fpn)
+                    store.save_pos(self._pos_enc)
             self._features[frame_idx] = fpn
             while len(self._features) > self.options.feature_cache_size:
                 self._features.popitem(last=False)
@@ -522,6 +565,17 @@ class VideoSession:
         }
         _, feats, pos, sizes = self.model._prepare_backbone_features(expanded)
         return feats, pos, sizes
+
+    def _stored_features(self, frame_idx: int) -> list[torch.Tensor] | None:
+        """A frame's features from `feature_store` (with the positional encodings), or None."""
+        assert self.feature_store is not None
+        if self._pos_enc is None:
+            pos = self.feature_store.load_pos()
+            if pos is None:
+                return None
+            self._pos_enc = [p.to(self.device) for p in pos]
+        fpn = self.feature_store.load(frame_idx)
+        return None if fpn is None else [x.to(self.device) for x in fpn]
 
     def _memory_frames(self, frame_idx: int, reverse: bool) -> tuple[list[int], list[int]]:
         """Non-conditioning frames whose spatial memory / object pointer frame_idx may use.
@@ -899,6 +953,7 @@ def logits_to_numpy(result: FrameResult) -> np.ndarray:
 __all__ = [
     "NO_OBJ_SCORE",
     "CancelFlag",
+    "FeatureStore",
     "FrameResult",
     "ObjectState",
     "SessionOptions",

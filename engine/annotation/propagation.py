@@ -272,8 +272,10 @@ def _propagate(job: Job, reporter: JobReporter) -> dict[str, Any]:
             finally:
                 frames.close()
         expected = [op.key for op in before] + _run_keys(run, masklet.object_id)
-        current = [op.key for op in session_ops(video)]
-        live.applied = expected if current == expected else None
+        after = session_ops(video)
+        live.applied = expected if [op.key for op in after] == expected else None
+        # the interactive worker's next click loads this instead of running the propagation
+        live.save_state(after)
     _record_event(user, masklet, run, written)
     return {"masklet_id": masklet.pk, "version": run.version, "frames": len(written)}
 

@@ -6,7 +6,7 @@ model) before anything runs, then sent on the ``interactive`` queue through
 :class:`~engine.models.ModelSession` for the video (that worker's direct queue); if that worker
 does not answer within ``ANNOTATION_DIRECT_TIMEOUT_SECONDS`` (it died, or it is gone), the
 message expires there and the click goes to the shared ``interactive`` queue, where any worker
-rebuilds the session by replaying the saved prompts (:mod:`engine.annotation.sessions`).
+rebuilds the session from the saved state and prompts (:mod:`engine.annotation.sessions`).
 
 Worker side (:func:`handle_prompt`, called by the thin task ``workers.annotation_prompt``): the
 same checks again, the model on the frame, the mask saved as a draft edit with its prompt
@@ -39,7 +39,7 @@ from engine.models import DraftEdit, Masklet, ModelSession, ModelVersion, Projec
 
 from . import drafts, leases, phases
 from .edits import FrameEdit, Prompt, check_edits
-from .sessions import CACHE, LiveSession, model_key, session_ops
+from .sessions import CACHE, LiveSession, Op, model_key, row_ops, session_ops
 
 if TYPE_CHECKING:
     from engine.inference.registry import LoadedModel
@@ -261,10 +261,12 @@ def _serve(request: PromptRequest, payload: dict[str, Any], worker: str, queue: 
     video = masklet.video
     live = live_session(video, user, loaded)
     with live.lock:
+        ops: list[Op] = []
         if request.tool in IMAGE_TOOLS:
             mask, score = _image_mask(live, loaded, request)
         else:
-            live.sync(session_ops(video))
+            ops = session_ops(video)
+            live.sync(ops)
             # the click is applied before it is saved; if the save fails the session no longer
             # matches the log, so it is rebuilt on the next use
             live.applied = None if live.applied is None else [*live.applied, ("pending",)]
@@ -278,8 +280,11 @@ def _serve(request: PromptRequest, payload: dict[str, Any], worker: str, queue: 
                 live.applied = None
             raise
         if request.tool in VIDEO_TOOLS and live.applied is not None:
-            row = DraftEdit.objects.filter(masklet=masklet, version=version).values("pk").get()
-            live.applied[-1] = (row["pk"], "points")
+            row = DraftEdit.objects.get(masklet=masklet, version=version)
+            ops += row_ops(masklet.object_id, row)
+            live.applied[-1] = ops[-1].key
+            # shared for the propagate worker and any worker that rebuilds this session
+            live.save_state_later(ops)
     _record_route(video, user, loaded, worker, queue)
     name, demo = model_name(loaded.spec)
     return {

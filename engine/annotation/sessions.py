@@ -18,6 +18,14 @@ with the log in the database: an extension is applied on top; anything else (an 
 or submitted object, a prompt that failed to save) resets the session and replays the whole log.
 So a session rebuilt on another worker gives the same masks as the one that was lost.
 
+Replaying is the fallback: after each click and each propagation run the worker saves its
+session's state in the shared folder (:mod:`engine.annotation.session_store`), named by a digest
+of the log it covers. A session that is behind the log (the propagate worker after the clicks,
+the interactive worker after a run, a worker that rebuilds a lost session) first loads the
+furthest saved state that matches the log (:mod:`model.session_state`: the exact tensors, so the
+same masks) and applies only what follows it. Frame features are shared the same way, once per
+model version and video.
+
 Process-local cache: at most ``ANNOTATION_SESSIONS_MAX`` sessions (least recently used closed
 first) and none idle for more than ``ANNOTATION_SESSION_IDLE_SECONDS``. The key holds the model's
 ``config:sha256``, so a newly promoted model never serves another model's cached features.
@@ -26,11 +34,14 @@ Locking: one ``threading.Lock`` per session, held while it is synced and used.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -40,11 +51,14 @@ from engine.masks.rle import decode_rle
 from engine.models import DraftEdit, Masklet, Video
 
 from . import history, phases
+from .session_store import FeatureFolder, StateFolder, log_digests, state_root
 
 if TYPE_CHECKING:
     from engine.inference.registry import LoadedModel
     from model.image_predictor import ImagePredictor
     from model.video_predictor import VideoSession
+
+logger = logging.getLogger(__name__)
 
 EDITABLE = (Masklet.Status.DRAFT, Masklet.Status.NEEDS_FIX)
 _POINT_TOOLS = (phases.VIDEO_CLICK, phases.VIDEO_BOX)
@@ -155,7 +169,11 @@ def apply_op(video_session: VideoSession, op: Op) -> None:
 
 @dataclass
 class LiveSession:
-    """A session in this process. ``applied`` is None when it must be rebuilt."""
+    """A session in this process. ``applied`` is None when it must be rebuilt.
+
+    ``states``: where this session's states are shared with other workers (None: nowhere);
+    ``replays`` counts resets that replay the log from the start, ``loads`` the saved states
+    loaded instead of re-running the model."""
 
     model_key: str
     video_id: int
@@ -164,14 +182,25 @@ class LiveSession:
     applied: list[OpKey] | None = field(default_factory=list)
     last_used: float = field(default_factory=time.monotonic)
     replays: int = 0
+    loads: int = 0
+    states: StateFolder | None = None
+    closed: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def sync(self, ops: Iterable[Op]) -> None:
-        """Bring the session to the log ``ops``: apply what is new, or reset and replay all."""
+        """Bring the session to the log ``ops``: load the furthest saved state of this log that
+        is ahead of the session, then apply what is still new (or reset and replay all)."""
         ops = list(ops)
         keys = [op.key for op in ops]
         applied = self.applied
-        if applied is None or keys[: len(applied)] != applied:
+        fits = applied is not None and keys[: len(applied)] == applied
+        done = len(applied) if fits and applied is not None else 0
+        if self.states is not None and len(ops) > done:
+            found = self.states.best(log_digests(ops), after=done)
+            if found is not None and self._load_state(found[1]):
+                self.applied = applied = list(keys[: found[0]])
+                fits = True
+        if not fits or applied is None:
             self.video.reset()
             self.applied = applied = []
             self.replays += 1
@@ -182,6 +211,44 @@ class LiveSession:
                 self.applied = None
                 raise
             applied.append(op.key)
+
+    def _load_state(self, folder: Path) -> bool:
+        from model.session_state import StateError, import_state
+
+        try:
+            import_state(self.video, folder)
+        except (OSError, StateError, RuntimeError, KeyError, ValueError):
+            # removed meanwhile (pruned), or unreadable: the log is replayed instead
+            logger.warning("could not load the session state %s", folder, exc_info=True)
+            self.applied = None
+            return False
+        self.loads += 1
+        return True
+
+    def save_state(self, ops: list[Op]) -> None:
+        """Share this session's state as the state after ``ops`` (caller holds ``lock``)."""
+        if self.states is None or self.closed or self.applied != [op.key for op in ops]:
+            return
+        try:
+            self.states.save(self.video, log_digests(ops))
+        except Exception:  # best effort: another worker replays instead
+            logger.warning("could not save the session state", exc_info=True)
+
+    def save_state_later(self, ops: list[Op]) -> None:
+        """:meth:`save_state` in this process's saver thread (off the click's critical path);
+        skipped if the session has moved on by then."""
+        if self.states is None:
+            return
+        if not getattr(settings, "ANNOTATION_STATE_SAVE_ASYNC", True):
+            with self.lock:
+                self.save_state(ops)
+            return
+
+        def save() -> None:
+            with self.lock:
+                self.save_state(ops)
+
+        _saver().submit(save)
 
     def image_predictor(self, frame_index: int, loaded: LoadedModel) -> ImagePredictor:
         """The frame's embedded image predictor (features cached per frame, LRU-bounded)."""
@@ -206,8 +273,11 @@ class LiveSession:
             self.video._frame_features(frame_index, 1)
 
     def close(self) -> None:
-        self.images.clear()
-        self.video.close()
+        with self.lock:  # a state being saved is finished first
+            self.closed = True
+            self.applied = None
+            self.images.clear()
+            self.video.close()
 
 
 def feature_frames() -> int:
@@ -231,7 +301,7 @@ class SessionCache:
             self._evict_idle()
             live = self._sessions.get(key)
             if live is None:
-                live = LiveSession(key[2], video.pk, _new_video_session(video, loaded))
+                live = _new_live_session(video, user_id, loaded)
                 self._sessions[key] = live
             self._sessions.move_to_end(key)
             live.last_used = time.monotonic()
@@ -260,16 +330,51 @@ class SessionCache:
 
 
 def _new_video_session(video: Video, loaded: LoadedModel) -> VideoSession:
+    """A SAM 2 session on the video, its frame features shared through the state folder
+    (its spill files there too, so that saved states hard-link them instead of copying)."""
     from engine.auto_masklets.generate import storage_frame_source
     from model.video_predictor import VideoPredictor
 
+    root = state_root()
+    spill: dict[str, Any] = {}
+    if root is not None:
+        (root / "spill").mkdir(parents=True, exist_ok=True)
+        spill["spill_dir"] = str(root / "spill")
     predictor = VideoPredictor(
         loaded.model,
         apply_postprocessing=True,
         feature_cache_size=feature_frames(),
         memory_policy=video.project.memory_policy,  # the project's setting ("all": official)
+        **spill,
     )
-    return predictor.start_session(storage_frame_source(video))
+    session = predictor.start_session(storage_frame_source(video))
+    session.feature_store = FeatureFolder.for_video(
+        video, model_key(loaded), int(loaded.model.image_size)
+    )
+    return session
+
+
+def _new_live_session(video: Video, user_id: int, loaded: LoadedModel) -> LiveSession:
+    session = _new_video_session(video, loaded)
+    states = StateFolder.for_session(video, user_id, model_key(loaded), session.options)
+    return LiveSession(model_key(loaded), video.pk, session, states=states)
+
+
+_SAVER: ThreadPoolExecutor | None = None
+_SAVER_LOCK = threading.Lock()
+
+
+def _saver() -> ThreadPoolExecutor:
+    global _SAVER
+    with _SAVER_LOCK:
+        if _SAVER is None:
+            _SAVER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="session-state")
+        return _SAVER
+
+
+def wait_for_saved_states() -> None:
+    """Block until the states queued for saving are written (tests, benchmarks)."""
+    _saver().submit(lambda: None).result()
 
 
 #: This process's sessions.

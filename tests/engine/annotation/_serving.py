@@ -94,6 +94,7 @@ def serving_settings(settings: Any, tmp_path: Path) -> Any:
     settings.TASK_CALLER = f"{__name__}.call_in_process"
     settings.TASK_SENDER = f"{__name__}.record_send"
     settings.ANNOTATION_WARM_FRAMES = 0
+    settings.ANNOTATION_STATE_DIR = str(tmp_path / "annotation-state")
     CALLS.clear()
     SENT.clear()
     CACHE.clear()
