@@ -1,0 +1,123 @@
+"""Figures of one step from locust's statistics and the CPU readings, as printed tables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+#: The order of the kinds in the tables (others follow, by name).
+KINDS = (
+    "click",
+    "propagate start",
+    "propagate (start to done)",
+    "draft save",
+    "frame fetch",
+    "review page",
+    "review data (RLE)",
+    "verdict",
+)
+
+
+@dataclass
+class Kind:
+    name: str
+    count: int
+    failures: int
+    p50: float
+    p95: float
+    p99: float
+
+
+@dataclass
+class Step:
+    """One step: N annotators and M reviewers for ``seconds``."""
+
+    annotators: int
+    reviewers: int
+    seconds: float
+    total: Kind
+    kinds: list[Kind]
+    errors: list[str]
+    cpu: dict[str, float] = field(default_factory=dict)  # cores used (CPU seconds / seconds)
+
+    @property
+    def rate(self) -> float:
+        return self.total.count / self.seconds
+
+
+def _kind(name: str, entry: Any) -> Kind:
+    def q(p: float) -> float:
+        return float(entry.get_response_time_percentile(p) or 0.0)
+
+    return Kind(name, entry.num_requests, entry.num_failures, q(0.5), q(0.95), q(0.99))
+
+
+def snapshot(stats: Any, annotators: int, reviewers: int, seconds: float) -> Step:
+    """The step's figures from a locust ``RequestStats`` (read before the users stop)."""
+    kinds = [_kind(name, entry) for (name, _method), entry in stats.entries.items()]
+    order = {name: n for n, name in enumerate(KINDS)}
+    kinds.sort(key=lambda k: (order.get(k.name, len(KINDS)), k.name))
+    errors = [f"{e.occurrences}x {e.name}: {e.error}" for e in stats.errors.values()]
+    total = _kind("all", stats.total)
+    return Step(annotators, reviewers, seconds, total, kinds, errors)
+
+
+def cpu_use(before: dict[str, float], after: dict[str, float], seconds: float) -> dict[str, float]:
+    return {k: (after[k] - before.get(k, 0.0)) / seconds for k in after}
+
+
+def step_lines(step: Step) -> list[str]:
+    per = step.total
+    lines = [
+        f"N={step.annotators} annotators, M={step.reviewers} reviewers: "
+        f"{step.rate:.1f} req/s sustained, p50/p95/p99 {per.p50:.0f}/{per.p95:.0f}/{per.p99:.0f}"
+        f" ms, {per.failures} errors of {per.count}",
+        f"  {'kind':<27} {'count':>6} {'per s':>6} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7}"
+        f" {'errors':>6}",
+    ]
+    for k in step.kinds:
+        lines.append(
+            f"  {k.name:<27} {k.count:>6} {k.count / step.seconds:>6.2f} {k.p50:>7.0f}"
+            f" {k.p95:>7.0f} {k.p99:>7.0f} {k.failures:>6}"
+        )
+    if step.cpu:
+        parts = ", ".join(f"{k} {v:.2f}" for k, v in step.cpu.items())
+        lines.append(f"  CPU (cores): {parts}")
+    lines += [f"  error: {e}" for e in step.errors[:10]]
+    return lines
+
+
+def busiest(cpu: dict[str, float]) -> str:
+    """The part of the stack that used the most CPU (machine and load generator excluded)."""
+    parts = {k: v for k, v in cpu.items() if k not in ("machine", "loadgen")}
+    return max(parts, key=lambda k: parts[k]) if parts else "?"
+
+
+def summary_lines(steps: list[Step], database: str, cores: int) -> list[str]:
+    """One line per step, and where throughput stops growing and what saturates."""
+    lines = [
+        f"summary ({database}): N, req/s, clicks/s, click p50/p95/p99 ms, propagations/min, "
+        f"errors, machine busy (of {cores} cores), busiest part",
+    ]
+    best, saturated = 0.0, None
+    for step in steps:
+        by = {k.name: k for k in step.kinds}
+        click = by.get("click", Kind("click", 0, 0, 0, 0, 0))
+        done = by.get("propagate (start to done)", Kind("", 0, 0, 0, 0, 0))
+        lines.append(
+            f"  N={step.annotators:<3} {step.rate:>6.1f} req/s {click.count / step.seconds:>5.2f}"
+            f" clicks/s {click.p50:>6.0f}/{click.p95:>6.0f}/{click.p99:>6.0f} ms"
+            f" {60 * done.count / step.seconds:>5.1f} prop/min {step.total.failures:>4} errors"
+            f"  busy {step.cpu.get('machine', 0):.2f}  {busiest(step.cpu)}"
+            f" {step.cpu.get(busiest(step.cpu), 0):.2f}"
+        )
+        if saturated is None and best and step.rate < best * 1.1:
+            saturated = step.annotators
+        best = max(best, step.rate)
+    lines.append(
+        f"  throughput stops growing at N={saturated} (peak {best:.1f} req/s)"
+        if saturated
+        else f"  no saturation of the request rate up to N={steps[-1].annotators} "
+        f"(peak {best:.1f} req/s)"
+    )
+    return lines
