@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from celery.exceptions import TaskRevokedError
 from celery.exceptions import TimeoutError as CeleryTimeout
 from celery.utils import worker_direct
 from kombu import Queue
+from kombu.exceptions import OperationalError as KombuOperationalError
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from engine.jobs.dispatch import NoReply
 from workers.celery import app
@@ -22,8 +25,14 @@ DIRECT_SUFFIX = ".dq2"
 
 
 def send_task(name: str, args: list[Any], queue: str) -> None:
-    """Publish one task message by name on Celery's broker."""
-    app.send_task(name, args=args, queue=queue)
+    """Publish one task message by name on Celery's broker.
+
+    ``ignore_result``: nobody waits for a job's result (its row is the result). Without it,
+    ``send_task`` subscribes the sender to the task's result on the Redis result backend, for
+    every job it ever sends, and once Redis has restarted that subscription's reconnection
+    gives up with "The Celery application must be restarted" on the next send.
+    """
+    app.send_task(name, args=args, queue=queue, ignore_result=True)
 
 
 def direct_queue_name(nodename: str) -> str:
@@ -50,7 +59,10 @@ def call_task(
     answer from a live worker is not taken for a dead worker.
     """
     pickup = timeout if pickup_timeout is None else min(pickup_timeout, timeout)
-    result = app.send_task(name, args=args, queue=_queue(queue), expires=pickup)
+    try:
+        result = app.send_task(name, args=args, queue=_queue(queue), expires=pickup)
+    except (KombuOperationalError, RedisConnectionError) as exc:  # the broker is down
+        raise NoReply(f"the task broker is unavailable ({exc}); try again shortly") from None
     try:
         try:
             return result.get(timeout=pickup, propagate=True, disable_sync_subtasks=False)
@@ -63,5 +75,9 @@ def call_task(
             f"no worker on the {queue!r} queue answered within {timeout:g} s; start one with "
             "`celery -A workers worker -Q interactive` (or `make run`)"
         ) from None
+    except TaskRevokedError as exc:
+        # a worker took the message after its expiry and dropped it ("expired"): nobody
+        # started it in time, the same as a timeout (found under load: benchmarks/bench_load.py)
+        raise NoReply(f"no worker on the {queue!r} queue started it in time ({exc})") from None
     finally:
         result.forget()

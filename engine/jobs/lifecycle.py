@@ -77,9 +77,14 @@ def do_create_job(kind: str, *, args: dict[str, Any] | None = None, **fields: An
 
 
 def send_after_commit(job: Job) -> None:
-    """Send the job's task once the current transaction commits (at once outside one)."""
+    """Send the job's task once the current transaction commits (at once outside one).
+
+    A send the broker refuses (down, restarting) is logged, not raised: the job row is already
+    committed, so the request that made it succeeds, and the recovery sweep
+    (:mod:`engine.jobs.recovery`) sends the task again once the job has waited
+    ``JOB_STALE_SECONDS`` unclaimed."""
     task_name, queue = job_route(job.kind)
-    send_task_on_commit(task_name, [job.pk], queue=queue)
+    send_task_on_commit(task_name, [job.pk], queue=queue, robust=True)
 
 
 def claim_job(job_id: int) -> Job | None:

@@ -65,6 +65,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "webapp.errors.DomainErrorMiddleware",
+    # a view that finds the database or the broker gone answers 503, not 500
+    "dataengine.outage.ServiceOutageMiddleware",
 ]
 if DEMO_MODE:
     MIDDLEWARE.insert(0, "dataengine.demo.LoopbackOnlyMiddleware")
@@ -100,9 +102,17 @@ if DATABASE_URL:
     # (benchmarks/bench_load.py); a pooler (pgbouncer) is the way to reuse them
     DATABASES = {
         "default": dj_database_url.parse(
-            DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 0, minimum=0)
+            DATABASE_URL,
+            conn_max_age=env_int("DB_CONN_MAX_AGE", 0, minimum=0),
+            # a kept connection that PostgreSQL dropped (a restart) is replaced, not reused
+            conn_health_checks=True,
         )
     }
+    if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        # an unreachable server fails a request in seconds instead of hanging it
+        DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int(
+            "DB_CONNECT_TIMEOUT", 5, minimum=1
+        )
 else:
     DATABASES = {
         "default": {
@@ -258,6 +268,12 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_QUEUES_ALL = ("default", "interactive", "propagate", "train")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A worker whose broker restarts reconnects for as long as it takes (Celery's default gives up
+# after 100 tries and the worker exits); tasks running meanwhile go on (their job rows fence
+# their writes; the recovery sweep resends what the restarted broker lost).
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 # The queue of each task (engine's sends also name it, from engine.jobs.lifecycle.JOB_TASKS;
 # a test checks that the two agree).
 CELERY_TASK_ROUTES = {

@@ -6,3 +6,6 @@ urlpatterns = [
     path("api/", include("api.urls")),
     path("", include("webapp.urls")),
 ]
+
+# A request that finds the database or the broker gone gets a 503, not a 500 (dataengine.outage).
+handler500 = "dataengine.outage.server_error"
