@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 import numpy as np
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from PIL import Image
 
 from engine.masks.rle import decode_rle
@@ -137,7 +137,9 @@ def do_score_revision(
     """The revision's quality row, created with its features the first time, its estimate
     brought up to date with ``estimator`` (default: the project's current estimator).
 
-    Locks the revision's quality row when it exists, so two scorers never both write it.
+    Locks the revision's quality row when it exists, so two scorers never both write it. Two
+    first scorers at once (nothing to lock yet) both measure; the first insert wins and the
+    other, refused by the one-row-per-revision constraint, locks and uses the winner's row.
     """
     loaded = (
         current_estimator(revision.masklet.video.project_id) if estimator is CURRENT else estimator
@@ -154,8 +156,12 @@ def do_score_revision(
             jitter=round(measured.jitter, 6),
         )
         _estimate(row, loaded)
-        row.save()
-        return row
+        try:
+            with transaction.atomic():  # a savepoint: the insert may lose to a concurrent one
+                row.save()
+            return row
+        except IntegrityError:
+            row = RevisionQuality.objects.select_for_update().get(revision=revision)
     changed = _estimate(row, loaded)
     if changed:
         row.save(update_fields=[*changed, "computed_at"])
