@@ -9,7 +9,7 @@ imported on first use, so the dependency points from the settings to ``workers``
 
 from __future__ import annotations
 
-import functools
+import logging
 from typing import Any, Protocol
 
 from django.conf import settings
@@ -17,6 +17,8 @@ from django.db import transaction
 from django.utils.module_loading import import_string
 
 from engine.errors import Unavailable
+
+logger = logging.getLogger(__name__)
 
 
 class TaskSender(Protocol):
@@ -28,8 +30,24 @@ class TaskSender(Protocol):
 def send_task_on_commit(name: str, args: list[Any], *, queue: str, robust: bool = False) -> None:
     """Send task `name` with JSON-safe `args` to `queue` after the current transaction commits
     (at once outside one), so a worker never loads a row that is not yet visible to it.
-    ``robust``: a failed send is logged instead of raised (best-effort work)."""
-    transaction.on_commit(functools.partial(_send_now, name, list(args), queue), robust=robust)
+    ``robust``: a failed send (e.g. the broker is down) is logged instead of raised, for work
+    that is best-effort or that something else sends again (the recovery sweep resends jobs).
+
+    (Not Django's ``on_commit(robust=True)``: it logs with the callback's ``__qualname__``,
+    which a ``functools.partial`` lacks, so a failed send raised AttributeError instead.)"""
+    arguments = list(args)
+
+    def send() -> None:
+        try:
+            _send_now(name, arguments, queue)
+        except Exception:
+            if not robust:
+                raise
+            logger.warning(
+                "task %s%s for the %r queue was not sent", name, arguments, queue, exc_info=True
+            )
+
+    transaction.on_commit(send)
 
 
 def _send_now(name: str, args: list[Any], queue: str) -> None:
