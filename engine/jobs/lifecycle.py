@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from engine.accounts.access import project_role
 from engine.errors import NotFound, PermissionDenied, Unavailable
+from engine.jobs.connectivity import DATABASE_GONE, database_lost, wait_for_database
 from engine.jobs.dispatch import send_task_on_commit
 from engine.models import Job, Role, User
 
@@ -188,9 +189,18 @@ def run_job(
     and `JobCancelled` end the job with their message; anything else ends it with
     "`internal_error`: exc!r" and is re-raised for Celery's log. `on_failure(job, message)` runs
     first in both cases (e.g. to discard partial output). A superseded attempt writes nothing
-    and skips `on_failure`: the output it would discard is the newer attempt's.
+    and skips `on_failure`: the output it would discard is the newer attempt's. A lost database
+    connection (a PostgreSQL restart) is not the job's failure: the claim waits for the database
+    (up to ``connectivity.WAIT_SECONDS``), and a running job is given back to the queue once it
+    answers again (:func:`_give_back_after_database_loss`).
     """
-    job = claim_job(job_id)
+    try:
+        job = claim_job(job_id)
+    except DATABASE_GONE:
+        # the database restarts: a message dropped here would wait for the recovery sweep
+        if not wait_for_database():
+            raise
+        job = claim_job(job_id)
     if job is None:
         current = Job.objects.filter(pk=job_id).values_list("status", "worker").first()
         logger.info("job %s not claimable; its status and worker: %s", job_id, current)
@@ -205,10 +215,34 @@ def run_job(
         _end_failed(job, str(exc), on_failure, cancelled=isinstance(exc, JobCancelled))
         return
     except Exception as exc:
-        _end_failed(job, f"{internal_error}: {exc!r}", on_failure)
+        if isinstance(exc, DATABASE_GONE) and database_lost():
+            _give_back_after_database_loss(job, exc)
+        else:
+            _end_failed(job, f"{internal_error}: {exc!r}", on_failure)
         raise
     if not finish_job(job, result):
         logger.warning("job %s attempt %s was superseded; result dropped", job.pk, job.attempt)
+
+
+def _give_back_after_database_loss(job: Job, exc: Exception) -> None:
+    """The job's database connection was lost (e.g. PostgreSQL restarted): not the job's
+    fault, so once the database answers again the job goes back to ``queued`` and its task is
+    sent again (the next claim is a new attempt), or, after ``JOB_MAX_ATTEMPTS`` attempts, it
+    fails with the reason. If the database stays away, the recovery sweep finds it later."""
+    if not wait_for_database():
+        logger.warning("job %s: database lost (%r); left to the recovery sweep", job.pk, exc)
+        return
+    now = timezone.now()
+    if job.attempt >= settings.JOB_MAX_ATTEMPTS:
+        error = f"the database connection was lost during each of {job.attempt} attempts: {exc}"
+        fail_job(job, error)
+        return
+    message = "the database connection was lost; sent again"
+    if held_job(job).update(status=Job.Status.QUEUED, heartbeat_at=now, message=message):
+        logger.warning(
+            "job %s attempt %s: database lost (%r); sent again", job.pk, job.attempt, exc
+        )
+        send_after_commit(job)
 
 
 def _end_failed(

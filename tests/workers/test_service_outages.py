@@ -235,3 +235,88 @@ def test_a_worker_reconnects_to_a_restarted_redis_and_runs_the_jobs_sent_after(
         assert second.status == Job.Status.SUCCEEDED, log[-3000:]
         assert worker.poll() is None
     assert "Connection to broker lost" in log
+
+
+# --- a worker whose database connection is lost ---------------------------------------------------
+
+SENT: list[tuple[str, list[Any], str]] = []
+
+
+def record_send(name: str, args: list[Any], queue: str) -> None:
+    SENT.append((name, args, queue))
+
+
+@pytest.fixture
+def sent(settings: Any) -> list[tuple[str, list[Any], str]]:
+    settings.TASK_SENDER = f"{__name__}.record_send"
+    SENT.clear()
+    return SENT
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_whose_database_connection_is_lost_goes_back_to_the_queue_and_runs_again(
+    project: Any, sent: list[tuple[str, list[Any], str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.db import connections
+
+    from engine.jobs import lifecycle
+
+    job = lifecycle.do_create_job(Job.Kind.EXPORT, project=project)
+    sent.clear()
+    wrapper = type(connections["default"])
+    usable = wrapper.is_usable
+
+    def lose_the_connection(job: Job, reporter: Any) -> dict[str, Any]:
+        # PostgreSQL restarts under the running job: its connection is dead
+        monkeypatch.setattr(wrapper, "is_usable", lambda self: False)
+        raise OperationalError("consuming input failed: server closed the connection")
+
+    with pytest.raises(OperationalError):
+        lifecycle.run_job(job.pk, lose_the_connection, expected=(), internal_error="export failed")
+    monkeypatch.setattr(wrapper, "is_usable", usable)
+    # then it is not failed: queued again and its task sent again
+    job.refresh_from_db()
+    assert (job.status, job.attempt, job.error) == (Job.Status.QUEUED, 1, "")
+    assert job.message == "the database connection was lost; sent again"
+    assert sent == [("workers.run_export", [job.pk], "default")]
+    # and the resent task runs it as the next attempt
+    lifecycle.run_job(job.pk, lambda j, r: {"ok": True}, expected=(), internal_error="-")
+    job.refresh_from_db()
+    assert (job.status, job.attempt, job.result) == (Job.Status.SUCCEEDED, 2, {"ok": True})
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_query_error_on_a_working_connection_still_fails_the_job(project: Any, sent: Any) -> None:
+    from engine.jobs import lifecycle
+
+    job = lifecycle.do_create_job(Job.Kind.EXPORT, project=project)
+
+    def bad_query(job: Job, reporter: Any) -> dict[str, Any]:
+        raise OperationalError("canceling statement due to statement timeout")
+
+    with pytest.raises(OperationalError):
+        lifecycle.run_job(job.pk, bad_query, expected=(), internal_error="export failed")
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED
+    assert job.error.startswith("export failed: OperationalError('canceling statement")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_claim_while_the_database_restarts_waits_for_it(
+    project: Any, sent: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine.jobs import lifecycle
+
+    job = lifecycle.do_create_job(Job.Kind.EXPORT, project=project)
+    claim = lifecycle.claim_job
+    refusals = [OperationalError("the database system is starting up")]
+
+    def claim_after_restart(job_id: int) -> Job | None:
+        if refusals:
+            raise refusals.pop()
+        return claim(job_id)
+
+    monkeypatch.setattr(lifecycle, "claim_job", claim_after_restart)
+    lifecycle.run_job(job.pk, lambda j, r: {"ok": True}, expected=(), internal_error="-")
+    job.refresh_from_db()
+    assert (job.status, job.attempt) == (Job.Status.SUCCEEDED, 1)
