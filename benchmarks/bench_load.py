@@ -11,8 +11,10 @@ then measures for ``--seconds``.
 Prints per step the sustained request rate, p50/p95/p99 latency and errors per request kind
 (click, propagate start, propagation start to done, draft save, frame fetch, review page, review
 data, verdict), the CPU cores each part used (web, interactive worker, propagate worker,
-PostgreSQL and Redis (server-wide, marked *), the load generator, the whole machine), then a
-summary: where the request rate stops growing and which part is busiest there.
+PostgreSQL and Redis (server-wide, marked *), the load generator, the whole machine), how busy
+each Celery worker was, peaks (web threads, PostgreSQL connections, load average), then a
+summary: the peak request rate, and where the annotators' work rate falls (clicks per second
+per annotator under 70% of the first step's) with what is saturated there.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -60,13 +63,14 @@ def _arguments() -> argparse.Namespace:
     add("--ports", type=int, nargs=2, default=[8650, 8659], help="port range for uvicorn")
     add("--web-workers", type=int, default=1, help="uvicorn worker processes")
     add("--interactive-workers", type=int, default=1, help="Celery workers on 'interactive'")
+    add("--propagate-workers", type=int, default=1, help="Celery workers on 'propagate'")
     add("--torch-threads", type=int, default=1, help="torch threads per worker process")
     add("--masklets", type=int, default=0, help="submitted masklets to review (0: enough)")
     add("--keep-logs", default="", help="copy the processes' logs into this folder")
     args = parser.parse_args()
-    if not args.masklets:  # a verdict every ~6 s per reviewer, with room to spare
+    if not args.masklets:  # a verdict at most every ~10 s per reviewer (then they re-open)
         steps = len(args.annotators) * (args.seconds + args.warmup + 20)
-        args.masklets = int(args.reviewers * steps / 5) + 5
+        args.masklets = int(args.reviewers * steps / 10) + 5
     return args
 
 
@@ -97,7 +101,8 @@ def run_database(args: argparse.Namespace, database: str) -> list[Any]:
     ):
         print(
             f"== {database}: uvicorn workers {args.web_workers}, interactive workers "
-            f"{args.interactive_workers}, torch threads {args.torch_threads}, think "
+            f"{args.interactive_workers}, propagate workers {args.propagate_workers}, torch "
+            f"threads {args.torch_threads}, think "
             f"{args.think:g} s, {args.masklets} masklets to review; {stack.world['model']}",
             flush=True,
         )
@@ -109,16 +114,26 @@ def run_database(args: argparse.Namespace, database: str) -> list[Any]:
             runner.start(n + args.reviewers, spawn_rate=100.0)
             users.Pools.wait_started(n + args.reviewers)
             gevent.sleep(args.warmup)
+            warm_errors = [
+                f"{e.occurrences}x {e.name}: {e.error}" for e in env.stats.errors.values()
+            ]
             env.stats.reset_all()
-            before, started = stack.cpu_seconds(), time.monotonic()
+            before, started, since = stack.cpu_seconds(), time.monotonic(), datetime.now()
+            peaks: dict[str, float] = {}
+            sampler = gevent.spawn(stack.watch, peaks)
             gevent.sleep(args.seconds)
+            sampler.kill()
             seconds = time.monotonic() - started
             step = report.snapshot(env.stats, n, args.reviewers, seconds)
             step.cpu = report.cpu_use(before, stack.cpu_seconds(), seconds)
+            step.peaks = peaks
+            step.busy = stack.busy(since, datetime.now())
             runner.stop()
             left = users.drain(stack.base)
             for line in report.step_lines(step):
                 print(line, flush=True)
+            for error in warm_errors:
+                print(f"  error in the warm-up (not counted): {error}")
             if runner.exceptions:
                 for problem in runner.exceptions.values():
                     print(f"  user exception x{problem['count']}: {problem['msg']}")

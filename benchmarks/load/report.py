@@ -39,6 +39,8 @@ class Step:
     kinds: list[Kind]
     errors: list[str]
     cpu: dict[str, float] = field(default_factory=dict)  # cores used (CPU seconds / seconds)
+    peaks: dict[str, float] = field(default_factory=dict)  # highest gauge readings
+    busy: dict[str, float] = field(default_factory=dict)  # fraction of the step in tasks
 
     @property
     def rate(self) -> float:
@@ -83,41 +85,57 @@ def step_lines(step: Step) -> list[str]:
     if step.cpu:
         parts = ", ".join(f"{k} {v:.2f}" for k, v in step.cpu.items())
         lines.append(f"  CPU (cores): {parts}")
+    if step.busy:
+        lines.append("  workers: " + ", ".join(f"{k} {v:.0%}" for k, v in step.busy.items()))
+    if step.peaks:
+        lines.append("  peaks: " + ", ".join(f"{k} {v:g}" for k, v in step.peaks.items()))
     lines += [f"  error: {e}" for e in step.errors[:10]]
     return lines
 
 
-def busiest(cpu: dict[str, float]) -> str:
-    """The part of the stack that used the most CPU (machine and load generator excluded)."""
-    parts = {k: v for k, v in cpu.items() if k not in ("machine", "loadgen")}
-    return max(parts, key=lambda k: parts[k]) if parts else "?"
+def _worker(step: Step) -> str:
+    """The busiest Celery worker of the step, as "name N%"."""
+    if not step.busy:
+        return "?"
+    name = max(step.busy, key=lambda k: step.busy[k])
+    return f"{name.removesuffix(' busy')} {step.busy[name]:.0%}"
 
 
 def summary_lines(steps: list[Step], database: str, cores: int) -> list[str]:
-    """One line per step, and where throughput stops growing and what saturates."""
+    """One line per step, then where the annotators' work rate falls (clicks per second per
+    annotator under 70% of the first step's: they wait on the stack instead of working) and
+    what is saturated there: the busiest worker (a queue served one task at a time: busy near
+    100% means its queue grows), each part's CPU, the machine."""
     lines = [
-        f"summary ({database}): N, req/s, clicks/s, click p50/p95/p99 ms, propagations/min, "
-        f"errors, machine busy (of {cores} cores), busiest part",
+        f"summary ({database}): N, req/s, clicks/s, clicks/s per annotator (% of the first "
+        "step), click p50/p95/p99 ms, propagation start-to-done p50 ms, errors, busiest worker, "
+        f"machine CPU busy (of {cores} cores), peak load average",
     ]
-    best, saturated = 0.0, None
+    first, falls = 0.0, None
     for step in steps:
         by = {k.name: k for k in step.kinds}
         click = by.get("click", Kind("click", 0, 0, 0, 0, 0))
         done = by.get("propagate (start to done)", Kind("", 0, 0, 0, 0, 0))
+        clicks = click.count / step.seconds
+        each = clicks / max(1, step.annotators)
+        first = first or each
+        share = each / first if first else 0.0
         lines.append(
-            f"  N={step.annotators:<3} {step.rate:>6.1f} req/s {click.count / step.seconds:>5.2f}"
-            f" clicks/s {click.p50:>6.0f}/{click.p95:>6.0f}/{click.p99:>6.0f} ms"
-            f" {60 * done.count / step.seconds:>5.1f} prop/min {step.total.failures:>4} errors"
-            f"  busy {step.cpu.get('machine', 0):.2f}  {busiest(step.cpu)}"
-            f" {step.cpu.get(busiest(step.cpu), 0):.2f}"
+            f"  N={step.annotators:<3} {step.rate:>6.1f} req/s {clicks:>5.2f} clicks/s"
+            f" {each:>5.2f} ({share:>4.0%}) {click.p50:>6.0f}/{click.p95:>6.0f}/{click.p99:>6.0f}"
+            f" ms  prop {done.p50:>6.0f} ms {step.total.failures:>3} errors  {_worker(step)}"
+            f"  busy {step.cpu.get('machine', 0):.2f}  load {step.peaks.get('load avg', 0):.1f}"
         )
-        if saturated is None and best and step.rate < best * 1.1:
-            saturated = step.annotators
-        best = max(best, step.rate)
+        if falls is None and first and share < 0.7:
+            falls = step
+    best = max(steps, key=lambda s: s.rate)
+    lines.append(f"  peak request rate {best.rate:.1f} req/s at N={best.annotators}")
+    if falls is None:
+        lines.append(f"  the annotators' work rate holds up to N={steps[-1].annotators}")
+        return lines
+    cpu = ", ".join(f"{k} {v:.2f}" for k, v in falls.cpu.items())
     lines.append(
-        f"  throughput stops growing at N={saturated} (peak {best:.1f} req/s)"
-        if saturated
-        else f"  no saturation of the request rate up to N={steps[-1].annotators} "
-        f"(peak {best:.1f} req/s)"
+        f"  the annotators' work rate falls at N={falls.annotators}: busiest worker "
+        f"{_worker(falls)}; CPU cores {cpu}"
     )
     return lines

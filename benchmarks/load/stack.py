@@ -2,7 +2,7 @@
 
 :class:`Stack` migrates a fresh database, builds the world (``benchmarks.load.world`` in a child
 process), then starts uvicorn (the README's ASGI server, ``--workers`` processes), one Celery
-worker per ``interactive`` process wanted and one ``propagate`` worker (prefork, one child each,
+worker per ``interactive`` and per ``propagate`` process wanted (prefork, one child each,
 as ``make run``), all on Redis (``CELERY_BROKER_URL``, the caller's own db number) and on SQLite
 or PostgreSQL. :func:`cpu_seconds` reads the CPU time of each part from ``/proc`` (a process and
 all its descendants, reaped ones included), so a step's CPU per part is a difference of two
@@ -14,12 +14,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,11 @@ from benchmarks.server_env import server_env
 REPO = Path(__file__).resolve().parents[2]
 TICK = os.sysconf("SC_CLK_TCK")
 POSTMASTER_PID = Path("/var/run/postgresql/15-main.pid")
+TASK_LINE = re.compile(
+    r"^\[(?P<at>[0-9-]+ [0-9:,]+): [A-Z]+/[^\]]+\] Task [^ ]+ (?:succeeded|raised|failed)"
+    r"[^\n]*? in (?P<seconds>[0-9.]+)s",
+    re.MULTILINE,
+)
 
 
 def _stat(pid: int) -> list[str] | None:
@@ -180,7 +187,8 @@ class Stack:
         ]
         for n in range(self.args.interactive_workers):
             self._start(f"interactive{n}", [*celery, "-Q", "interactive", "-n", f"load-i{n}@%h"])
-        self._start("propagate", [*celery, "-Q", "propagate", "-n", "load-p@%h"])
+        for n in range(self.args.propagate_workers):
+            self._start(f"propagate{n}", [*celery, "-Q", "propagate", "-n", f"load-p{n}@%h"])
         deadline = time.monotonic() + 300
         for name, log in self.logs.items():
             while not self._ready(name, log):
@@ -207,7 +215,9 @@ class Stack:
             "interactive": sum(
                 tree_seconds(p.pid, tree) for k, p in self.procs.items() if k.startswith("inter")
             ),
-            "propagate": tree_seconds(self.procs["propagate"].pid, tree),
+            "propagate": sum(
+                tree_seconds(p.pid, tree) for k, p in self.procs.items() if k.startswith("prop")
+            ),
         }
         if self.database_url and POSTMASTER_PID.exists():
             parts["postgres*"] = tree_seconds(int(POSTMASTER_PID.read_text().split()[0]), tree)
@@ -218,6 +228,53 @@ class Stack:
         parts["loadgen"] = sum(int(v) for v in own[11:13]) / TICK  # this process only
         parts["machine"] = machine_busy()[0]
         return parts
+
+    def gauges(self) -> dict[str, float]:
+        """Instant readings: the web process's threads (ASGI runs each sync view in a thread),
+        PostgreSQL connections to this run's database, the machine's 1-minute load average."""
+        readings = {"load avg": float(Path("/proc/loadavg").read_text().split()[0])}
+        with contextlib.suppress(OSError, StopIteration):
+            status = Path(f"/proc/{self.procs['web'].pid}/status").read_text().splitlines()
+            threads = next(ln for ln in status if ln.startswith("Threads:"))
+            readings["web threads"] = float(threads.split()[1])
+        if self.database_url:
+            import psycopg
+
+            server, name = self.database_url.rsplit("/", 1)
+            with (
+                contextlib.suppress(psycopg.Error),
+                psycopg.connect(f"{server}/postgres", connect_timeout=5) as conn,
+            ):
+                sql = "SELECT count(*) FROM pg_stat_activity WHERE datname = %s"
+                row = conn.execute(sql, (name,)).fetchone()
+                readings["db connections"] = float(row[0]) if row else 0.0
+        return readings
+
+    def watch(self, peaks: dict[str, float], every: float = 1.0) -> None:
+        """Keep the highest :meth:`gauges` readings in ``peaks`` until killed (a greenlet: the
+        load generator's ``time.sleep`` is gevent's)."""
+        while True:
+            for key, value in self.gauges().items():
+                peaks[key] = max(peaks.get(key, 0.0), value)
+            time.sleep(every)
+
+    def busy(self, start: datetime, end: datetime) -> dict[str, float]:
+        """Fraction of ``start..end`` each Celery worker spent running tasks (from the
+        ``succeeded in``/``failed`` lines of its log, clipped to the window): 1.0 is a worker
+        that never waited for work, the sign that its queue is the bottleneck."""
+        fractions = {}
+        window = (end - start).total_seconds()
+        for name, log in self.logs.items():
+            if name == "web":
+                continue
+            total = 0.0
+            for match in TASK_LINE.finditer(log.read_text(errors="replace")):
+                finished = datetime.strptime(match["at"], "%Y-%m-%d %H:%M:%S,%f")
+                began = finished - timedelta(seconds=float(match["seconds"]))
+                overlap = (min(finished, end) - max(began, start)).total_seconds()
+                total += max(0.0, overlap)
+            fractions[f"{name} busy"] = total / window
+        return fractions
 
     def errors_in_logs(self) -> dict[str, int]:
         """Tracebacks and ERROR lines each process logged (500s, failed tasks)."""
