@@ -21,6 +21,7 @@ from model._prompts import ArrayLike, InvalidPromptError, PredictorStateError, c
 from model.batched import LowResBatch, check_batched_prompts
 from model.postprocess import connected_components
 from model.preprocess import image_to_tensor
+from model.shared_decoder import SharedImageDecoder, supports
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class _ImageFeatures:
     image_embed: torch.Tensor  # (1, 256, S/16, S/16), no_mem_embed added
     high_res_feats: list[torch.Tensor]  # [(1, 32, S/4, S/4), (1, 64, S/8, S/8)]
     orig_hw: tuple[int, int]
+    shared_decoder: SharedImageDecoder | None = None  # built by the first batched call
 
 
 class ImagePredictor:
@@ -250,7 +252,12 @@ class ImagePredictor:
         normalize_coords: bool = True,
     ) -> LowResBatch:
         """`predict_batch` without the upsampling: low-res logits (B, C, S/4, S/4) and IoUs
-        (B, C); `LowResBatch.take` upsamples chosen masks to the image later."""
+        (B, C); `LowResBatch.take` upsamples chosen masks to the image later.
+
+        In float32 with our decoder, the prompts go through `SharedImageDecoder` (the image's
+        prompt-independent decoder work done once per image, not once per prompt); otherwise
+        through the decoder with the image embedding repeated per prompt.
+        """
         feats = self._require_features()
         h, w = feats.orig_hw
         scale_w, scale_h = (w, h) if normalize_coords else (1, 1)
@@ -260,18 +267,32 @@ class ImagePredictor:
             norm = torch.tensor([scale_w, scale_h], dtype=torch.float32)
             coords_t = torch.as_tensor(coords, dtype=torch.float32) / norm * size
             labels_t = torch.as_tensor(labels, dtype=torch.int32)
-            low_res, iou = self._decode(
-                (coords_t.to(self.device), labels_t.to(self.device)),
-                None,
-                multimask_output,
-                repeat_image=True,
-            )
+            points = (coords_t.to(self.device), labels_t.to(self.device))
+            shared = self._shared_decoder()
+            if shared is None:
+                low_res, iou = self._decode(points, None, multimask_output, repeat_image=True)
+            else:
+                sparse, _ = self.model.sam_prompt_encoder(points=points, boxes=None, masks=None)
+                low_res, iou = shared.decode(sparse, multimask_output)
+                low_res = low_res.float()
         return LowResBatch(
             logits=low_res,
             iou_predictions=iou.float().cpu().numpy(),
             image_hw=feats.orig_hw,
             upscale=self._upscale,
         )
+
+    def _shared_decoder(self) -> SharedImageDecoder | None:
+        """The current image's `SharedImageDecoder` (built once), or None where it does not
+        apply: bf16, a decoder other than ours, or a model in training mode."""
+        feats = self._require_features()
+        if self.dtype != "float32" or self.model.training or not supports(self.model):
+            return None
+        if feats.shared_decoder is None:
+            feats.shared_decoder = SharedImageDecoder(
+                self.model, feats.image_embed, feats.high_res_feats
+            )
+        return feats.shared_decoder
 
     def _upscale(self, low_res: torch.Tensor) -> torch.Tensor:
         with self._compute():

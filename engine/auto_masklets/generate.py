@@ -28,16 +28,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from django.db import transaction
 
+from engine.auto_masklets.cleanup import clean_mask, stability_score
 from engine.auto_masklets.proposals import (
     AutoMaskConfig,
     CropBox,
     PredictFn,
     Proposal,
-    clean_mask,
     generate_crop_boxes,
     generate_first_frame_proposals,
     point_grids_per_layer,
-    stability_score,
 )
 from engine.errors import Conflict, InvalidInput
 from engine.inference import registry
@@ -82,10 +81,11 @@ class VideoNotReady(AutoMaskletError, Conflict):
 def _default_proposal_config() -> AutoMaskConfig:
     # SAM's automatic generator recipe with one crop layer (the SAM 2 paper: 32 x 32 plus crops),
     # non-overlapping proposals and speck/hole removal, since every proposal costs a reviewer's
-    # time.
+    # time. 64 prompts per decoder call, as SAM 2's generator (one batch's logits are 64 x 3
+    # low-res masks; only those passing the IoU filter are upsampled).
     return AutoMaskConfig(
         points_per_side=32,
-        points_per_batch=16,
+        points_per_batch=64,
         crop_n_layers=1,
         crop_n_points_downscale_factor=2,
         min_region_area=100,
@@ -270,8 +270,9 @@ def first_frame_proposals(
     """Proposals on frame 0, best first, at most ``config.max_objects``.
 
     ``progress`` receives fractions in [0, 1] of the prompts done. ``decode`` is "batched"
-    (``points_per_batch`` prompts per decoder call) or "per_point" (one call per prompt, the
-    earlier path, kept for benchmarks and tests).
+    (``points_per_batch`` prompts per decoder call, the kept masks of a batch cleaned together)
+    or "per_point" (one decoder call per prompt and one cleanup per mask: the earlier path, kept
+    as the reference for benchmarks and tests; the same proposals).
     """
     make_predict_fn = _PREDICTORS[decode]
     from model.image_predictor import ImagePredictor
@@ -296,7 +297,11 @@ def first_frame_proposals(
         return make_predict_fn(predictor, on_batch)
 
     proposals = generate_first_frame_proposals(
-        make_predict_fn(full, on_batch), image_hw, config.proposals, crop_predict
+        make_predict_fn(full, on_batch),
+        image_hw,
+        config.proposals,
+        crop_predict,
+        postprocess="batched" if decode == "batched" else "per_mask",
     )
     return proposals[: config.max_objects]
 

@@ -14,15 +14,24 @@ Coordinates are pixels, ``(x, y)``; image sizes are ``(H, W)``; crop boxes are
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Literal, Protocol
 
 import numpy as np
-from scipy import ndimage
 
-from engine.masks.rle import Rle, decode_rle, encode_rle, rle_area, rle_bbox, rle_iou_matrix
+from engine.auto_masklets.cleanup import (
+    clean_mask,
+    is_cut_by_crop_edge,
+    make_non_overlapping,
+    mask_box_xyxy,
+    mask_nms,
+    stability_score,
+    surely_cut_by_crop_edge,
+)
+from engine.auto_masklets.runs import clean_masks
+from engine.masks.rle import Rle, decode_rle, encode_rle, encode_rle_batch
 
 PredictFn = Callable[[np.ndarray, np.ndarray], tuple["np.ndarray | LazyMasks", np.ndarray]]
 """``(points_xy [N, 2] float32 pixels, labels [N] int32, 1 = positive) -> (masks, iou_preds)``.
@@ -35,8 +44,6 @@ for the masks whose predicted IoU passes); ``iou_preds`` is ``[N]`` (or ``[N, M]
 CropPredictFactory = Callable[["CropBox"], PredictFn]
 """Given a crop box, returns a ``PredictFn`` that runs the model on that crop of the image, taking
 points in crop pixel coordinates and returning crop-sized masks."""
-
-_EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 
 
 @dataclass(frozen=True)
@@ -186,199 +193,6 @@ def generate_crop_boxes(
 
 
 # ---------------------------------------------------------------------------------------------
-# Scores and cleanup
-
-
-def stability_score(logits: np.ndarray, mask_threshold: float, offset: float) -> np.ndarray:
-    """IoU between the masks thresholded at ``threshold + offset`` and ``threshold - offset``.
-
-    Args:
-        logits: ``[N, H, W]`` float mask logits.
-
-    Returns:
-        ``[N]`` float64 in [0, 1]. An empty loose mask scores 1 (SAM's code divides 0 by 0 there);
-        such a mask is empty and dropped by the area filter anyway.
-    """
-    tight = np.count_nonzero(logits > mask_threshold + offset, axis=(-2, -1))
-    loose = np.count_nonzero(logits > mask_threshold - offset, axis=(-2, -1))
-    # The tight mask lies inside the loose one, so their IoU is the ratio of the two areas.
-    return np.where(loose > 0, tight / np.maximum(loose, 1), 1.0)
-
-
-def remove_small_regions(
-    mask: np.ndarray, area_thresh: int, mode: Literal["holes", "islands"]
-) -> tuple[np.ndarray, bool]:
-    """Fill holes or remove islands smaller than ``area_thresh`` pixels (8-connected).
-
-    ``islands`` keeps the largest island even when every island is small.
-
-    Args:
-        mask: ``[H, W]`` bool.
-
-    Returns:
-        ``(cleaned [H, W] bool, whether anything changed)``.
-    """
-    if area_thresh <= 0:
-        return mask, False
-    fill_holes = mode == "holes"
-    target = ~mask if fill_holes else mask
-    labels, n_regions = ndimage.label(target, structure=_EIGHT_CONNECTED)
-    if n_regions == 0:
-        return mask, False
-    sizes = np.bincount(labels.ravel(), minlength=n_regions + 1)[1:]
-    small = np.flatnonzero(sizes < area_thresh) + 1
-    if small.size == 0:
-        return mask, False
-    if not fill_holes and small.size == n_regions:
-        return labels == int(np.argmax(sizes)) + 1, True
-    is_small = np.zeros(n_regions + 1, dtype=bool)
-    is_small[small] = True
-    in_small_region = is_small[labels]  # a table look-up: np.isin sorts every pixel
-    if fill_holes:
-        return mask | in_small_region, True
-    return mask & ~in_small_region, True
-
-
-def clean_mask(mask: np.ndarray, min_region_area: int) -> np.ndarray:
-    """Fill small holes, then remove small specks (SAM's post-processing order).
-
-    The regions are labelled inside the mask's box grown by one pixel, not on the whole image
-    (a proposal usually covers a small part of a frame); where that window cannot decide a
-    background region's size, the whole image is labelled. The result is the same either way.
-    """
-    if min_region_area <= 0:
-        return mask
-    box = mask_box_xyxy(mask)
-    if box is None:
-        return _clean_whole(mask, min_region_area)
-    height, width = mask.shape
-    window = (
-        slice(max(box[1] - 1, 0), min(box[3] + 1, height)),
-        slice(max(box[0] - 1, 0), min(box[2] + 1, width)),
-    )
-    filled = _fill_small_holes_in_window(mask[window], min_region_area)
-    if filled is None:
-        return _clean_whole(mask, min_region_area)
-    # all foreground lies in the window, so its islands are labelled exactly there
-    cleaned, _ = remove_small_regions(filled, min_region_area, "islands")
-    out = np.zeros_like(mask, dtype=bool)
-    out[window] = cleaned
-    return out
-
-
-def _clean_whole(mask: np.ndarray, min_region_area: int) -> np.ndarray:
-    filled, _ = remove_small_regions(mask, min_region_area, "holes")
-    cleaned, _ = remove_small_regions(filled, min_region_area, "islands")
-    return cleaned
-
-
-def _fill_small_holes_in_window(window: np.ndarray, area_thresh: int) -> np.ndarray | None:
-    """Holes smaller than ``area_thresh`` filled in a window around all of the foreground.
-
-    A background region away from the window's border is whole inside it; one touching the border
-    may continue outside, which only matters if its part inside is small: then None (undecided).
-    """
-    labels, n_regions = ndimage.label(~window, structure=_EIGHT_CONNECTED)
-    if n_regions == 0:
-        return window
-    sizes = np.bincount(labels.ravel(), minlength=n_regions + 1)
-    on_border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
-    on_border = on_border[on_border > 0]
-    if np.any(sizes[on_border] < area_thresh):
-        return None
-    is_small = sizes < area_thresh
-    is_small[0] = False
-    if not is_small.any():
-        return window
-    return window | is_small[labels]
-
-
-def mask_box_xyxy(mask: np.ndarray) -> tuple[int, int, int, int] | None:
-    """Tight box ``(x0, y0, x1, y1)``, exclusive ends, of an ``[H, W]`` mask; None when empty."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
-        return None
-    cols = np.flatnonzero(mask.any(axis=0))
-    return (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
-
-
-def is_cut_by_crop_edge(
-    box: tuple[int, int, int, int],
-    crop: CropBox,
-    image_hw: tuple[int, int],
-    tolerance: float,
-) -> bool:
-    """Whether a box touches a side of the crop that is not also a side of the image."""
-    crop_sides = (crop.x0, crop.y0, crop.x1, crop.y1)
-    image_sides = (0, 0, image_hw[1], image_hw[0])
-    return any(
-        abs(b - c) <= tolerance and abs(b - i) > tolerance
-        for b, c, i in zip(box, crop_sides, image_sides)
-    )
-
-
-def mask_nms(rles: Sequence[Rle], scores: Sequence[float], iou_thresh: float) -> list[int]:
-    """Greedy mask-IoU NMS: indices kept, best score first.
-
-    A candidate is dropped when its mask IoU with an already kept one exceeds ``iou_thresh``.
-    Ties in score keep the earlier index.
-    """
-    order = sorted(range(len(rles)), key=lambda i: (-scores[i], i))
-    if not rles:
-        return []
-    areas = np.array([rle_area(r) for r in rles], dtype=np.float64)
-    boxes = np.array([rle_bbox(r) for r in rles], dtype=np.float64).reshape(-1, 4)
-    x0, y0 = boxes[:, 0], boxes[:, 1]
-    x1, y1 = x0 + boxes[:, 2], y0 + boxes[:, 3]
-    kept: list[int] = []
-    for i in order:
-        if kept:
-            k = np.array(kept)
-            # The masks' intersection is at most that of their boxes (and of either area), and
-            # IoU grows with the intersection: only pairs whose bound passes need the RLE IoU.
-            box_inter = np.clip(np.minimum(x1[i], x1[k]) - np.maximum(x0[i], x0[k]), 0, None)
-            box_inter *= np.clip(np.minimum(y1[i], y1[k]) - np.maximum(y0[i], y0[k]), 0, None)
-            inter = np.minimum(box_inter, np.minimum(areas[i], areas[k]))
-            union = areas[i] + areas[k] - inter
-            bound = np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
-            close = k[bound > iou_thresh - 1e-9]  # margin for rounding of the bound
-            if close.size:
-                ious = rle_iou_matrix([rles[i]], [rles[j] for j in close])
-                if float(ious.max()) > iou_thresh:
-                    continue
-        kept.append(i)
-    return kept
-
-
-def make_non_overlapping(
-    masks: Sequence[np.ndarray], scores: Sequence[float], min_kept_fraction: float
-) -> list[np.ndarray | None]:
-    """Give each pixel to the best-scored mask claiming it.
-
-    Args:
-        masks: ``[H, W]`` bool each.
-        scores: one per mask.
-        min_kept_fraction: a mask keeping less than this fraction of its area becomes None.
-
-    Returns:
-        The trimmed masks in input order (None for dropped ones).
-    """
-    out: list[np.ndarray | None] = [None] * len(masks)
-    if not masks:
-        return out
-    taken = np.zeros_like(masks[0], dtype=bool)
-    for i in sorted(range(len(masks)), key=lambda i: (-scores[i], i)):
-        own = masks[i]
-        area = int(np.count_nonzero(own))
-        trimmed = own & ~taken
-        if area == 0 or np.count_nonzero(trimmed) < min_kept_fraction * area:
-            continue
-        out[i] = trimmed
-        taken |= trimmed
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
 # Driver
 
 
@@ -420,15 +234,78 @@ def _normalise_prediction(
     return masks.take, shape[-2:], iou_preds, point_index
 
 
+Postprocess = Literal["batched", "per_mask"]
+"""How kept masks are cleaned and measured: all of a prompt batch at once (``runs.clean_masks``,
+masks surely cut by a crop edge dropped before cleanup), or one by one (``clean_mask``, the
+earlier path, kept as the reference). Both give the same proposals."""
+
+_Candidate = tuple[int, Rle, int, tuple[int, int, int, int]]
+"""(index in the batch's kept masks, full-image RLE, area, box x0 y0 x1 y1)."""
+
+
+def _candidates_per_mask(
+    binary: np.ndarray, crop: CropBox, image_hw: tuple[int, int], config: AutoMaskConfig
+) -> list[_Candidate]:
+    """Each ``[K, h, w]`` crop mask pasted into the image, cleaned, measured and filtered."""
+    found: list[_Candidate] = []
+    for k in range(len(binary)):
+        full = np.zeros(image_hw, dtype=bool)
+        full[crop.y0 : crop.y1, crop.x0 : crop.x1] = binary[k]
+        full = clean_mask(full, config.min_region_area)
+        area = int(np.count_nonzero(full))
+        box = mask_box_xyxy(full)
+        if box is None or area < max(config.min_mask_area, 1):
+            continue
+        if is_cut_by_crop_edge(box, crop, image_hw, config.crop_edge_tolerance_px):
+            continue
+        found.append((k, encode_rle(full), area, box))
+    return found
+
+
+def _candidates_batched(
+    binary: np.ndarray, crop: CropBox, image_hw: tuple[int, int], config: AutoMaskConfig
+) -> list[_Candidate]:
+    """``_candidates_per_mask`` with the cleanup, areas, boxes and RLEs of all masks at once."""
+    tolerance = config.crop_edge_tolerance_px
+    todo = [
+        k
+        for k in range(len(binary))
+        if not surely_cut_by_crop_edge(binary[k], crop, image_hw, tolerance, config.min_region_area)
+    ]
+    if not todo:
+        return []
+    full = np.zeros((len(todo), *image_hw), dtype=bool)
+    full[:, crop.y0 : crop.y1, crop.x0 : crop.x1] = binary[todo]
+    full = clean_masks(full, config.min_region_area)
+    areas = np.count_nonzero(full, axis=(1, 2))
+    rows = np.any(full, axis=2)
+    cols = np.any(full, axis=1)
+    keep: list[int] = []
+    boxes: list[tuple[int, int, int, int]] = []
+    for i in np.flatnonzero(areas >= max(config.min_mask_area, 1)):
+        ys, xs = np.flatnonzero(rows[i]), np.flatnonzero(cols[i])
+        box = (int(xs[0]), int(ys[0]), int(xs[-1]) + 1, int(ys[-1]) + 1)
+        if not is_cut_by_crop_edge(box, crop, image_hw, tolerance):
+            keep.append(int(i))
+            boxes.append(box)
+    rles = encode_rle_batch(full[keep]) if keep else []
+    return [(todo[i], rle, int(areas[i]), box) for i, rle, box in zip(keep, rles, boxes)]
+
+
+_CANDIDATES = {"batched": _candidates_batched, "per_mask": _candidates_per_mask}
+
+
 def _proposals_in_crop(
     predict_fn: PredictFn,
     crop: CropBox,
     grid: np.ndarray,
     image_hw: tuple[int, int],
     config: AutoMaskConfig,
+    postprocess: Postprocess = "batched",
 ) -> list[Proposal]:
     crop_h, crop_w = crop.hw
     points = (grid * np.array([crop_w, crop_h])).astype(np.float32)  # crop pixels
+    candidates = _CANDIDATES[postprocess]
     found: list[Proposal] = []
     for start in range(0, len(points), config.points_per_batch):
         batch = points[start : start + config.points_per_batch]
@@ -451,21 +328,13 @@ def _proposals_in_crop(
                 raw_masks, config.mask_threshold, config.stability_score_offset
             )
             binary = raw_masks > config.mask_threshold
-        keep = stability >= config.stability_score_thresh
-        for k in np.flatnonzero(keep):
-            full = np.zeros(image_hw, dtype=bool)
-            full[crop.y0 : crop.y1, crop.x0 : crop.x1] = binary[k]
-            full = clean_mask(full, config.min_region_area)
-            area = int(np.count_nonzero(full))
-            box = mask_box_xyxy(full)
-            if box is None or area < max(config.min_mask_area, 1):
-                continue
-            if is_cut_by_crop_edge(box, crop, image_hw, config.crop_edge_tolerance_px):
-                continue
+        kept = np.flatnonzero(stability >= config.stability_score_thresh)
+        for i, rle, area, box in candidates(binary[kept], crop, image_hw, config):
+            k = kept[i]
             x, y = batch[point_index[k]]
             found.append(
                 Proposal(
-                    rle=encode_rle(full),
+                    rle=rle,
                     area=area,
                     bbox=(box[0], box[1], box[2] - box[0], box[3] - box[1]),
                     predicted_iou=float(raw_ious[k]),
@@ -474,8 +343,10 @@ def _proposals_in_crop(
                     crop_box=crop,
                 )
             )
-    kept = mask_nms([p.rle for p in found], [p.predicted_iou for p in found], config.nms_iou_thresh)
-    return [found[i] for i in kept]
+    kept_ids = mask_nms(
+        [p.rle for p in found], [p.predicted_iou for p in found], config.nms_iou_thresh
+    )
+    return [found[i] for i in kept_ids]
 
 
 def generate_first_frame_proposals(
@@ -483,6 +354,7 @@ def generate_first_frame_proposals(
     image_hw: tuple[int, int],
     config: AutoMaskConfig | None = None,
     crop_predict_factory: CropPredictFactory | None = None,
+    postprocess: Postprocess = "batched",
 ) -> list[Proposal]:
     """Mask proposals for one image (the first frame of a video), best first.
 
@@ -491,6 +363,7 @@ def generate_first_frame_proposals(
         image_hw: ``(H, W)`` of the image.
         config: thresholds and sampling; defaults to ``AutoMaskConfig()``.
         crop_predict_factory: required when ``config.crop_n_layers > 0``.
+        postprocess: see ``Postprocess`` (the same proposals either way).
 
     Returns:
         Proposals sorted by predicted IoU (then stability), after NMS within each crop, NMS across
@@ -507,7 +380,9 @@ def generate_first_frame_proposals(
     proposals: list[Proposal] = []
     for crop in crops:
         fn = predict_fn if crop.layer == 0 else crop_predict_factory(crop)  # type: ignore[misc]
-        proposals.extend(_proposals_in_crop(fn, crop, grids[crop.layer], image_hw, config))
+        proposals.extend(
+            _proposals_in_crop(fn, crop, grids[crop.layer], image_hw, config, postprocess)
+        )
     if len(crops) > 1:
         # Across crops, duplicates resolve toward the smaller crop.
         kept = mask_nms(

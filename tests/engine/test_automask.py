@@ -4,18 +4,20 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from engine.auto_masklets.cleanup import (
+    clean_mask,
+    make_non_overlapping,
+    mask_nms,
+    remove_small_regions,
+    stability_score,
+)
 from engine.auto_masklets.proposals import (
     AutoMaskConfig,
     CropBox,
     build_point_grid,
-    clean_mask,
     generate_crop_boxes,
     generate_first_frame_proposals,
-    make_non_overlapping,
-    mask_nms,
     point_grids_per_layer,
-    remove_small_regions,
-    stability_score,
 )
 from engine.masks.rle import encode_rle
 

@@ -10,13 +10,13 @@ import pytest
 import torch
 
 from engine.auto_masklets import generate
-from engine.auto_masklets.generate import config_from_overrides
-from engine.auto_masklets.proposals import (
+from engine.auto_masklets.cleanup import (
     _clean_whole,
     clean_mask,
     mask_nms,
     remove_small_regions,
 )
+from engine.auto_masklets.generate import config_from_overrides
 from engine.masks.rle import encode_rle, rle_iou_matrix
 from model.build import build_sam2
 from model.frames import ArrayFrameSource
