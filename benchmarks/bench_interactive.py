@@ -24,14 +24,16 @@ measures:
    over a keep-alive HTTP connection: the same sequence of clicks on another video. Then
    ``POST /api/masklets/<id>/propagate/`` (forward from frame 0, every frame): time from the
    request until ``GET /api/jobs/<id>/`` says succeeded, twice: *cold* (the propagate worker loads
-   the model and rebuilds the session by replaying every saved click) and *warm* (after the
-   corrections; its session is only extended). Breakdown probes: the worker's own task time
+   the model and starts from the session state the interactive worker saved after the clicks,
+   features of clicked frames from the shared store) and *warm* (after the corrections; it
+   loads the state saved after the last correction). Breakdown probes: the worker's own task time
    (its log), a Celery round trip of a prompt task that fails at once (unknown masklet), and an
    HTTP request refused after all web-side checks (stale version, 409).
 3. **Bare model**: a fresh ``VideoSession`` in this process on the same frames (a JPEG folder),
    checkpoint and prompts (the saved operation log replayed untimed), propagate timed; and
    ``python -m model predict-video`` (wall time with the clicks and the propagation minus wall
-   time with the clicks only).
+   time with the clicks only); and the floor of a click, ``VideoSession.add_points`` alone with
+   cached features, on the cached-path clicks.
 
     .venv/bin/python benchmarks/bench_interactive.py --quick     # a few minutes
     .venv/bin/python benchmarks/bench_interactive.py             # test_tiny + hiera_t, 200 clicks
@@ -239,7 +241,8 @@ def install_probes(probe: Probe, model: Any) -> None:
     probe.hook(model.memory_attention, "memory_attention")
     probe.hook(model.memory_encoder, "memory_encoder")
     probe.wrap(serving, "check_prompt", "check_prompt")
-    probe.wrap(serving, "session_ops", "session_ops (log read)")
+    probe.wrap(sessions.LiveSession, "current_log", "session log (fingerprint or read)")
+    probe.wrap(sessions, "session_ops", "session_ops (log read)")
     probe.wrap(sessions.LiveSession, "sync", "session sync (incl. replay)")
     probe.wrap(serving, "_video_mask", "model call (video)")
     probe.wrap(serving, "_image_mask", "model call (image)")
@@ -632,6 +635,31 @@ def bare_model(setup: Setup, masklet_id: int, folder: Path) -> dict[str, Any]:
     return {"runs": timed}
 
 
+def bare_clicks(folder: Path, plan: Any) -> list[float]:
+    """The floor of a click: ``VideoSession.add_points`` alone (features cached, no stack) on
+    the same frames with the same clicks as the cached-path measurement."""
+    from engine.annotation.sessions import feature_frames
+    from engine.inference import registry
+    from model.frames import FolderFrameSource
+    from model.video_predictor import VideoPredictor
+
+    loaded = registry.load_model()
+    predictor = VideoPredictor(
+        loaded.model, apply_postprocessing=True, feature_cache_size=feature_frames()
+    )
+    session = predictor.start_session(FolderFrameSource(folder))
+    for frame, points, labels in plan["first"]:
+        session.add_points(frame, 1, np.asarray(points[:1]), np.asarray(labels[:1]))
+    times = []
+    for frame, points, labels in plan["cached"]:
+        start = time.perf_counter()
+        result = session.add_points(frame, 1, np.asarray(points), np.asarray(labels))
+        _ = result.logits[0, 0].numpy() > 0.0
+        times.append(time.perf_counter() - start)
+    session.close()
+    return times
+
+
 def cli_predict_video(
     setup: Setup, masklet_id: int, folder: Path, checkpoint: Path, tmp: Path
 ) -> dict[str, float]:
@@ -681,6 +709,7 @@ def _parts_table(parts: list[dict[str, float]], total: list[float]) -> list[str]
     lines = []
     order = [
         "check_prompt",
+        "session log (fingerprint or read)",
         "session_ops (log read)",
         "session sync (incl. replay)",
         "model call (video)",
@@ -710,6 +739,7 @@ def _parts_table(parts: list[dict[str, float]], total: list[float]) -> list[str]
         "masks to video res": 2,
         "image predictor predict": 2,
         "image predictor lookup/embed": 2,
+        "session_ops (log read)": 2,
     }
     for key in [k for k in order if k in keys] + [k for k in keys if k not in order]:
         values = [p.get(key, 0.0) * 1000 for p in parts]
@@ -789,6 +819,7 @@ def child(args: argparse.Namespace) -> None:
     print(f"[{args.config}] end-to-end phase {time.perf_counter() - t0:.0f} s", flush=True)
     t0 = time.perf_counter()
     bare = bare_model(setup, e2e["masklet_id"], folder)
+    floor = bare_clicks(folder, plan)
     cli = cli_predict_video(setup, e2e["masklet_id"], folder, checkpoint, tmp) if args.cli else {}
     print(f"[{args.config}] bare-model phase {time.perf_counter() - t0:.0f} s", flush=True)
 
@@ -816,6 +847,8 @@ def child(args: argparse.Namespace) -> None:
         print(_row(f"e2e    {label}", e2e[key][0]))
         print(_row(f"worker {label}", e2e[key][1]))
         summary[key] = {"server": stats(server[key][0]), "e2e": stats(e2e[key][0])}
+    print(_row("bare model: VideoSession.add_points, cached", floor))
+    summary["bare_click"] = stats(floor)
     print(_row("probe: Celery round trip (task fails at once)", e2e["probe_celery"]))
     print(_row("probe: HTTP 409 after web-side checks", e2e["probe_http_409"]))
     summary["probe_celery"] = stats(e2e["probe_celery"])

@@ -23,6 +23,7 @@ frame, as in Meta's predictor.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -108,13 +109,24 @@ class PromptRequest:
 # --- the model, visible ------------------------------------------------------------------------
 
 
+_NAMES: dict[int, tuple[float, tuple[str, bool]]] = {}
+_NAME_SECONDS = 30.0
+
+
 def model_name(spec: registry.ModelSpec) -> tuple[str, bool]:
     """``(name, demo)`` of a model spec: the ModelVersion's name, or the checkpoint's. A demo
-    model (trained here on procedural videos) is a version whose metrics say ``"demo": true``."""
+    model (trained here on procedural videos) is a version whose metrics say ``"demo": true``.
+    A version's answer is kept for ``_NAME_SECONDS`` (every click reports it)."""
     if spec.model_version_id is not None:
+        cached = _NAMES.get(spec.model_version_id)
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < _NAME_SECONDS:
+            return cached[1]
         version = ModelVersion.objects.filter(pk=spec.model_version_id).first()
         if version is not None:
-            return version.name, bool((version.metrics or {}).get("demo"))
+            answer = version.name, bool((version.metrics or {}).get("demo"))
+            _NAMES[spec.model_version_id] = (now, answer)
+            return answer
     return spec.location.rsplit("/", 1)[-1], False
 
 
@@ -172,8 +184,12 @@ def do_prompt(user: User, masklet: Masklet, request: PromptRequest) -> dict[str,
     """Serve one click (see the module docstring); returns the saved version and the mask."""
     check_prompt(user, masklet, request)
     check_model()
-    payload = {"user_id": user.pk, **request.to_json()}
+    payload: dict[str, Any] = {"user_id": user.pk, **request.to_json()}
     route = ModelSession.objects.filter(video_id=masklet.video_id, user=user).first()
+    if route is not None:
+        # what the row says, so that the worker it names need not write it again
+        age = (timezone.now() - route.last_used).total_seconds()
+        payload["route"] = {"worker": route.worker, "model_key": route.model_key, "age": age}
     reply: Any = None
     if route is not None and route.queue:
         try:
@@ -265,8 +281,7 @@ def _serve(request: PromptRequest, payload: dict[str, Any], worker: str, queue: 
         if request.tool in IMAGE_TOOLS:
             mask, score = _image_mask(live, loaded, request)
         else:
-            ops = session_ops(video)
-            live.sync(ops)
+            ops = live.current_log(video)
             # the click is applied before it is saved; if the save fails the session no longer
             # matches the log, so it is rebuilt on the next use
             live.applied = None if live.applied is None else [*live.applied, ("pending",)]
@@ -283,9 +298,11 @@ def _serve(request: PromptRequest, payload: dict[str, Any], worker: str, queue: 
             row = DraftEdit.objects.get(masklet=masklet, version=version)
             ops += row_ops(masklet.object_id, row)
             live.applied[-1] = ops[-1].key
+            live.extended(ops, masklet.pk, request.base_version, version)
             # shared for the propagate worker and any worker that rebuilds this session
             live.save_state_later(ops)
-    _record_route(video, user, loaded, worker, queue)
+    if not _route_is_current(payload.get("route"), loaded, worker):
+        _record_route(video, user, loaded, worker, queue)
     name, demo = model_name(loaded.spec)
     return {
         "version": version,
@@ -324,6 +341,24 @@ def _video_mask(live: LiveSession, obj_id: int, request: PromptRequest) -> np.nd
     )
     index = result.obj_ids.index(obj_id)
     return np.asarray(result.logits[index, 0].numpy() > 0.0)
+
+
+#: A route row this old is refreshed by the click its worker serves (its ``last_used`` keeps the
+#: row from being pruned: ``engine.annotation.session_pruning``'s grace is 120 s by default).
+ROUTE_REFRESH_SECONDS = 30.0
+
+
+def _route_is_current(route: Any, loaded: LoadedModel, worker: str) -> bool:
+    """Whether the route row the web side read already names this worker and model, recently
+    used (then the click saves its two queries)."""
+    if not isinstance(route, dict):
+        return False
+    return (
+        route.get("worker") == worker[:255]
+        and route.get("model_key") == model_key(loaded)
+        and isinstance(route.get("age"), int | float)
+        and 0 <= float(route["age"]) < ROUTE_REFRESH_SECONDS
+    )
 
 
 def _record_route(video: Video, user: User, loaded: LoadedModel, worker: str, queue: str) -> None:

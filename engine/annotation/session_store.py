@@ -27,6 +27,7 @@ import logging
 import os
 import shutil
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -164,6 +165,28 @@ def prune_features(root: Path, limit_bytes: int | None = None) -> int:
     return removed
 
 
+_SAVES = 0
+_SAVES_LOCK = threading.Lock()
+
+
+def prune_states(sessions: Path, max_age: float | None = None) -> int:
+    """Remove the states of sessions not saved for ``max_age`` seconds (default: twice
+    ``ANNOTATION_SESSION_IDLE_SECONDS``; such a session was closed everywhere); how many."""
+    if max_age is None:
+        max_age = 2.0 * float(getattr(settings, "ANNOTATION_SESSION_IDLE_SECONDS", 1800))
+    now = time.time()
+    removed = 0
+    for folder in sessions.iterdir() if sessions.is_dir() else ():
+        try:
+            newest = max((p.stat().st_mtime for p in folder.iterdir()), default=0.0)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        if now - newest > max_age:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+    return removed
+
+
 class StateFolder:
     """Saved states of one session (video, annotator, model, memory policy)."""
 
@@ -218,6 +241,12 @@ class StateFolder:
             shutil.rmtree(partial, ignore_errors=True)
             return final if final.exists() else None
         self._prune()
+        with _SAVES_LOCK:
+            global _SAVES
+            _SAVES += 1
+            sweep = _SAVES % _PRUNE_EVERY == 1
+        if sweep:
+            prune_states(self.folder.parent)
         return final
 
     def _prune(self) -> None:

@@ -48,7 +48,7 @@ import numpy as np
 from django.conf import settings
 
 from engine.masks.rle import decode_rle
-from engine.models import DraftEdit, Masklet, Video
+from engine.models import DraftEdit, Job, Masklet, Video
 
 from . import history, phases
 from .session_store import FeatureFolder, StateFolder, log_digests, state_root
@@ -124,21 +124,60 @@ def row_ops(obj_id: int, row: DraftEdit, skip_job: int | None = None) -> list[Op
 def session_ops(video: Video, *, skip_job: int | None = None) -> list[Op]:
     """The operation log of the annotator's session on ``video``: every editable masklet's
     prompts in force, ordered by when their save was put in force (a redo re-applies a save
-    at the redo's place), then by row. ``skip_job``: leave out that propagation job's run."""
+    at the redo's place), then by row. ``skip_job``: leave out that propagation job's run.
+
+    Two queries whatever the number of objects; the masks of rows are not read (a propagated
+    frame's RLE is no prompt), except those of mask prompts (one more query if any)."""
+    objects = dict(
+        Masklet.objects.filter(video=video, status__in=EDITABLE).values_list("pk", "object_id")
+    )
+    rows = (
+        DraftEdit.objects.filter(masklet_id__in=list(objects), revision__isnull=True)
+        .order_by("masklet_id", "seq")
+        .defer("rle")
+    )
+    by_masklet: dict[int, list[DraftEdit]] = {}
+    for row in rows:
+        by_masklet.setdefault(row.masklet_id, []).append(row)
     entries: list[tuple[tuple[int, int], int, DraftEdit]] = []
-    for masklet in Masklet.objects.filter(video=video, status__in=EDITABLE):
-        edits = history.unconsumed_edits(masklet)
+    for masklet_id, edits in by_masklet.items():
         stacks = history.undo_stacks(edits)
         grouped = history.batches(edits)
         for version in stacks.done:
             placed = grouped[version][0].pk
             for row in grouped[stacks.origin[version]]:
-                entries.append(((placed, row.pk), masklet.object_id, row))
+                entries.append(((placed, row.pk), objects[masklet_id], row))
     entries.sort(key=lambda entry: entry[0])
+    masks = [row.pk for _, _, row in entries if _is_mask_prompt(row)]
+    if masks:
+        rles = dict(DraftEdit.objects.filter(pk__in=masks).values_list("pk", "rle"))
+        for _, _, row in entries:
+            if row.pk in rles:
+                row.rle = rles[row.pk]
     ops: list[Op] = []
     for _, obj_id, row in entries:
         ops.extend(row_ops(obj_id, row, skip_job))
     return ops
+
+
+def _is_mask_prompt(row: DraftEdit) -> bool:
+    return isinstance(row.prompt, dict) and bool(row.prompt.get("mask"))
+
+
+def log_fingerprint(video: Video) -> tuple[Any, ...]:
+    """What changes whenever the video's operation log can have changed: every masklet's
+    status and draft version (each save, undo, redo, submit and propagation start moves the
+    version: it is the draft's concurrency token), and whether a propagation of the video is
+    queued or running (a run adds frames to its marker without a new version)."""
+    masklets = tuple(
+        Masklet.objects.filter(video=video)
+        .order_by("pk")
+        .values_list("pk", "status", "draft_version")
+    )
+    running = Job.objects.filter(
+        video=video, kind=Job.Kind.PROPAGATE, status__in=(Job.Status.QUEUED, Job.Status.RUNNING)
+    ).exists()
+    return masklets, running
 
 
 def apply_op(video_session: VideoSession, op: Op) -> None:
@@ -185,6 +224,9 @@ class LiveSession:
     loads: int = 0
     states: StateFolder | None = None
     closed: bool = False
+    # the log last synced (aligned with ``applied``) and the database's fingerprint then
+    log: list[Op] | None = None
+    fingerprint: tuple[Any, ...] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def sync(self, ops: Iterable[Op]) -> None:
@@ -192,6 +234,7 @@ class LiveSession:
         is ahead of the session, then apply what is still new (or reset and replay all)."""
         ops = list(ops)
         keys = [op.key for op in ops]
+        self.log, self.fingerprint = None, None
         applied = self.applied
         fits = applied is not None and keys[: len(applied)] == applied
         done = len(applied) if fits and applied is not None else 0
@@ -211,6 +254,39 @@ class LiveSession:
                 self.applied = None
                 raise
             applied.append(op.key)
+        self.log = ops
+
+    def current_log(self, video: Video) -> list[Op]:
+        """Sync with the video's log and return it. The log is not read again while the
+        database's :func:`log_fingerprint` is the one of the last sync (a click's own save
+        updates it: :meth:`extended`)."""
+        fingerprint = log_fingerprint(video)
+        log = self.log
+        if (
+            fingerprint == self.fingerprint
+            and log is not None
+            and self.applied == [op.key for op in log]
+        ):
+            return list(log)
+        ops = session_ops(video)
+        self.sync(ops)
+        self.fingerprint = fingerprint
+        return ops
+
+    def extended(self, ops: list[Op], masklet_id: int, old: int, new: int) -> None:
+        """The session applied ``ops`` (the log plus its click, saved as version ``new`` of
+        ``masklet_id``, which was at ``old``): the fingerprint moves with that save only."""
+        fingerprint = self.fingerprint
+        self.log, self.fingerprint = list(ops), None
+        if fingerprint is None or self.applied != [op.key for op in ops]:
+            return
+        masklets, running = fingerprint
+        moved = tuple(
+            (pk, status, new if pk == masklet_id and version == old else version)
+            for pk, status, version in masklets
+        )
+        if moved != masklets:
+            self.fingerprint = (moved, running)
 
     def _load_state(self, folder: Path) -> bool:
         from model.session_state import StateError, import_state
@@ -330,8 +406,8 @@ class SessionCache:
 
 
 def _new_video_session(video: Video, loaded: LoadedModel) -> VideoSession:
-    """A SAM 2 session on the video, its frame features shared through the state folder
-    (its spill files there too, so that saved states hard-link them instead of copying)."""
+    """A SAM 2 session on the video, its spill files in the state folder (so that saved states
+    hard-link them instead of copying)."""
     from engine.auto_masklets.generate import storage_frame_source
     from model.video_predictor import VideoPredictor
 
@@ -347,15 +423,14 @@ def _new_video_session(video: Video, loaded: LoadedModel) -> VideoSession:
         memory_policy=video.project.memory_policy,  # the project's setting ("all": official)
         **spill,
     )
-    session = predictor.start_session(storage_frame_source(video))
-    session.feature_store = FeatureFolder.for_video(
-        video, model_key(loaded), int(loaded.model.image_size)
-    )
-    return session
+    return predictor.start_session(storage_frame_source(video))
 
 
 def _new_live_session(video: Video, user_id: int, loaded: LoadedModel) -> LiveSession:
     session = _new_video_session(video, loaded)
+    session.feature_store = FeatureFolder.for_video(
+        video, model_key(loaded), int(loaded.model.image_size)
+    )
     states = StateFolder.for_session(video, user_id, model_key(loaded), session.options)
     return LiveSession(model_key(loaded), video.pk, session, states=states)
 

@@ -122,3 +122,57 @@ def test_a_lost_session_loads_the_saved_state_and_answers_as_before(
     assert calls == {"sam_mask_decoder": 1}
     (session,) = [CACHE.get_or_create(first.video, annotator.pk, registry.load_model())]
     assert (session.loads, session.replays) == (1, 0)
+
+
+def test_old_session_states_and_features_over_the_bound_are_pruned(tmp_path: Any) -> None:
+    import os
+    import time
+
+    from engine.annotation.session_store import prune_features, prune_states
+
+    sessions = tmp_path / "sessions"
+    old, recent = sessions / "old", sessions / "recent"
+    for folder in (old / "00000001-abc", recent / "00000001-def"):
+        folder.mkdir(parents=True)
+    hour_ago = time.time() - 3600
+    os.utime(old / "00000001-abc", (hour_ago, hour_ago))
+    assert prune_states(sessions, max_age=600) == 1
+    assert sorted(p.name for p in sessions.iterdir()) == ["recent"]
+    features = tmp_path / "features" / "video"
+    features.mkdir(parents=True)
+    for n in range(4):
+        path = features / f"{n}.pt"
+        path.write_bytes(b"x" * 1000)
+        os.utime(path, (hour_ago + n, hour_ago + n))
+    (features / "pos.pt").write_bytes(b"x" * 1000)
+    assert prune_features(tmp_path / "features", limit_bytes=3000) == 2
+    assert sorted(p.name for p in features.iterdir()) == ["2.pt", "3.pt", "pos.pt"]
+
+
+def test_a_click_reads_the_log_only_when_the_database_changed_it(
+    project: Any, annotator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine.annotation import sessions
+
+    clip_video(project)
+    _, (masklet,) = leased_objects(annotator, project)
+    reads: list[int] = []
+    real = sessions.session_ops
+
+    def counted(video: Any, **kw: Any) -> Any:
+        reads.append(video.pk)
+        return real(video, **kw)
+
+    monkeypatch.setattr(sessions, "session_ops", counted)
+    click(masklet, 0, [[20, 30]], [1])
+    second = click(masklet, 0, [[20, 30], [50, 50]], [1, 0])
+    third = click(masklet, 2, [[30, 30]], [1])
+    assert len(reads) == 1  # the session's own saves keep it current
+    # an undo (any save elsewhere) changes the log: it is read and the session replayed
+    drafts.do_undo(annotator, masklet, version_of(masklet))
+    drafts.do_undo(annotator, masklet, version_of(masklet))
+    again = click(masklet, 0, [[20, 30], [50, 50]], [1, 0])
+    assert len(reads) == 2
+    assert again["rle"] == second["rle"]
+    assert click(masklet, 2, [[30, 30]], [1])["rle"] == third["rle"]
+    assert len(reads) == 2
