@@ -27,7 +27,9 @@ import math
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
+from model._layers import LayerNorm2d, activate_fresh
 from model.mask_decoder import MaskDecoder
 from model.transformer import Attention, TwoWayAttentionBlock, TwoWayTransformer
 
@@ -76,7 +78,7 @@ class _Heads:
 
         Args:
             q: (B, T, C) token queries (before q_proj).
-            k, v: projected image keys and values, (B or 1, H, N, d).
+            k, v: projected image keys and values, (B, H, N, d).
 
         Returns:
             (B, T, C_out).
@@ -84,11 +86,34 @@ class _Heads:
         q_heads = self.split(self.attn.q_proj(q)) * self.scale
         return self.attn.out_proj(self.merge(_attend(q_heads, k, v)))
 
+    def tokens_attend_shared(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor
+    ) -> torch.Tensor:
+        """``tokens_attend`` with image keys and values (H, N, d) shared by all prompts: the
+        prompts' queries are stacked, not the image (B, T, C) -> (B, T, C_out)."""
+        b, t, _ = q.shape
+        q_heads = self.attn.q_proj(q).reshape(b * t, self.heads, self.d).transpose(0, 1)
+        out = _attend(q_heads * self.scale, k, v)  # (H, B*T, d)
+        return self.attn.out_proj(out.transpose(0, 1).reshape(b, t, self.heads * self.d))
+
+    def image_attends_shared(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor
+    ) -> torch.Tensor:
+        """``image_attends`` with image queries (H, N, d), scaled, shared by all prompts:
+        (B, T, C) token keys and values -> (B, N, C_out)."""
+        b, t, _ = k.shape
+        k_heads = self.attn.k_proj(k).reshape(b * t, self.heads, self.d).transpose(0, 1)
+        scores = torch.matmul(q, k_heads.transpose(1, 2))  # (H, N, B*T)
+        n = scores.shape[1]
+        probs = torch.softmax(scores.view(self.heads, n, b, t), dim=-1).permute(2, 0, 1, 3)
+        out = torch.matmul(probs, self.split(self.attn.v_proj(v)))  # (B, H, N, d)
+        return self.attn.out_proj(self.merge(out))
+
     def image_attends(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """``attn(q_img, k, v)`` with the image queries already projected and scaled.
 
         Args:
-            q: (B or 1, H, N, d) projected image queries times the scale.
+            q: (B, H, N, d) projected image queries times the scale.
             k, v: (B, T, C) token keys and values (before their projections).
 
         Returns:
@@ -168,10 +193,10 @@ class SharedImageDecoder:
         # layer 1: every prompt sees the same image tokens, projected once: (1, H, N, d)
         x = self.keys[0]
         first_cross, first_back = self.cross[0], self.back[0]
-        self.first_k = first_cross.split(first_cross.attn.k_proj(x + pe)).unsqueeze(0)
-        self.first_v = first_cross.split(first_cross.attn.v_proj(x)).unsqueeze(0)
+        self.first_k = first_cross.split(first_cross.attn.k_proj(x + pe))  # (H, N, d)
+        self.first_v = first_cross.split(first_cross.attn.v_proj(x))
         q_img = first_back.attn.q_proj(x + pe)
-        self.first_q_img = (first_back.split(q_img) * first_back.scale).unsqueeze(0)
+        self.first_q_img = first_back.split(q_img) * first_back.scale
         # later layers: token-to-image keys/values and image-to-token queries in one GEMM
         self.projections = [
             _ImageProjections(
@@ -192,10 +217,10 @@ class SharedImageDecoder:
         tokens -> (queries (B, T, C), keys (B, N, C))."""
         layer = self.layers[0]
         queries = layer.norm1(layer.self_attn(q=tokens, k=tokens, v=tokens))
-        attended = self.cross[0].tokens_attend(queries + tokens, self.first_k, self.first_v)
+        attended = self.cross[0].tokens_attend_shared(queries + tokens, self.first_k, self.first_v)
         queries = layer.norm2(queries + attended)
         queries = layer.norm3(queries + layer.mlp(queries))
-        out = self.back[0].image_attends(self.first_q_img, queries + tokens, queries)
+        out = self.back[0].image_attends_shared(self.first_q_img, queries + tokens, queries)
         return queries, layer.norm4(self.keys + out)
 
     def _later_layer(
@@ -277,5 +302,15 @@ class SharedImageDecoder:
         deconv1, norm1, act1, deconv2, act2 = self.decoder.output_upscaling
         assert self.high_res_feats is not None
         feat_s0, feat_s1 = self.high_res_feats
-        upscaled = act1(norm1(deconv1(src) + feat_s1))
-        return act2(deconv2(upscaled) + feat_s0)
+        upscaled = deconv1(src)
+        upscaled += feat_s1
+        if type(norm1) is LayerNorm2d:  # one fused pass over channels-last pixels
+            pixels = upscaled.permute(0, 2, 3, 1)
+            normed = F.layer_norm(pixels, pixels.shape[-1:], norm1.weight, norm1.bias, norm1.eps)
+            upscaled = normed.permute(0, 3, 1, 2)
+        else:
+            upscaled = norm1(upscaled)
+        upscaled = activate_fresh(upscaled, act1)
+        out = deconv2(upscaled)
+        out += feat_s0
+        return activate_fresh(out, act2)
