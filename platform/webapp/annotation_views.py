@@ -14,7 +14,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import Resolver404, resolve
+from django.urls import Resolver404, resolve, reverse
 from django.views.decorators.http import require_POST
 
 from api.review_payloads import FRAME_URL_PREFIX
@@ -165,6 +165,8 @@ def workspace_payload(user: User, lease: Assignment) -> dict[str, Any]:
             "frame_count": video.frame_count,
             "fps": video.annotation_fps or project.annotation_fps,
             "frame_url_prefix": FRAME_URL_PREFIX.format(video_id=video.pk),
+            # the timeline's thumbnails: <prefix><index>.jpg (webapp.console_data_views)
+            "thumb_url_prefix": reverse("frame-thumbnail", args=[video.pk, 0])[: -len("0.jpg")],
         },
         "tools": page_tools(project),
         "phase_tools": list(phases.allowed_tools(project)),

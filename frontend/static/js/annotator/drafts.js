@@ -250,6 +250,21 @@ export class DraftSync {
     });
   }
 
+  /** Rename the object (a save of its draft). Resolves to the new label or undefined. */
+  rename(obj, label) {
+    return this.enqueue(obj, async () => {
+      const answer = await postJSON(this.url(obj, "draft/label/"), {
+        base_version: obj.version,
+        label,
+      });
+      obj.version = answer.version;
+      obj.label = answer.label;
+      obj.tick += 1;
+      this.onChange(obj);
+      return answer.label;
+    });
+  }
+
   submit(obj) {
     return this.enqueue(obj, async () => {
       const answer = await postJSON(this.url(obj, "draft/submit/"), { base_version: obj.version });

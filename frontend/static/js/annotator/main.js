@@ -11,19 +11,23 @@ import { getJSON, postJSON } from "../lib/api.js";
 import { FrameCache } from "../lib/frame_cache.js";
 import { masksDiffer, strokeEdit } from "./brush.js";
 import { DraftObject, DraftSync } from "./drafts.js";
+import { FrameFeed } from "./frame_feed.js";
 import { FrameViewReporter } from "./frame_views.js";
 import { Stage } from "./layers.js";
-import { ObjectPrefs, renderObjectList } from "./objects.js";
+import { ObjectPrefs, checkLabel, renderObjectList } from "./objects.js";
 import { Player } from "./playback.js";
 import { PropagationRun } from "./propagation.js";
 import { bindShortcuts, fillHelp } from "./shortcuts.js";
 import { TimelineView, presence, promptedFrames } from "./timeline.js";
+import { TimelineStrip } from "./timeline_strip.js";
 import { ToolController } from "./tools.js";
 import { UndoLedger } from "./undo_ledger.js";
 
-const PREFETCH_AHEAD = 8; // playback at 6-30 fps must not wait on the network
+const PREFETCH_AHEAD = 8; // frames loaded ahead of a cursor at rest
 const PREFETCH_BEHIND = 2;
+const PLAY_AHEAD_SECONDS = 1; // playing: a second of frames ahead (at least PREFETCH_AHEAD)
 const FRAME_CACHE = 64; // decoded frames kept (~100 MB at 1024x768)
+const FRAME_LOADS = 4; // prefetch loads at once (the browser opens 6 connections per host)
 const RENEW_EVERY_MS = 5 * 60 * 1000;
 const MODEL_TOOLS = new Set(["click", "box"]);
 
@@ -46,6 +50,15 @@ class Workspace {
     this.prefs = new ObjectPrefs(`annotate:lease:${data.lease.id}`);
     this.ledger = new UndoLedger();
     this.frames = new FrameCache({ capacity: FRAME_CACHE });
+    this.feed = new FrameFeed({
+      cache: this.frames,
+      urlOf: (i) => this.frameUrl(i),
+      count: this.count,
+      maxLoads: FRAME_LOADS,
+    });
+    this.shownFrame = null; // the frame whose picture is on the stage (the cursor's once loaded)
+    this.shownToken = 0;
+    this.backward = false; // the cursor's last move went back
     this.model = { available: false, configured: false, text: "checking" };
     this.propagation = null; // {run, obj}
     this.pendingPrompt = null; // {id, frame, prompt} shown until the model answers
@@ -101,6 +114,19 @@ class Workspace {
     const keep = this.toolPicked && this.toolUsable(this.toolbox.tool);
     this.selectTool(keep ? this.toolbox.tool : this.defaultTool(), { picked: false });
     await this.show(this.frame);
+    // The film strip's thumbnails load once the first frame is on screen.
+    this.strip = new TimelineStrip({
+      canvas: $("timeline-strip"),
+      preview: $("timeline-preview"),
+      scrubber: $("scrubber"),
+      count: this.count,
+      aspect: this.width / Math.max(1, this.height),
+      thumbUrl: (i) => `${this.video.thumb_url_prefix}${i}.jpg`,
+      onSeek: (i) => {
+        this.player.pause();
+        this.show(i);
+      },
+    });
     if (this.editable) setInterval(() => this.renew(), RENEW_EVERY_MS);
     if (this.frameViews) this.frameViews.start();
     $("workspace").dataset.ready = "true";
@@ -120,9 +146,9 @@ class Workspace {
     return this.video.frame_url_prefix + String(i).padStart(6, "0") + ".jpg";
   }
 
-  /** The selected object when it may be edited now; otherwise say why and return null. */
-  editableObject() {
-    const obj = this.selected();
+  /** The object (default: the selected one) when it may be edited now; otherwise say why and
+   * return null. */
+  editableObject(obj = this.selected()) {
     if (!this.editable) return this.refuse("This lease is read only: you do not hold it.");
     if (!obj) return this.refuse("Add an object first (Objects panel), then draw it.");
     if (!obj.editable) return this.refuse(`Object ${obj.name} is ${obj.status}; it cannot be edited.`);
@@ -162,23 +188,48 @@ class Workspace {
 
   async show(i) {
     const frame = Math.min(this.count - 1, Math.max(0, Math.round(i)));
+    if (frame !== this.frame) this.backward = frame < this.frame; // prefetch the way it moves
     this.frame = frame;
     const token = ++this.drawToken;
     $("scrubber").value = String(frame);
     $("frame-label").textContent = `Frame ${frame} / ${this.count - 1}`;
     this.renderTimeline();
-    const image = await this.frames.get(this.frameUrl(frame));
-    if (token !== this.drawToken) return;
-    this.image = image;
+    // Away from what is loaded: the old neighbourhood's prefetches must not delay this frame.
+    if (!this.frames.has(this.frameUrl(frame))) this.feed.leave();
+    const image = await this.feed.frame(frame);
+    if (token !== this.drawToken) {
+      // The cursor moved on meanwhile (a drag): still show this frame if it is newer than the
+      // picture on the stage, so dragging shows every frame that arrives.
+      if (image && token > this.shownToken) this.display(frame, image, token);
+      return;
+    }
     if (!image) this.error(`Frame ${frame} could not be loaded; it will be retried.`);
+    this.display(frame, image, token);
+    if (image && this.frameViews) this.frameViews.view(frame);
+    const playing = this.player.playing;
+    const ahead = playing ? this.playAhead() : PREFETCH_AHEAD;
+    const behind = playing ? 0 : PREFETCH_BEHIND;
+    if (this.backward && !playing) this.feed.window(frame, { ahead: behind, behind: ahead });
+    else this.feed.window(frame, { ahead, behind });
+  }
+
+  display(frame, image, token) {
+    this.image = image;
+    this.shownFrame = frame;
+    this.shownToken = token;
     this.draw();
     this.stage.root.dataset.frame = String(frame);
-    if (image && this.frameViews) this.frameViews.view(frame);
-    this.frames.prefetchAround(frame, (k) => this.frameUrl(k), {
-      count: this.count,
-      ahead: PREFETCH_AHEAD,
-      behind: PREFETCH_BEHIND,
-    });
+  }
+
+  playAhead() {
+    const second = Math.ceil((this.video.fps || 6) * PLAY_AHEAD_SECONDS);
+    return Math.min(Math.floor(FRAME_CACHE / 2), Math.max(PREFETCH_AHEAD, second));
+  }
+
+  /** The frame the stage shows (masks and prompts are drawn for it): the cursor's, once its
+   * picture is loaded. */
+  get drawnFrame() {
+    return this.shownFrame ?? this.frame;
   }
 
   draw() {
@@ -193,10 +244,10 @@ class Workspace {
     const masks = [];
     for (const obj of this.objects) {
       if (this.prefs.get(obj.id).hidden) continue;
-      const mask = obj.maskAt(this.frame);
+      const mask = obj.maskAt(this.drawnFrame);
       if (!mask) continue;
       masks.push({
-        key: `${obj.id}:${this.frame}:${obj.tick}`,
+        key: `${obj.id}:${this.drawnFrame}:${obj.tick}`,
         mask,
         colour: this.prefs.colour(obj),
         selected: obj.id === this.selectedId,
@@ -214,8 +265,9 @@ class Workspace {
       return;
     }
     const pending = this.pendingPrompt;
-    const prompt = pending && pending.id === obj.id && pending.frame === this.frame
-      ? pending.prompt : obj.promptAt(this.frame);
+    const frame = this.drawnFrame;
+    const prompt = pending && pending.id === obj.id && pending.frame === frame
+      ? pending.prompt : obj.promptAt(frame);
     this.stage.drawPrompts(prompt, this.prefs.colour(obj));
   }
 
@@ -243,6 +295,8 @@ class Workspace {
         this.prefs.set(id, { locked });
         this.renderObjects();
       },
+      rename: (id, text) => this.rename(id, text),
+      refresh: () => this.renderObjects(),
       submit: (id) => this.submit(id),
       remove: (id) => this.remove(id),
     }, { editable: this.editable });
@@ -399,6 +453,20 @@ class Workspace {
     } catch (e) {
       this.error(`Adding an object failed: ${e.message}`);
     }
+  }
+
+  async rename(id, text) {
+    const obj = this.editableObject(this.find(id));
+    if (!obj) return;
+    const { label, error } = checkLabel(text);
+    if (error) {
+      this.error(error);
+      return;
+    }
+    const before = obj.name;
+    const saved = await this.sync.rename(obj, label);
+    if (saved !== undefined) this.notify(`Renamed ${before} to ${obj.name}.`);
+    this.changed();
   }
 
   async submit(id) {

@@ -46,6 +46,59 @@ export class ObjectPrefs {
   }
 }
 
+export const MAX_LABEL = 200;
+
+/**
+ * A label as the server will keep it (trimmed), or the reason it would refuse it.
+ * @param {string} text
+ * @returns {{label: string, error: string | null}}
+ */
+export function checkLabel(text) {
+  const label = String(text ?? "").trim();
+  if (label.includes("\u0000")) return { label, error: "A label cannot contain a NUL character." };
+  if (label.length > MAX_LABEL) {
+    return { label, error: `A label has at most ${MAX_LABEL} characters; this one has ${label.length}.` };
+  }
+  return { label, error: null };
+}
+
+/**
+ * Turn an object's name button into a text field; Enter or leaving the field saves (`save` is
+ * called with the new text only if it changed), Escape cancels; `close` is called either way.
+ * While the field is open renderObjectList leaves the list alone (see there).
+ */
+export function editLabel(nameButton, current, save, close = () => {}) {
+  const input = document.createElement("input");
+  input.type = "text";
+  input.className = "rename";
+  input.value = current;
+  input.maxLength = MAX_LABEL;
+  input.setAttribute("aria-label", "Object's label");
+  let done = false;
+  const finish = (commit) => {
+    if (done) return;
+    done = true;
+    input.replaceWith(nameButton);
+    if (commit && input.value.trim() !== current) save(input.value);
+    close();
+  };
+  input.addEventListener("keydown", (e) => {
+    e.stopPropagation(); // typing is not a shortcut
+    if (e.key === "Enter") {
+      e.preventDefault();
+      finish(true);
+    } else if (e.key === "Escape") {
+      e.preventDefault();
+      finish(false);
+    }
+  });
+  input.addEventListener("blur", () => finish(true));
+  nameButton.replaceWith(input);
+  input.focus();
+  input.select();
+  return input;
+}
+
 const STATUS_TEXT = {
   draft: "draft",
   needs_fix: "to fix",
@@ -54,8 +107,12 @@ const STATUS_TEXT = {
   rejected: "rejected",
 };
 
-/** Renders the list; `actions` has select, colour, hide, lock, submit, remove callbacks. */
+/** Renders the list; `actions` has select, colour, hide, lock, rename, submit, remove
+ * callbacks. The name button (or a double click on it) opens the label for editing. */
 export function renderObjectList(list, objects, selectedId, prefs, actions, { editable }) {
+  // A label being typed is not thrown away by a redraw (a propagation's poll redraws often):
+  // the list is drawn again when the field closes.
+  if (list.querySelector("input.rename")) return;
   list.textContent = "";
   for (const obj of objects) {
     const pref = prefs.get(obj.id);
@@ -102,6 +159,11 @@ export function renderObjectList(list, objects, selectedId, prefs, actions, { ed
     button("lock" + (pref.locked ? " on" : ""), pref.locked ? "Unlock" : "Lock",
       pref.locked ? "Unlock (allow edits)" : "Lock (no edits)", () => actions.lock(obj.id, !pref.locked));
     const canEdit = editable && obj.editable;
+    const rename = () => editLabel(
+      name, obj.label, (text) => actions.rename(obj.id, text), () => actions.refresh(),
+    );
+    if (canEdit) name.addEventListener("dblclick", rename);
+    button("rename", "Rename", "Rename this object (double-click its name)", rename, !canEdit);
     button("submit", "Submit", "Submit this object for review", () => actions.submit(obj.id), !canEdit);
     if (obj.status === "draft") {
       button("delete", "✕", "Delete this object", () => actions.remove(obj.id), !canEdit);

@@ -4,20 +4,23 @@
  * Entries are promises, so a frame asked for twice while it is still loading is fetched once.
  * The least recently used entry is dropped past `capacity`, which bounds the memory a long video
  * takes (a decoded 854x480 frame is about 1.6 MB). A failed load resolves to null and is not kept,
- * so a frame missing because of a transient error is retried on the next visit.
+ * so a frame missing because of a transient error is retried on the next visit. A load evicted
+ * before it ends, or cancelled, is aborted (the loader receives an AbortSignal).
  */
 
 /**
- * Load and decode one image; null when it cannot be loaded.
+ * Load and decode one image; null when it cannot be loaded or the load was aborted.
  * @param {string} url
+ * @param {AbortSignal} [signal] aborting it stops the download (the image's src is cleared)
  * @returns {Promise<HTMLImageElement | null>}
  */
-export function loadImage(url) {
+export function loadImage(url, signal) {
   const img = new Image();
+  if (signal) signal.addEventListener("abort", () => img.removeAttribute("src"), { once: true });
   img.src = url;
   // decode() resolves once the pixels are ready to draw, so drawing never waits on decoding.
   return img.decode().then(
-    () => img,
+    () => (signal?.aborted ? null : img),
     () => null,
   );
 }
@@ -32,6 +35,12 @@ export class FrameCache {
     this.capacity = capacity;
     this.load = load;
     this.entries = new Map(); // url -> Promise; Map order is recency order, oldest first
+    this.running = new Map(); // url -> AbortController of a load still running
+  }
+
+  /** Loads still running. */
+  get loading() {
+    return this.running.size;
   }
 
   get size() {
@@ -54,11 +63,16 @@ export class FrameCache {
       this.entries.set(url, entry);
       return entry;
     }
+    // The loader gets an AbortSignal: a load evicted or cancelled (cancelLoads) stops.
+    const controller = typeof AbortController === "function" ? new AbortController() : null;
+    this.running.set(url, controller);
     const loading = (async () => {
       try {
-        return (await this.load(url)) ?? null; // the loader starts now, not a tick later
+        return (await this.load(url, controller?.signal)) ?? null; // starts now, not a tick later
       } catch {
         return null;
+      } finally {
+        if (this.running.get(url) === controller) this.running.delete(url);
       }
     })();
     entry = loading.then((value) => {
@@ -90,14 +104,37 @@ export class FrameCache {
     return urls;
   }
 
+  /**
+   * Stop the loads still running whose URL `keep` rejects, and forget them (a later get loads
+   * again): frames around a cursor that moved away should not hold the connections.
+   * @param {(url: string) => boolean} keep
+   * @returns {number} loads cancelled
+   */
+  cancelLoads(keep) {
+    let cancelled = 0;
+    for (const url of [...this.running.keys()]) {
+      if (keep(url)) continue;
+      this.drop(url);
+      cancelled += 1;
+    }
+    return cancelled;
+  }
+
+  drop(url) {
+    const controller = this.running.get(url);
+    if (controller !== undefined) {
+      this.running.delete(url);
+      controller?.abort();
+    }
+    this.entries.delete(url);
+  }
+
   clear() {
+    for (const url of [...this.running.keys()]) this.drop(url);
     this.entries.clear();
   }
 
   evict() {
-    while (this.entries.size > this.capacity) {
-      const oldest = this.entries.keys().next().value;
-      this.entries.delete(oldest);
-    }
+    while (this.entries.size > this.capacity) this.drop(this.entries.keys().next().value);
   }
 }
