@@ -128,6 +128,7 @@ def summary_lines(steps: list[Step], database: str, cores: int) -> list[str]:
         )
         if falls is None and first and share < 0.7:
             falls = step
+    lines += cost_lines(steps)
     best = max(steps, key=lambda s: s.rate)
     lines.append(f"  peak request rate {best.rate:.1f} req/s at N={best.annotators}")
     if falls is None:
@@ -138,4 +139,41 @@ def summary_lines(steps: list[Step], database: str, cores: int) -> list[str]:
         f"  the annotators' work rate falls at N={falls.annotators}: busiest worker "
         f"{_worker(falls)}; CPU cores {cpu}"
     )
+    return lines
+
+
+def cost_lines(steps: list[Step]) -> list[str]:
+    """CPU per operation over all steps (CPU seconds of a part over the operations it served):
+    what bounds each part's rate on an idle machine, whatever else the machine runs now."""
+
+    def total(kind: str) -> int:
+        return sum(k.count for step in steps for k in step.kinds if k.name == kind)
+
+    def cpu(part: str) -> float:
+        return sum(step.cpu.get(part, 0.0) * step.seconds for step in steps)
+
+    requests = sum(step.total.count for step in steps)
+    clicks, propagations = total("click"), total("propagate start")
+    lines = ["  CPU per operation (all steps):"]
+    if requests:
+        web = cpu("web") / requests
+        lines.append(
+            f"    web {1000 * web:.0f} ms per request (at most {1 / web:.0f} req/s a core)"
+        )
+    if clicks:
+        per = cpu("interactive") / clicks
+        lines.append(
+            f"    interactive worker {1000 * per:.0f} ms per click (at most {1 / per:.1f}"
+            " clicks/s a worker process)"
+        )
+    if propagations:
+        per = cpu("propagate") / propagations
+        lines.append(
+            f"    propagate worker {per:.2f} s per propagation of the whole video (at "
+            f"most {60 / per:.0f} a minute a worker process)"
+        )
+    if requests and "postgres*" in steps[0].cpu:
+        lines.append(
+            f"    PostgreSQL (server-wide) {1000 * cpu('postgres*') / requests:.0f} ms per request"
+        )
     return lines
