@@ -71,7 +71,9 @@ def ingest(platform: Platform, plan: KillPlan, folder: Path, videos: int = 2) ->
 
 def export(platform: Platform, plan: KillPlan, exports: int = 2) -> Outcome:
     w = work.new_project("faults-export", annotation_fps=12.0)
-    work.verified_videos(w, 3)  # something to export: frames and verified masks
+    # something to export that takes a few seconds (JPEG frames and PNG masks of 6 videos),
+    # so that kills land on running exports
+    work.verified_videos(w, 6, frames=24, size=256)
     start = work.exporter(w)
     return run_kills(
         "export",

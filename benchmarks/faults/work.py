@@ -187,9 +187,9 @@ def auto_masker(work: Work) -> Callable[[], list[int]]:
     return auto
 
 
-def verified_videos(work: Work, count: int) -> None:
-    """``count`` procedural videos (5 frames, 128 px, one object) with their exact masks as
-    verified masklets: the data a round trains and evaluates on."""
+def verified_videos(work: Work, count: int, frames: int = 5, size: int = 128) -> None:
+    """``count`` procedural videos (`frames` frames of `size` px, one object) with their exact
+    masks as verified masklets: the data a round trains and evaluates on, or exports."""
     from PIL import Image
 
     from engine.accounts.projects import do_create_user, do_set_membership
@@ -206,8 +206,8 @@ def verified_videos(work: Work, count: int) -> None:
     do_set_membership(work.project, annotator, "annotator")
     do_set_membership(work.project, reviewer, "reviewer")
     spec = ProceduralSpec(
-        num_frames=5, height=128, width=128, num_objects=1, reappear=False, occlusion=False,
-        min_size=0.26, max_size=0.3,
+        num_frames=frames, height=size, width=size, num_objects=1, reappear=False,
+        occlusion=False, min_size=0.26, max_size=0.3,
     )  # fmt: skip
     for clip in make_videos(1, count, spec):
         n, height, width = clip.frames.shape[:3]

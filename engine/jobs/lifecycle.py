@@ -216,7 +216,8 @@ def run_job(
         return
     except Exception as exc:
         if isinstance(exc, DATABASE_GONE) and database_lost():
-            _give_back_after_database_loss(job, exc)
+            if _give_back_after_database_loss(job, exc):
+                return  # logged; the job is queued again (or failed after its attempts)
         else:
             _end_failed(job, f"{internal_error}: {exc!r}", on_failure)
         raise
@@ -224,25 +225,27 @@ def run_job(
         logger.warning("job %s attempt %s was superseded; result dropped", job.pk, job.attempt)
 
 
-def _give_back_after_database_loss(job: Job, exc: Exception) -> None:
+def _give_back_after_database_loss(job: Job, exc: Exception) -> bool:
     """The job's database connection was lost (e.g. PostgreSQL restarted): not the job's
     fault, so once the database answers again the job goes back to ``queued`` and its task is
     sent again (the next claim is a new attempt), or, after ``JOB_MAX_ATTEMPTS`` attempts, it
-    fails with the reason. If the database stays away, the recovery sweep finds it later."""
+    fails with the reason; True then. False if the database stays away: the recovery sweep
+    finds the job later."""
     if not wait_for_database():
         logger.warning("job %s: database lost (%r); left to the recovery sweep", job.pk, exc)
-        return
+        return False
     now = timezone.now()
     if job.attempt >= settings.JOB_MAX_ATTEMPTS:
         error = f"the database connection was lost during each of {job.attempt} attempts: {exc}"
         fail_job(job, error)
-        return
+        return True
     message = "the database connection was lost; sent again"
     if held_job(job).update(status=Job.Status.QUEUED, heartbeat_at=now, message=message):
         logger.warning(
             "job %s attempt %s: database lost (%r); sent again", job.pk, job.attempt, exc
         )
         send_after_commit(job)
+    return True
 
 
 def _end_failed(
