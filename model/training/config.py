@@ -33,6 +33,11 @@ class TrainConfig:
     add_corrected_frames_as_cond: bool = True  # add_all_frames_to_correct_as_cond
     hflip_prob: float = 0.5  # horizontal flip of the whole clip
     min_lr_ratio: float = 0.1  # cosine schedule ends at lr * min_lr_ratio
+    # linear warm-up over the first steps (0: none, as fine-tuning); training from scratch at
+    # high rates needs one, as Meta's pre-training schedules have
+    warmup_steps: int = 0
+    # "l1" (Meta's) or "bce": see model.training.losses (from scratch, L1 kills the IoU head)
+    iou_loss: str = "l1"
 
     def __post_init__(self) -> None:
         positive = ("steps", "batch_size", "num_frames", "max_objects", "init_cond_frames")
@@ -40,7 +45,7 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"TrainConfig.{name} must be an integer >= 1, got {value!r}")
-        for name in ("correction_frames", "correction_clicks", "checkpoint_every"):
+        for name in ("correction_frames", "correction_clicks", "checkpoint_every", "warmup_steps"):
             if getattr(self, name) < 0:
                 raise ValueError(f"TrainConfig.{name} must be >= 0")
         for name in ("prob_point_prompt", "prob_box_given_point", "prob_click_from_gt"):
@@ -48,6 +53,8 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name} must be a probability")
         if not 0.0 <= self.hflip_prob <= 1.0 or not 0.0 <= self.min_lr_ratio <= 1.0:
             raise ValueError("TrainConfig.hflip_prob and min_lr_ratio must lie in [0, 1]")
+        if self.iou_loss not in ("l1", "bce"):
+            raise ValueError(f"TrainConfig.iou_loss must be 'l1' or 'bce', got {self.iou_loss!r}")
         if self.base_lr < 0 or self.vision_lr < 0 or self.weight_decay < 0:
             raise ValueError("learning rates and weight decay must be >= 0")
         if not 0.0 <= self.layer_decay <= 1.0 or self.grad_clip <= 0:

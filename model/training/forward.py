@@ -105,8 +105,9 @@ def forward_clip(
         current_out["pred_masks"] = low_res
         current_out["pred_masks_high_res"] = high_res
         current_out["obj_ptr"] = obj_ptr
+        # a one-frame sample (an image) never reads a memory: no memory encoder pass
         model._encode_memory_in_output(
-            feats, sizes, point_inputs, True, high_res, object_scores, current_out
+            feats, sizes, point_inputs, num_frames > 1, high_res, object_scores, current_out
         )
         as_cond = is_init or (add_corrected_frames_as_cond and corrected)
         output_dict["cond_frame_outputs" if as_cond else "non_cond_frame_outputs"][t] = current_out
@@ -135,6 +136,7 @@ class ClipLoss(nn.Module):
         add_corrected_frames_as_cond: bool,
         rng: np.random.Generator,
         generator: torch.Generator,
+        iou_loss: str = "l1",
     ) -> dict[str, torch.Tensor]:
         frames = forward_clip(
             self.model,
@@ -146,7 +148,7 @@ class ClipLoss(nn.Module):
             rng=rng,
             generator=generator,
         )
-        parts = clip_loss(frames, sample.gt_masks.to(self.model.device), num_objects)
+        parts = clip_loss(frames, sample.gt_masks.to(self.model.device), num_objects, iou_loss)
         if not parts["total"].requires_grad:
             # every frame was a GT-mask prompt (a clip of init frames only): a zero loss still
             # joins the graph, so backward (and DDP's gradient reduction) runs on every rank

@@ -232,6 +232,7 @@ def train(
                             add_corrected_frames_as_cond=config.add_corrected_frames_as_cond,
                             rng=rng,
                             generator=generator,
+                            iou_loss=config.iou_loss,
                         )
                     # DDP averages gradients over ranks; the batch loss is their sum
                     (parts["total"] * info.world_size).backward()

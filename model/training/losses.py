@@ -5,6 +5,12 @@ sigmoid focal (alpha 0.25, gamma 2) x20 + dice x1 + L1 between predicted and act
 object-score BCE x1. With several candidate masks, focal and dice count only for the candidate
 with the lowest 20 * focal + dice; the IoU loss is averaged over all candidates. Mask, dice and
 IoU terms count only where the object is present. Each term is divided by `num_objects`.
+
+The IoU term is Meta's L1 by default. `iou_loss="bce"` uses binary cross-entropy between the
+predicted and the actual IoU instead, for training from scratch: early masks are empty (actual
+IoU 0), L1 drives the sigmoid IoU head into saturation (1e-12), where its gradient vanishes for
+good, and the best-of-three choice at inference (highest predicted IoU) is then arbitrary; the
+cross-entropy's gradient on the head's logit is `predicted - actual`, which never vanishes.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import torch.nn.functional as F
 WEIGHTS = {"mask": 20.0, "dice": 1.0, "iou": 1.0, "class": 1.0}
 FOCAL_ALPHA = 0.25
 FOCAL_GAMMA = 2.0
+IOU_LOSSES = ("l1", "bce")
 
 
 @dataclass(frozen=True)
@@ -58,16 +65,30 @@ def dice_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return 1 - (numerator + 1) / (denominator + 1)
 
 
-def iou_l1_loss(
-    logits: torch.Tensor, targets: torch.Tensor, pred_ious: torch.Tensor
-) -> torch.Tensor:
-    """`[N, M, H, W]`, `[N, M]` -> `[N, M]`: |predicted IoU - IoU of (logits > 0) with the GT|."""
+def actual_iou(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """`[N, M, H, W]` -> `[N, M]`: IoU of (logits > 0) with the GT (0 when both are empty)."""
     pred = logits.flatten(2) > 0
     gt = targets.flatten(2) > 0
     inter = (pred & gt).sum(-1).float()
     union = (pred | gt).sum(-1).float()
-    actual = inter / union.clamp(min=1.0)
-    return F.l1_loss(pred_ious.float(), actual, reduction="none")
+    return inter / union.clamp(min=1.0)
+
+
+def iou_l1_loss(
+    logits: torch.Tensor, targets: torch.Tensor, pred_ious: torch.Tensor
+) -> torch.Tensor:
+    """`[N, M, H, W]`, `[N, M]` -> `[N, M]`: |predicted IoU - IoU of (logits > 0) with the GT|."""
+    return F.l1_loss(pred_ious.float(), actual_iou(logits, targets), reduction="none")
+
+
+def iou_bce_loss(
+    logits: torch.Tensor, targets: torch.Tensor, pred_ious: torch.Tensor
+) -> torch.Tensor:
+    """`[N, M, H, W]`, `[N, M]` -> `[N, M]`: binary cross-entropy of the predicted IoU (a
+    probability, the sigmoid head's output) against the actual IoU (a soft target)."""
+    prob = pred_ious.float().clamp(1e-30, 1 - 1e-7)
+    actual = actual_iou(logits, targets)
+    return -(actual * torch.log(prob) + (1 - actual) * torch.log1p(-prob))
 
 
 def object_score_loss(scores: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
@@ -77,13 +98,18 @@ def object_score_loss(scores: torch.Tensor, present: torch.Tensor) -> torch.Tens
     ]
 
 
-def step_losses(prediction: StepPrediction, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+def step_losses(
+    prediction: StepPrediction, targets: torch.Tensor, iou_loss: str = "l1"
+) -> dict[str, torch.Tensor]:
     """Unnormalised loss terms (summed over the N objects) of one step; targets `[N, S, S]` bool."""
+    if iou_loss not in IOU_LOSSES:
+        raise ValueError(f"iou_loss must be one of {IOU_LOSSES}, got {iou_loss!r}")
     masks = prediction.masks.float()
     target = targets[:, None].float().expand_as(masks)
     focal = sigmoid_focal_loss(masks, target)
     dice = dice_loss(masks, target)
-    iou = iou_l1_loss(masks, target, prediction.ious)
+    iou_fn = iou_l1_loss if iou_loss == "l1" else iou_bce_loss
+    iou = iou_fn(masks, target, prediction.ious)
     present = targets.flatten(1).any(1, keepdim=True).float()  # [N, 1]
     if masks.size(1) > 1:
         best = torch.argmin(focal * WEIGHTS["mask"] + dice * WEIGHTS["dice"], dim=1)
@@ -102,7 +128,10 @@ def step_losses(prediction: StepPrediction, targets: torch.Tensor) -> dict[str, 
 
 
 def clip_loss(
-    frames: Sequence[Sequence[StepPrediction]], gt_masks: torch.Tensor, num_objects: float
+    frames: Sequence[Sequence[StepPrediction]],
+    gt_masks: torch.Tensor,
+    num_objects: float,
+    iou_loss: str = "l1",
 ) -> dict[str, torch.Tensor]:
     """Loss terms and their weighted sum `"total"` over all frames and steps.
 
@@ -112,7 +141,7 @@ def clip_loss(
     parts = {name: gt_masks.new_zeros((), dtype=torch.float32) for name in WEIGHTS}
     for t, steps in enumerate(frames):
         for prediction in steps:
-            for name, value in step_losses(prediction, gt_masks[t]).items():
+            for name, value in step_losses(prediction, gt_masks[t], iou_loss).items():
                 parts[name] = parts[name] + value
     parts = {name: value / num_objects for name, value in parts.items()}
     parts["total"] = sum((WEIGHTS[name] * parts[name] for name in WEIGHTS), parts["mask"] * 0)

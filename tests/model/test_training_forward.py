@@ -64,3 +64,28 @@ def test_gradients_reach_the_image_encoder(make_tiny_model: Callable[..., Sam2Mo
     assert patch.abs().sum() > 0
     memory_attention = dict(model.memory_attention.named_parameters())
     assert memory_attention["layers.0.self_attn.q_proj.weight"].grad is not None
+
+
+def test_an_image_sample_skips_the_memory_encoder(
+    make_tiny_model: Callable[..., Sam2Model],
+) -> None:
+    # one frame: no later frame reads a memory, so none is encoded (image pre-training)
+    model = make_tiny_model().train()
+    calls: list[int] = []
+    model.memory_encoder.register_forward_hook(lambda *args: calls.append(1))
+    clip = moving_discs_clips(1, seed=3, num_frames=3, size=128)[0]
+    for num_frames, expected in ((1, 0), (2, 2)):
+        calls.clear()
+        sample = prepare_sample(clip, 128, num_frames, 3, np.random.default_rng(0))
+        frames = forward_clip(
+            model,
+            sample,
+            PromptPlan(True, (0,), frozenset(), (0,)),
+            correction_clicks=1,
+            prob_click_from_gt=0.0,
+            add_corrected_frames_as_cond=True,
+            rng=np.random.default_rng(1),
+            generator=torch.Generator().manual_seed(2),
+        )
+        assert len(frames) == num_frames
+        assert len(calls) == expected

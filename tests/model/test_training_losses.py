@@ -105,3 +105,27 @@ def test_clip_loss_sums_steps_and_frames_and_normalises() -> None:
     assert parts["total"].item() == pytest.approx(expected_total.item(), rel=1e-6)
     # object 1 is absent: only its object score counts (BCE ln 2 at logit 0)
     assert one["class"].item() == pytest.approx(2 * LN2, rel=1e-6)
+
+
+def _iou_head_gradient(loss_name: str, predicted: float) -> float:
+    """d loss / d (IoU head logit) for a head predicting `predicted`, on a mask whose actual IoU
+    with the GT is 1/2."""
+    logit = torch.tensor([[math.log(predicted / (1 - predicted))]], requires_grad=True)
+    masks = torch.tensor([[[[5.0, 5.0], [-5.0, -5.0]]]])  # predicts the top row
+    gt = torch.tensor([[[True, False], [False, False]]])  # IoU 1/2
+    parts = step_losses(
+        StepPrediction(masks, logit.sigmoid(), torch.tensor([[5.0]])), gt, loss_name
+    )
+    parts["iou"].backward()
+    assert logit.grad is not None
+    return float(logit.grad)
+
+
+def test_iou_bce_loss_keeps_a_saturated_iou_head_learning() -> None:
+    # a head that learnt "IoU 0" while masks were empty (sigmoid 1e-12): under L1 its gradient
+    # has vanished for good; under BCE it is predicted - actual = -0.5
+    assert abs(_iou_head_gradient("l1", 1e-12)) < 1e-9
+    assert _iou_head_gradient("bce", 1e-12) == pytest.approx(-0.5, abs=1e-4)
+    assert _iou_head_gradient("bce", 0.5) == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(ValueError, match="iou_loss"):
+        _iou_head_gradient("mse", 0.5)

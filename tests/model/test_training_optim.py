@@ -81,3 +81,18 @@ def test_set_learning_rates_applies_scales(make_tiny_model: Callable[..., Sam2Mo
     assert groups["image_encoder.trunk.blocks.3.mlp.layers.0.weight"][0] == pytest.approx(
         0.55 * 0.9
     )
+
+
+def test_warmup_ramps_linearly_then_follows_the_cosine(
+    make_tiny_model: Callable[..., Sam2Model],
+) -> None:
+    model = make_tiny_model()
+    config = TrainConfig(steps=10, base_lr=1.0, vision_lr=0.5, warmup_steps=4)
+    optimizer = build_optimizer(model, config)
+    rates = [set_learning_rates(optimizer, config, step) for step in range(10)]
+    for step in range(4):
+        assert rates[step] == pytest.approx((step + 1) / 4 * cosine_lr(1.0, step, 10, 0.1))
+    for step in range(4, 10):
+        assert rates[step] == pytest.approx(cosine_lr(1.0, step, 10, 0.1))
+    with pytest.raises(ValueError, match="warmup_steps"):
+        TrainConfig(steps=10, warmup_steps=-1)
