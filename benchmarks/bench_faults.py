@@ -81,6 +81,13 @@ def main() -> None:
     )
     parser.add_argument("--kills", type=int, default=20, help="SIGKILLs per kill scenario")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated")
+    parser.add_argument(
+        "--delay",
+        type=float,
+        nargs=2,
+        metavar=("MIN", "MAX"),
+        help="seconds from a claim to the SIGKILL, for every kill scenario (default: DELAYS)",
+    )
     parser.add_argument("--restarts", type=int, default=3, help="per restart scenario")
     parser.add_argument("--pg-port", type=int, default=5441)
     parser.add_argument("--redis-port", type=int, default=6391)
@@ -157,7 +164,8 @@ def run(
         work.promote_tiny_model(folder)
 
     def plan(name: str) -> KillPlan:
-        return KillPlan(args.kills, DELAYS[name], args.timeout)
+        delays = tuple(args.delay) if args.delay else DELAYS[name]
+        return KillPlan(args.kills, (delays[0], delays[1]), args.timeout)
 
     for name in chosen:
         if name == "ingest":

@@ -52,7 +52,10 @@ def run_kills(
     outcome.jobs = summarize_jobs(job_ids)
     outcome.checks.append(check(job_ids))
     outcome.seconds = time.monotonic() - started
-    outcome.notes.append(f"settled in {settled:.0f} s")
+    low, high = plan.delays
+    outcome.notes.append(
+        f"each kill {low:g} to {high:g} s after a claim; settled in {settled:.0f} s"
+    )
     return outcome
 
 
