@@ -220,9 +220,9 @@ def verified_videos(work: Work, count: int, frames: int = 5, size: int = 128) ->
             Image.fromarray(clip.frames[t]).save(buffer, format="JPEG", quality=95)
             buffer.seek(0)
             storage.put_file(frame_key(video.pk, t), buffer)
-        frames = {t: FrameMask(encode_rle(np.asarray(clip.masks[0, t])), "click") for t in range(n)}
+        masks = {t: FrameMask(encode_rle(np.asarray(clip.masks[0, t])), "click") for t in range(n)}
         masklet = do_submit_masklet(
-            do_create_masklet(video, author=annotator, frames=frames), annotator
+            do_create_masklet(video, author=annotator, frames=masks), annotator
         )
         assert masklet.current_revision is not None
         do_review(masklet.current_revision, reviewer, "satisfactory")
