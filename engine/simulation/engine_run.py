@@ -92,12 +92,15 @@ class SimulationConfig:
     scratch_config: str = "test_tiny"
     #: ``start_from="demo"``: the demo model's config and training steps (the recipe of
     #: ``engine.training.demo_model``, made once and cached).
-    demo_config: str = "demo_small"
+    demo_config: str | None = None  # the recipe's default
     demo_steps: int | None = None  # the recipe's default
     #: Fine-tuning learning rates of the rounds (ROUND_BASE_LR / ROUND_VISION_LR): a model
     #: trained briefly learns from a few new masklets only at rates well above SAM 2's 5e-6.
     round_base_lr: float = 2e-4
     round_vision_lr: float = 1e-4
+    #: Further TrainConfig fields of the rounds (ROUND_TRAIN_OPTIONS): the IoU loss that keeps
+    #: a briefly trained model's IoU head alive (``model.training.losses``) and a short warm-up.
+    round_train_options: tuple[tuple[str, Any], ...] = (("iou_loss", "bce"), ("warmup_steps", 5))
     #: Share of the verified videos a round holds out to decide on promotion (sticky).
     round_holdout_fraction: float = 0.3
     #: torch intra-op threads (0: torch's default).
@@ -176,6 +179,7 @@ def in_process_jobs(config: SimulationConfig) -> Iterator[None]:
         ROUND_BASE_LR=config.round_base_lr,
         ROUND_VISION_LR=config.round_vision_lr,
         ROUND_HOLDOUT_FRACTION=config.round_holdout_fraction,
+        ROUND_TRAIN_OPTIONS=dict(config.round_train_options),
     ):
         yield
 
@@ -227,7 +231,9 @@ def start_model(
     if config.start_from == "demo":
         from engine.training import demo_model
 
-        recipe = demo_model.DemoRecipe(config=config.demo_config)
+        recipe = demo_model.DemoRecipe()
+        if config.demo_config is not None:
+            recipe = replace(recipe, config=config.demo_config)
         if config.demo_steps is not None:
             recipe = replace(recipe, steps=config.demo_steps)
         promoted = versions.promoted_version()

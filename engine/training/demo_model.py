@@ -4,7 +4,7 @@
 2. Network allowed: fetch the official ``sam2.1_hiera_tiny`` (pinned URL and sha256,
    :mod:`model.download`, short timeout), register it and promote it.
 3. Offline (or the download failed): train a small demo model on procedural videos with our own
-   training code (:class:`DemoRecipe`, config ``demo_small``: a few minutes on two CPU cores),
+   training code (:class:`DemoRecipe`: config ``test_tiny``, images first, then short clips),
    evaluate it on held-out procedural videos, register it with metrics ``{"demo": true, ...}``
    and promote it. The checkpoint and its scores are cached under ``DEMO_MODEL_DIR`` keyed by
    the recipe, so it is made once; the pages label it a demo model.
@@ -34,9 +34,21 @@ OFFICIAL_NAME = "sam2.1_hiera_tiny"
 
 @dataclass(frozen=True)
 class DemoRecipe:
-    """How the offline demo model is made (every field is part of its cache key)."""
+    """How the offline demo model is made (every field is part of its cache key).
 
-    config: str = "demo_small"
+    Two stages, as SAM 2 mixes SA-1B images with videos: first ``image_steps`` steps on single
+    frames (of ``image_videos`` procedural videos with ``image_objects`` objects each: one
+    backbone pass trains the decoder on every object, with one click plus
+    ``image_correction_clicks`` corrections), then ``steps`` steps on ``num_frames``-frame clips
+    of ``train_videos`` videos (memory and tracking). From scratch: a warm-up, high rates and the
+    cross-entropy IoU loss (``model.training.losses``: L1 kills the IoU head of a random model).
+    """
+
+    config: str = "test_tiny"
+    image_videos: int = 100
+    image_objects: int = 4
+    image_steps: int = 400
+    image_correction_clicks: int = 1
     train_videos: int = 24
     eval_videos: int = 4
     first_seed: int = 1000
@@ -45,11 +57,13 @@ class DemoRecipe:
     objects: int = 2
     occlusion: bool = True
     reappear: bool = True
-    steps: int = 200  # demo_small: about 1.9 CPU s per 4-frame step (benchmarks/bench_training.py)
+    steps: int = 100
     num_frames: int = 4
-    correction_clicks: int = 7
-    base_lr: float = 1e-3
-    vision_lr: float = 5e-4
+    correction_clicks: int = 2
+    base_lr: float = 2e-3
+    vision_lr: float = 2e-3
+    warmup_steps: int = 20
+    iou_loss: str = "bce"
     seed: int = 7
 
     def key(self) -> str:
@@ -171,7 +185,7 @@ def train_demo_checkpoint(
     from model.checkpoint import save_checkpoint
     from model.training.clips import TrainClip
     from model.training.config import TrainConfig
-    from model.training.loop import StepStats, train
+    from model.training.loop import train
 
     spec = ProceduralSpec(
         num_frames=recipe.frames,
@@ -185,27 +199,76 @@ def train_demo_checkpoint(
     eval_set = make_videos(recipe.first_seed + recipe.train_videos, recipe.eval_videos, spec)
     torch.manual_seed(recipe.seed)
     model = build_sam2(recipe.config)
+    common: dict[str, Any] = {
+        "base_lr": recipe.base_lr,
+        "vision_lr": recipe.vision_lr,
+        "warmup_steps": recipe.warmup_steps,
+        "iou_loss": recipe.iou_loss,
+        "seed": recipe.seed,
+        "bf16": False,  # autocast to bf16 is slow on most CPUs; the demo model is made on CPU
+    }
+    if recipe.image_steps > 0:
+        images = image_clips(recipe)
+        _log(say, f"  demo model: {recipe.image_steps} steps on {len(images)} images")
+        image_config = TrainConfig(
+            steps=recipe.image_steps,
+            num_frames=1,
+            max_objects=recipe.image_objects,
+            prob_point_prompt=1.0,  # a mask prompt on an image is its own output: nothing to learn
+            correction_frames=1 if recipe.image_correction_clicks else 0,
+            correction_clicks=recipe.image_correction_clicks,
+            **common,
+        )
+        train(model, images, image_config, on_step=_reporter("images", recipe.image_steps, say))
     config = TrainConfig(
         steps=recipe.steps,
         num_frames=min(recipe.num_frames, recipe.frames),
         max_objects=recipe.objects,
         correction_clicks=recipe.correction_clicks,
-        base_lr=recipe.base_lr,
-        vision_lr=recipe.vision_lr,
-        seed=recipe.seed,
-        bf16=False,  # autocast to bf16 is slow on most CPUs; the demo model is made on CPU
+        **common,
     )
-    every = max(1, recipe.steps // 10)
-
-    def report(stats: StepStats) -> None:
-        if stats.step % every == 0 or stats.step == recipe.steps:
-            _log(say, f"  demo model: step {stats.step}/{recipe.steps}, loss {stats.loss:.3f}")
-
     clips = [TrainClip(frames=v.frames, masks=v.masks) for v in train_set]
-    train(model, clips, config, on_step=report)
+    _log(say, f"  demo model: {recipe.steps} steps on {len(clips)} clips")
+    train(model, clips, config, on_step=_reporter("clips", recipe.steps, say))
     model.eval()
     _log(say, f"  demo model: evaluating on {recipe.eval_videos} held-out procedural videos")
     path.parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(model, path)
     scores = evaluate_model(model, [(v.frames, v.masks) for v in eval_set], EvalConfig())
     return {k: float(v) for k, v in scores.summary().items()}
+
+
+def image_clips(recipe: DemoRecipe) -> list[Any]:
+    """One-frame training clips (``TrainClip``) for the image stage: frames 0, middle and last
+    of ``image_videos`` procedural videos with ``image_objects`` objects (seeds after the
+    training and held-out videos'); frames showing no object are left out."""
+    from engine.simulation.procedural import ProceduralSpec, make_videos
+    from model.training.clips import TrainClip
+
+    spec = ProceduralSpec(
+        num_frames=recipe.frames,
+        height=recipe.size,
+        width=recipe.size,
+        num_objects=recipe.image_objects,
+        occlusion=recipe.occlusion,
+        reappear=False,
+    )
+    first = recipe.first_seed + recipe.train_videos + recipe.eval_videos
+    clips = []
+    for video in make_videos(first, recipe.image_videos, spec):
+        for t in sorted({0, recipe.frames // 2, recipe.frames - 1}):
+            if video.masks[:, t].any():
+                clips.append(
+                    TrainClip(frames=video.frames[t : t + 1], masks=video.masks[:, t : t + 1])
+                )
+    return clips
+
+
+def _reporter(stage: str, steps: int, say: Callable[[str], None] | None) -> Callable[..., None]:
+    every = max(1, steps // 10)
+
+    def report(stats: Any) -> None:
+        if stats.step % every == 0 or stats.step == steps:
+            _log(say, f"  demo model ({stage}): step {stats.step}/{steps}, loss {stats.loss:.3f}")
+
+    return report

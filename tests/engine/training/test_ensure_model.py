@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 
+from engine.annotation import serving
 from engine.annotation.serving import model_status
 from engine.inference import registry
 from engine.models import ModelVersion
@@ -38,7 +39,16 @@ TINY_RECIPE = DemoRecipe(
     steps=1,
     num_frames=2,
     correction_clicks=1,
+    image_videos=1,
+    image_objects=1,
+    image_steps=1,
 )
+
+
+@pytest.fixture(autouse=True)
+def fresh_model_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    # model_name() caches (name, demo) by version id for 30 s; ids are reused from test to test
+    monkeypatch.setattr(serving, "_NAMES", {})
 
 
 @pytest.fixture
