@@ -70,3 +70,23 @@ def drag(page: Any, points: list[tuple[float, float]]) -> None:
     for x, y in client[1:]:
         page.mouse.move(x, y, steps=6)
     page.mouse.up()
+
+
+def install_frame_delay(env: str) -> None:
+    """In a propagate worker started with ``--include`` a test module that calls this, and with
+    ``env`` set to seconds: wait that long before each propagated frame is saved, so a test can
+    act (kill the worker, cancel the job) mid-run. Nothing happens where ``env`` is unset."""
+    delay = float(os.environ.get(env) or 0)
+    if delay <= 0:
+        return
+    import time
+
+    from engine.annotation import propagation
+
+    write = propagation._write_frame
+
+    def slow_write(*args: Any, **kwargs: Any) -> None:
+        time.sleep(delay)
+        write(*args, **kwargs)
+
+    propagation._write_frame = slow_write

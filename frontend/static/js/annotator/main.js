@@ -538,7 +538,8 @@ class Workspace {
     }
     const obj = this.editableObject();
     if (!obj) return;
-    const job = await this.sync.startPropagation(obj, this.frame, direction);
+    const start = this.frame;
+    const job = await this.sync.startPropagation(obj, start, direction);
     if (!job) return;
     const run = new PropagationRun({
       sync: this.sync,
@@ -551,7 +552,13 @@ class Workspace {
         if (j.status === "succeeded") {
           this.ledger.record(obj.id);
           this.notify(`Propagation of ${obj.name} finished.`);
-        } else if (j.status === "cancelled") this.notify("Propagation cancelled.");
+        } else if (j.status === "cancelled") {
+          // The frames written before the cancel stay in the draft (one save: Undo removes them).
+          const kept = [...run.propagated].filter((f) => f !== start).length;
+          if (kept) this.ledger.record(obj.id);
+          this.notify(`Propagation of ${obj.name} cancelled: the ${kept} frame${kept === 1 ? "" : "s"} ` +
+            `it had propagated ${kept === 1 ? "is" : "are"} kept${kept ? " (Undo removes them)" : ""}.`);
+        }
         else this.error(`Propagation failed: ${j.error || j.message || j.status}`);
         this.changed();
       },
@@ -559,6 +566,9 @@ class Workspace {
     this.propagation = { run, obj };
     this.propagationProgress(job);
     $("propagate-status").hidden = false;
+    const cancel = $("propagate-cancel");
+    cancel.disabled = false;
+    cancel.textContent = "Cancel";
     run.run();
   }
 
@@ -635,9 +645,13 @@ class Workspace {
     if (cancel) {
       cancel.addEventListener("click", async () => {
         if (!this.propagation) return;
+        cancel.disabled = true;
+        cancel.textContent = "Cancelling…";
         try {
           await this.propagation.run.cancel();
         } catch (e) {
+          cancel.disabled = false;
+          cancel.textContent = "Cancel";
           this.error(`Cancelling failed: ${e.message}`);
         }
       });

@@ -25,6 +25,7 @@ export class PropagationRun {
     this.onDone = onDone;
     this.since = obj.version;
     this.stopped = false;
+    this.propagated = new Set(); // frames this run wrote (kept if it is cancelled)
   }
 
   async run() {
@@ -38,6 +39,9 @@ export class PropagationRun {
         const before = this.obj.version;
         const answer = await this.sync.loadSince(this.obj, this.since);
         if (Number.isInteger(answer.version)) this.since = answer.version;
+        for (const [key, source] of Object.entries(answer.frame_sources || {})) {
+          if (source === "propagated") this.propagated.add(Number(key));
+        }
         changed = this.obj.version !== before;
       } catch (error) {
         this.sync.onError(`Following the propagation failed: ${error.message}`);
