@@ -89,9 +89,10 @@ class FeatureFolder:
     _writes = 0
     _lock = threading.Lock()
 
-    def __init__(self, root: Path, folder: Path) -> None:
+    def __init__(self, root: Path, folder: Path, pos: Path) -> None:
         self.root = root
         self.folder = folder
+        self.pos = pos  # the positional encodings: one file per model and image size
 
     @classmethod
     def for_video(cls, video: Video, model_key: str, image_size: int) -> FeatureFolder | None:
@@ -99,38 +100,39 @@ class FeatureFolder:
         if root is None:
             return None
         name = _digest(model_key, image_size, video_identity(video))
-        return cls(root / "features", root / "features" / name)
+        pos = root / "features" / f"pos-{_digest(model_key, image_size)}.pt"
+        return cls(root / "features", root / "features" / name, pos)
 
-    def _load(self, name: str) -> list[torch.Tensor] | None:
+    def _load(self, path: Path) -> list[torch.Tensor] | None:
         try:
-            data = torch.load(self.folder / name, map_location="cpu", weights_only=True)
+            data = torch.load(path, map_location="cpu", weights_only=True)
         except FileNotFoundError:
             return None
         except Exception:  # a damaged file: computed again (and rewritten)
-            logger.warning("unreadable feature file %s", self.folder / name, exc_info=True)
+            logger.warning("unreadable feature file %s", path, exc_info=True)
             return None
         return list(data)
 
     def load(self, frame_idx: int) -> list[torch.Tensor] | None:
-        return self._load(f"{frame_idx}.pt")
+        return self._load(self.folder / f"{frame_idx}.pt")
 
     def load_pos(self) -> list[torch.Tensor] | None:
-        return self._load("pos.pt")
+        return self._load(self.pos)
 
     def save(self, frame_idx: int, fpn: list[torch.Tensor]) -> None:
-        self._save(f"{frame_idx}.pt", fpn)
+        self._save(self.folder / f"{frame_idx}.pt", fpn)
         self._maybe_prune()
 
     def save_pos(self, pos: list[torch.Tensor]) -> None:
-        if not (self.folder / "pos.pt").exists():
-            self._save("pos.pt", pos)
+        if not self.pos.exists():
+            self._save(self.pos, pos)
 
-    def _save(self, name: str, tensors: list[torch.Tensor]) -> None:
+    def _save(self, path: Path, tensors: list[torch.Tensor]) -> None:
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            _write_atomically(self.folder / name, [t.detach().cpu().contiguous() for t in tensors])
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _write_atomically(path, [t.detach().cpu().contiguous() for t in tensors])
         except OSError:  # a full or read-only disk: the features stay in this process only
-            logger.warning("could not store features in %s", self.folder, exc_info=True)
+            logger.warning("could not store features in %s", path, exc_info=True)
 
     def _maybe_prune(self) -> None:
         with FeatureFolder._lock:
@@ -157,8 +159,6 @@ def prune_features(root: Path, limit_bytes: int | None = None) -> int:
     for _, size, path in sorted(files):
         if total <= limit_bytes:
             break
-        if path.name == "pos.pt":
-            continue
         path.unlink(missing_ok=True)
         total -= size
         removed += 1

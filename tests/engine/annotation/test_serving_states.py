@@ -144,9 +144,10 @@ def test_old_session_states_and_features_over_the_bound_are_pruned(tmp_path: Any
         path = features / f"{n}.pt"
         path.write_bytes(b"x" * 1000)
         os.utime(path, (hour_ago + n, hour_ago + n))
-    (features / "pos.pt").write_bytes(b"x" * 1000)
-    assert prune_features(tmp_path / "features", limit_bytes=3000) == 2
-    assert sorted(p.name for p in features.iterdir()) == ["2.pt", "3.pt", "pos.pt"]
+    (tmp_path / "features" / "pos-model.pt").write_bytes(b"x" * 1000)  # not a frame's
+    assert prune_features(tmp_path / "features", limit_bytes=2000) == 2
+    assert sorted(p.name for p in features.iterdir()) == ["2.pt", "3.pt"]
+    assert (tmp_path / "features" / "pos-model.pt").exists()
 
 
 def test_a_click_reads_the_log_only_when_the_database_changed_it(
