@@ -190,7 +190,7 @@ class SharedImageDecoder:
         self.back = [_Heads(layer.cross_attn_image_to_token) for layer in self.layers]
         self.final = _Heads(transformer.final_attn_token_to_image)
         pe = self.key_pe[0]
-        # layer 1: every prompt sees the same image tokens, projected once: (1, H, N, d)
+        # layer 1: every prompt sees the same image tokens, projected once: (H, N, d)
         x = self.keys[0]
         first_cross, first_back = self.cross[0], self.back[0]
         self.first_k = first_cross.split(first_cross.attn.k_proj(x + pe))  # (H, N, d)
@@ -198,7 +198,7 @@ class SharedImageDecoder:
         q_img = first_back.attn.q_proj(x + pe)
         self.first_q_img = first_back.split(q_img) * first_back.scale
         # later layers: token-to-image keys/values and image-to-token queries in one GEMM
-        self.projections = [
+        self.projections = [None] + [
             _ImageProjections(
                 [
                     (layer.cross_attn_token_to_image.k_proj, True),
@@ -207,7 +207,7 @@ class SharedImageDecoder:
                 ],
                 pe,
             )
-            for layer in self.layers
+            for layer in self.layers[1:]
         ]
         final = transformer.final_attn_token_to_image
         self.final_projection = _ImageProjections([(final.k_proj, True), (final.v_proj, False)], pe)
@@ -232,7 +232,9 @@ class SharedImageDecoder:
         cross, back = self.cross[index], self.back[index]
         q = queries + tokens
         queries = layer.norm1(queries + layer.self_attn(q=q, k=q, v=queries))
-        k, v, q_img = self.projections[index].project(keys)
+        projections = self.projections[index]
+        assert projections is not None
+        k, v, q_img = projections.project(keys)
         attended = cross.tokens_attend(queries + tokens, cross.split(k), cross.split(v))
         queries = layer.norm2(queries + attended)
         queries = layer.norm3(queries + layer.mlp(queries))

@@ -214,14 +214,10 @@ def _has_run(mask: np.ndarray, length: int, axis: int) -> bool:
     """Whether ``mask`` ([h, w] bool) holds ``length`` consecutive True pixels along ``axis``."""
     if mask.shape[axis] < length or mask.size == 0:
         return False
-    sums = np.cumsum(mask, axis=axis, dtype=np.int32)
-    zero = np.zeros_like(np.take(sums, [0], axis=axis))
-    sums = np.concatenate([zero, sums], axis=axis)
-    n = sums.shape[axis]
-    windows = np.take(sums, range(length, n), axis=axis) - np.take(
-        sums, range(0, n - length), axis=axis
-    )
-    return bool((windows == length).any())
+    lines = mask if axis == 0 else mask.T
+    sums = np.zeros((lines.shape[0] + 1, lines.shape[1]), dtype=np.int32)
+    np.cumsum(lines, axis=0, out=sums[1:])
+    return bool((sums[length:] - sums[:-length] == length).any())
 
 
 def surely_cut_by_crop_edge(
