@@ -296,6 +296,7 @@ def _browse(args: argparse.Namespace, video_id: int, port: int) -> dict[str, Any
         page.wait_for_timeout(3000)
         out["drag"] = _drag_figures(page.evaluate("() => window.__scrub"), start_t)
         out["drag_requests"] = _count(requests, video_id)
+        out["drag_requests"]["started"] = page.evaluate(f"async () => ({WS}).feed.requested")
         done(context, page)
 
         context, page = scenario()
@@ -357,7 +358,10 @@ def _report(args: argparse.Namespace, ingest_s: float, out: dict[str, Any]) -> N
         f"{'never' if settle is None else f'{settle:.1f} ms'}"
     )
     r = out["drag_requests"]
-    print(f"    requests: {r['full']} full frames, {r['thumb']} thumbnails")
+    print(
+        f"    requests: {r['full']} full frames ({r['started']} frame loads started by the page "
+        f"since it opened), {r['thumb']} thumbnails"
+    )
     print(f"  random jumps                   : {_stats(out['jumps'])}")
     r = out["jump_requests"]
     print(f"    requests: {r['full']} full frames, {r['thumb']} thumbnails")

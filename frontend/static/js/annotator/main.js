@@ -28,6 +28,8 @@ const PREFETCH_BEHIND = 2;
 const PLAY_AHEAD_SECONDS = 1; // playing: a second of frames ahead (at least PREFETCH_AHEAD)
 const FRAME_CACHE = 64; // decoded frames kept (~100 MB at 1024x768)
 const FRAME_LOADS = 4; // prefetch loads at once (the browser opens 6 connections per host)
+const STEP_FRAMES = 2; // a cursor move of at most this many frames is a step (prefetch at once)
+const SETTLE_MS = 150; // after a longer move, prefetch once the cursor rests this long
 const RENEW_EVERY_MS = 5 * 60 * 1000;
 const MODEL_TOOLS = new Set(["click", "box"]);
 
@@ -59,6 +61,7 @@ class Workspace {
     this.shownFrame = null; // the frame whose picture is on the stage (the cursor's once loaded)
     this.shownToken = 0;
     this.backward = false; // the cursor's last move went back
+    this.settleTimer = null;
     this.model = { available: false, configured: false, text: "checking" };
     this.propagation = null; // {run, obj}
     this.pendingPrompt = null; // {id, frame, prompt} shown until the model answers
@@ -189,6 +192,7 @@ class Workspace {
   async show(i) {
     const frame = Math.min(this.count - 1, Math.max(0, Math.round(i)));
     if (frame !== this.frame) this.backward = frame < this.frame; // prefetch the way it moves
+    const stepped = Math.abs(frame - this.frame) <= STEP_FRAMES;
     this.frame = frame;
     const token = ++this.drawToken;
     $("scrubber").value = String(frame);
@@ -206,6 +210,14 @@ class Workspace {
     if (!image) this.error(`Frame ${frame} could not be loaded; it will be retried.`);
     this.display(frame, image, token);
     if (image && this.frameViews) this.frameViews.view(frame);
+    // Stepping or playing: prefetch now. A drag or a jump: only once the cursor rests there
+    // (prefetches the next move skips would be cancelled and hold the connections meanwhile).
+    clearTimeout(this.settleTimer);
+    if (stepped || this.player.playing) this.prefetch(frame);
+    else this.settleTimer = setTimeout(() => this.drawToken === token && this.prefetch(frame), SETTLE_MS);
+  }
+
+  prefetch(frame) {
     const playing = this.player.playing;
     const ahead = playing ? this.playAhead() : PREFETCH_AHEAD;
     const behind = playing ? 0 : PREFETCH_BEHIND;
