@@ -296,7 +296,9 @@ def _browse(args: argparse.Namespace, video_id: int, port: int) -> dict[str, Any
         page.wait_for_timeout(3000)
         out["drag"] = _drag_figures(page.evaluate("() => window.__scrub"), start_t)
         out["drag_requests"] = _count(requests, video_id)
-        out["drag_requests"]["started"] = page.evaluate(f"async () => ({WS}).feed.requested")
+        out["drag_requests"]["started"] = page.evaluate(
+            f"async () => {{ const ws = {WS}; return ws.feed ? ws.feed.requested : -1; }}"
+        )
         done(context, page)
 
         context, page = scenario()
