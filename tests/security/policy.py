@@ -90,6 +90,7 @@ POLICY: Final[dict[tuple[str, str], Level]] = {
     ("api:api-draft-edits", "POST"): OWNER,
     ("api:api-draft-undo", "POST"): OWNER,
     ("api:api-draft-redo", "POST"): OWNER,
+    ("api:api-draft-label", "POST"): OWNER,
     ("api:api-draft-submit", "POST"): OWNER,
     ("api:api-masklet-prompt", "POST"): OWNER,
     ("api:api-masklet-propagate", "POST"): OWNER,
