@@ -4,6 +4,7 @@ masks read back as arrays, screenshots, and waits on the page's state."""
 from __future__ import annotations
 
 import os
+import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -90,3 +91,36 @@ def install_frame_delay(env: str) -> None:
         write(*args, **kwargs)
 
     propagation._write_frame = slow_write
+
+
+def cut_box_clip(box_clip: Path, clips_dir: Path, seconds: float, size: tuple[int, int]) -> Path:
+    """The first ``seconds`` of opencv-doc's box.mp4 (real footage) at ``size`` (W, H), no audio,
+    made once per session folder."""
+    width, height = size
+    out = clips_dir / f"box-{seconds:g}s-{width}x{height}.mp4"
+    if not out.exists():
+        subprocess.run(
+            ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(box_clip), "-t", str(seconds)]
+            + ["-an", "-vf", f"scale={width}:{height}", "-c:v", "libx264", "-pix_fmt", "yuv420p"]
+            + ["-movflags", "+faststart", str(out)],
+            check=True,
+        )
+    return out
+
+
+def ingest_clip(
+    project: Any, manager: Any, clip: Path, seconds: float, size: tuple[int, int]
+) -> Any:
+    """Upload and decode ``clip`` through the real pipeline (the ingest job's function, run
+    here); the video is ready, ``size`` (W, H) and ``seconds`` long at the project's fps."""
+    from engine.models import Job, Video
+    from engine.videos import ingest
+
+    with clip.open("rb") as fh:
+        video = ingest.do_upload_video(project, manager, "box.mp4", fh, clip.stat().st_size)
+    ingest.run_ingest_job(Job.objects.get(video=video).pk)
+    video.refresh_from_db()
+    assert video.status == Video.Status.READY, video.error
+    assert (video.width, video.height) == size
+    assert video.frame_count == round(seconds * project.annotation_fps)
+    return video

@@ -15,7 +15,7 @@ their tools on the page, and the server refuses a tool the phase forbids (403).
 
 The kill must land mid-run: the first propagate worker imports this module (``--include``) with
 ``E2E_PROPAGATE_FRAME_DELAY`` set, which makes it wait that long before saving each frame
-(:func:`_install_frame_delay`; nothing happens in any other process).
+(:func:`tests.e2e._workspace.install_frame_delay`; nothing happens in any other process).
 
 Screenshots go to ``$E2E_SCREENSHOTS`` (default: a folder in the system temp dir).
 """
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 from collections import Counter
 from contextlib import ExitStack
@@ -38,25 +37,9 @@ import pytest
 DELAY_ENV = "E2E_PROPAGATE_FRAME_DELAY"
 THIS_MODULE = "tests.e2e.test_annotation_real_workers"
 
+from tests.e2e._workspace import install_frame_delay  # noqa: E402
 
-def _install_frame_delay() -> None:
-    """In a worker started with ``--include`` this module and ``DELAY_ENV`` set: wait that many
-    seconds before each propagated frame is saved, so a test can kill the worker mid-run."""
-    delay = float(os.environ.get(DELAY_ENV) or 0)
-    if delay <= 0:
-        return
-    from engine.annotation import propagation
-
-    write = propagation._write_frame
-
-    def slow_write(*args: Any, **kwargs: Any) -> None:
-        time.sleep(delay)
-        write(*args, **kwargs)
-
-    propagation._write_frame = slow_write
-
-
-_install_frame_delay()
+install_frame_delay(DELAY_ENV)
 
 # Imported after the hook: a worker importing this module only needs the lines above.
 from django.utils import timezone  # noqa: E402
@@ -66,11 +49,12 @@ from engine.jobs.recovery import do_recover_orphaned_jobs  # noqa: E402
 from engine.masklets.revisions import revision_frames  # noqa: E402
 from engine.masks.rle import decode_rle  # noqa: E402
 from engine.models import DraftEdit, Job, Masklet, ModelSession, Project, Video  # noqa: E402
-from engine.videos import ingest  # noqa: E402
 from tests._services import celery_worker, worker_env  # noqa: E402
 from tests.e2e._workspace import (  # noqa: E402
     WS,
+    cut_box_clip,
     drag,
+    ingest_clip,
     page_mask,
     page_masks,
     settled,
@@ -93,15 +77,7 @@ FRAME_DELAY = 0.25  # s before each frame the first propagate worker saves
 @pytest.fixture(scope="session")
 def short_box_clip(box_clip: Path, clips_dir: Path) -> Path:
     """The first 2 s of opencv-doc's box.mp4 (real footage), at 320x240, no audio."""
-    out = clips_dir / "box-2s.mp4"
-    if not out.exists():
-        subprocess.run(
-            ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(box_clip), "-t", str(SECONDS)]
-            + ["-an", "-vf", f"scale={W}:{H}", "-c:v", "libx264", "-pix_fmt", "yuv420p"]
-            + ["-movflags", "+faststart", str(out)],
-            check=True,
-        )
-    return out
+    return cut_box_clip(box_clip, clips_dir, SECONDS, (W, H))
 
 
 @pytest.fixture
@@ -118,13 +94,7 @@ def model_settings(settings: Any, tmp_path: Path) -> Any:
 
 def _ingest(project: Project, manager: Any, clip: Path) -> Video:
     """Upload and decode through the real pipeline (the ingest job's function, run here)."""
-    with clip.open("rb") as fh:
-        video = ingest.do_upload_video(project, manager, "box.mp4", fh, clip.stat().st_size)
-    ingest.run_ingest_job(Job.objects.get(video=video).pk)
-    video.refresh_from_db()
-    assert video.status == Video.Status.READY, video.error
-    assert (video.width, video.height) == (W, H)
-    assert video.frame_count == round(SECONDS * project.annotation_fps)
+    video: Video = ingest_clip(project, manager, clip, SECONDS, (W, H))
     return video
 
 

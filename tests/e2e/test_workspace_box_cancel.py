@@ -26,7 +26,6 @@ THIS_MODULE = "tests.e2e.test_workspace_box_cancel"
 install_frame_delay(DELAY_ENV)
 
 # Imported after the hook: a worker importing this module only needs the lines above.
-import subprocess  # noqa: E402
 import time  # noqa: E402
 from contextlib import ExitStack  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -39,11 +38,12 @@ from engine.annotation.drafts import draft_frames  # noqa: E402
 from engine.masklets.revisions import revision_frames  # noqa: E402
 from engine.masks.rle import decode_rle  # noqa: E402
 from engine.models import DraftEdit, Job, Masklet, Project, Video  # noqa: E402
-from engine.videos import ingest  # noqa: E402
 from tests._services import celery_worker, worker_env  # noqa: E402
 from tests.e2e._workspace import (  # noqa: E402
     WS,
+    cut_box_clip,
     drag,
+    ingest_clip,
     page_mask,
     page_masks,
     settled,
@@ -72,24 +72,11 @@ FRAME_DELAY = 0.3  # s before each frame the propagate worker saves
 @pytest.fixture(scope="session")
 def box_clip_5s(box_clip: Path, clips_dir: Path) -> Path:
     """The first 5 s of opencv-doc's box.mp4 (real footage), at 320x240, no audio."""
-    out = clips_dir / "box-5s.mp4"
-    if not out.exists():
-        subprocess.run(
-            ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(box_clip), "-t", str(SECONDS)]
-            + ["-an", "-vf", f"scale={W}:{H}", "-c:v", "libx264", "-pix_fmt", "yuv420p"]
-            + [str(out)],
-            check=True,
-        )
-    return out
+    return cut_box_clip(box_clip, clips_dir, SECONDS, (W, H))
 
 
 def _ingest(project: Project, manager: Any, clip: Path) -> Video:
-    with clip.open("rb") as fh:
-        video = ingest.do_upload_video(project, manager, "box.mp4", fh, clip.stat().st_size)
-    ingest.run_ingest_job(Job.objects.get(video=video).pk)
-    video.refresh_from_db()
-    assert video.status == Video.Status.READY, video.error
-    assert video.frame_count == round(SECONDS * project.annotation_fps)
+    video: Video = ingest_clip(project, manager, clip, SECONDS, (W, H))
     return video
 
 
