@@ -315,6 +315,10 @@ ANNOTATION_SESSION_LOST_GRACE_SECONDS = env_int(
 )
 # Frames embedded in the background when an annotator takes a video (0: off).
 ANNOTATION_WARM_FRAMES = env_int("ANNOTATION_WARM_FRAMES", 2, minimum=0)
+# Frame features and session states that interactive and propagate workers share (a folder all
+# of them see; "" switches sharing off: workers then compute and replay); features are bounded.
+ANNOTATION_STATE_DIR = env_str("ANNOTATION_STATE_DIR", str(DATA_DIR / "annotation-state"))
+ANNOTATION_FEATURE_STORE_MB = env_int("ANNOTATION_FEATURE_STORE_MB", 20_000, minimum=0)
 # Celery beat (`make run` embeds it in the worker with -B; run one `celery -A workers beat`
 # per deployment otherwise).
 CELERY_BEAT_SCHEDULE = {
