@@ -103,12 +103,30 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+# Meta's outputs per (root, script, post-processing, dtype, size): parametrisations that differ
+# only on our side (the bf16 kernels) compare against one official run.
+_OFFICIAL: dict[tuple[str, str, bool, str, int], tuple[np.ndarray, np.ndarray]] = {}
+
+
 def _run_official(
     root: Path,
     actions: list[dict[str, Any]],
     postprocessing: bool,
     dtype: str,
     size: int = IMAGE_SIZE,
+) -> tuple[np.ndarray, np.ndarray]:
+    key = (str(root), json.dumps(actions), postprocessing, dtype, size)
+    if key not in _OFFICIAL:
+        _OFFICIAL[key] = _official_outputs(root, actions, postprocessing, dtype, size)
+    return _OFFICIAL[key]
+
+
+def _official_outputs(
+    root: Path,
+    actions: list[dict[str, Any]],
+    postprocessing: bool,
+    dtype: str,
+    size: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     from sam2.build_sam import build_sam2_video_predictor
 
@@ -264,8 +282,10 @@ def test_script_b_bf16(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("size", [512])
+@pytest.mark.parametrize("size", [256])
 def test_script_a_fp32_larger_image(workdir: Path, size: int) -> None:
+    """A 16 x 16 feature map (the default case has 8 x 8): RoPE, position encodings and the
+    memory's spatial layout at another size than the checkpoint was built for."""
     official = _run_official(workdir, SCRIPT_A, False, "float32", size)
     ours = _run_ours(workdir, SCRIPT_A, False, "float32", size)
     _assert_parity(ours, official, 0.99)

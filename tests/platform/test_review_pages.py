@@ -145,3 +145,14 @@ def test_full_cycle_through_pages(masklet, reviewer, annotator, manager):
         web_client(reviewer).get(f"/projects/{masklet.video.project_id}/review-stats/").status_code
         == 403
     )
+
+
+def test_queue_and_review_page_name_the_object_by_the_reviewed_revisions_label(masklet, reviewer):
+    revision = masklet.current_revision
+    revision.label = "red <mug>"
+    revision.save(update_fields=["label"])
+    client = web_client(reviewer)
+    queue = client.get("/review/").content.decode()
+    page = client.get(f"/review/masklets/{masklet.pk}/").content.decode()
+    for html in (queue, page):
+        assert '<span class="object-label">red &lt;mug&gt;</span>' in html

@@ -13,7 +13,7 @@ from tests.security.world import build_world
 
 #: Generated requests per operation and role, and the wall-clock budget of the whole run.
 MAX_EXAMPLES = 3
-BUDGET_SECONDS = 50.0
+BUDGET_SECONDS = 30.0
 ROLES = ("annotator", "reviewer", "manager", "outside_manager", "admin")
 
 

@@ -1,0 +1,172 @@
+"""Does a small model trained from scratch learn to track through its memory? (issue 12)
+
+The demo recipe's image stage (single procedural frames, clicks) then a long clip stage (clips of
+``--num-frames`` frames, several objects each), evaluated every ``--eval-every`` clip steps on
+held-out procedural videos with the simulated protocol (``evaluate_model``: J&F after 1, 3 and 5
+clicks on frame 0 and from a frame-0 mask) and a discrimination check: two objects of one video
+prompted with their frame-0 masks in one session, then propagated; the mean IoU between their
+propagated masks on the later frames (``overlap``) is ~1 when memory is ignored (each object's
+prediction is the frame's most salient thing) and ~0 when each object is tracked.
+
+    python benchmarks/bench_memory_learning.py --image-steps 400 --clip-steps 1500 --eval-every 250
+
+``--save DIR`` writes ``clips-<step>.pt`` at each evaluation (official checkpoint format).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.bench_click_learning import image_clips  # noqa: E402
+from engine.simulation.procedural import ProceduralSpec, ProceduralVideo, make_videos  # noqa: E402
+from engine.simulation.protocol import EvalConfig, evaluate_model  # noqa: E402
+from model.build import build_sam2  # noqa: E402
+from model.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from model.frames import ArrayFrameSource  # noqa: E402
+from model.sam2_base import Sam2Model  # noqa: E402
+from model.training.clips import TrainClip  # noqa: E402
+from model.training.config import TrainConfig  # noqa: E402
+from model.training.loop import StepStats, train  # noqa: E402
+from model.video_predictor import VideoPredictor  # noqa: E402
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 1.0
+
+
+@torch.no_grad()
+def overlap(model: Sam2Model, videos: list[ProceduralVideo]) -> tuple[float, float]:
+    """(mean IoU between objects 0 and 1's propagated masks, mean IoU of each with its own
+    ground truth) over frames 1.. of each video whose objects 0 and 1 show on frame 0."""
+    predictor = VideoPredictor(model, apply_postprocessing=False)
+    between, own = [], []
+    for video in videos:
+        if video.masks.shape[0] < 2 or not (video.masks[0, 0].any() and video.masks[1, 0].any()):
+            continue
+        session = predictor.start_session(ArrayFrameSource(list(video.frames)))
+        session.add_masks(0, {0: video.masks[0, 0], 1: video.masks[1, 0]})
+        for result in session.propagate():
+            if result.frame_idx == 0:
+                continue
+            masks = [result.logits[result.obj_ids.index(o), 0].numpy() > 0 for o in (0, 1)]
+            between.append(_iou(masks[0], masks[1]))
+            own.extend(_iou(masks[o], video.masks[o, result.frame_idx]) for o in (0, 1))
+        session.close()
+    return float(np.mean(between)), float(np.mean(own))
+
+
+def evaluate(model: Sam2Model, heldout: list[ProceduralVideo], step: int, began: float) -> None:
+    was_training = model.training
+    model.eval()
+    scores = evaluate_model(model, [(v.frames, v.masks) for v in heldout], EvalConfig()).summary()
+    between, own = overlap(model, heldout)
+    if was_training:
+        model.train()
+    print(
+        f"clip step {step:5d} ({time.perf_counter() - began:6.0f} s): "
+        + " ".join(f"{k} {v:.3f}" for k, v in scores.items())
+        + f" | overlap {between:.3f} own IoU {own:.3f}",
+        flush=True,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--config", default="test_tiny")
+    parser.add_argument("--init", type=Path, help="start from this checkpoint (skips images)")
+    parser.add_argument("--image-steps", type=int, default=400)
+    parser.add_argument("--clip-steps", type=int, default=1500)
+    parser.add_argument("--eval-every", type=int, default=250)
+    parser.add_argument("--num-frames", type=int, default=4)
+    parser.add_argument("--objects", type=int, default=2)
+    parser.add_argument("--train-videos", type=int, default=48)
+    parser.add_argument("--heldout", type=int, default=4)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--clip-lr", type=float, default=0.0, help="clip stage rate (0: --lr)")
+    parser.add_argument("--correction-clicks", type=int, default=2)
+    parser.add_argument("--freeze-encoder", action="store_true", help="in the clip stage")
+    parser.add_argument(
+        "--train-only",
+        nargs="*",
+        default=[],
+        help="in the clip stage, train only parameters whose names start with these",
+    )
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--save", type=Path)
+    args = parser.parse_args()
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    size = build_sam2(args.config).image_size
+    spec = ProceduralSpec(num_frames=8, height=size, width=size, num_objects=args.objects)
+    train_set = make_videos(1000, args.train_videos, spec)
+    heldout = make_videos(1000 + args.train_videos, args.heldout, spec)
+    torch.manual_seed(7)
+    if args.init is not None:
+        model = build_sam2(args.config)
+        load_checkpoint(model, args.init)
+    else:
+        model = build_sam2(args.config)
+    common = {"warmup_steps": 20, "iou_loss": "bce", "seed": 7, "bf16": False}
+    began = time.perf_counter()
+    if args.init is None and args.image_steps:
+        image_spec = ProceduralSpec(num_frames=8, height=size, width=size, num_objects=4)
+        images = image_clips(make_videos(5000, 100, image_spec))
+        config = TrainConfig(
+            steps=args.image_steps,
+            num_frames=1,
+            max_objects=4,
+            prob_point_prompt=1.0,
+            correction_frames=1,
+            correction_clicks=1,
+            base_lr=args.lr,
+            vision_lr=args.lr,
+            **common,  # type: ignore[arg-type]
+        )
+        train(model, images, config)
+        print(f"image stage: {args.image_steps} steps in {time.perf_counter() - began:.0f} s")
+        if args.save:
+            args.save.mkdir(parents=True, exist_ok=True)
+            save_checkpoint(model, args.save / "images.pt")
+    evaluate(model, heldout, 0, began)
+    lr = args.clip_lr or args.lr
+    config = TrainConfig(
+        steps=args.clip_steps,
+        num_frames=args.num_frames,
+        max_objects=args.objects,
+        correction_clicks=args.correction_clicks,
+        base_lr=lr,
+        vision_lr=lr,
+        freeze_image_encoder=args.freeze_encoder,
+        **common,  # type: ignore[arg-type]
+    )
+    losses: list[float] = []
+
+    def on_step(stats: StepStats) -> None:
+        losses.append(stats.loss)
+        if stats.step % args.eval_every == 0 or stats.step == args.clip_steps:
+            print(f"  last {len(losses)} losses: mean {np.mean(losses):.3f}", flush=True)
+            losses.clear()
+            evaluate(model, heldout, stats.step, began)
+            if args.save:
+                args.save.mkdir(parents=True, exist_ok=True)
+                save_checkpoint(model, args.save / f"clips-{stats.step}.pt")
+
+    if args.train_only:
+        for name, param in model.named_parameters():
+            param.requires_grad_(name.startswith(tuple(args.train_only)))
+    clips = [TrainClip(frames=v.frames, masks=v.masks) for v in train_set]
+    train(model, clips, config, on_step=on_step)
+
+
+if __name__ == "__main__":
+    main()
