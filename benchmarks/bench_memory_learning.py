@@ -49,7 +49,8 @@ def overlap(model: Sam2Model, videos: list[ProceduralVideo]) -> tuple[float, flo
     """(mean IoU between objects 0 and 1's propagated masks, mean IoU of each with its own
     ground truth) over frames 1.. of each video whose objects 0 and 1 show on frame 0."""
     predictor = VideoPredictor(model, apply_postprocessing=False)
-    between, own = [], []
+    between: list[float] = []
+    own: list[float] = []
     for video in videos:
         if video.masks.shape[0] < 2 or not (video.masks[0, 0].any() and video.masks[1, 0].any()):
             continue
