@@ -51,6 +51,33 @@ def image_clips(videos: list[ProceduralVideo]) -> list[TrainClip]:
     return clips
 
 
+def image_stage_config(
+    steps: int,
+    objects: int,
+    lr: float,
+    correction_clicks: int,
+    warmup: int,
+    iou_loss: str,
+    seed: int,
+) -> TrainConfig:
+    """The demo recipe's image stage: one-frame clips, a click plus correction clicks per
+    object, float32 (the CPU has no fast bf16)."""
+    return TrainConfig(
+        steps=steps,
+        num_frames=1,
+        max_objects=objects,
+        prob_point_prompt=1.0,
+        correction_frames=1,
+        correction_clicks=correction_clicks,
+        base_lr=lr,
+        vision_lr=lr,
+        warmup_steps=warmup,
+        iou_loss=iou_loss,
+        bf16=False,
+        seed=seed,
+    )
+
+
 def click_ious(model: Sam2Model, videos: list[ProceduralVideo], clicks: int) -> np.ndarray:
     """Mean IoU on frame 0 after 1..clicks clicks (session path), over every visible object."""
     predictor = VideoPredictor(model, apply_postprocessing=False)
@@ -121,19 +148,8 @@ def run(args: argparse.Namespace, iou_loss: str) -> None:
     heldout = make_videos(9000, args.heldout, ProceduralSpec(num_frames=8, num_objects=2))
     torch.manual_seed(0)
     model = build_sam2(args.config)
-    config = TrainConfig(
-        steps=args.steps,
-        num_frames=1,
-        max_objects=args.objects,
-        prob_point_prompt=1.0,
-        correction_frames=1,
-        correction_clicks=args.correction_clicks,
-        base_lr=args.lr,
-        vision_lr=args.lr,
-        warmup_steps=args.warmup,
-        iou_loss=iou_loss,
-        bf16=False,
-        seed=1,
+    config = image_stage_config(
+        args.steps, args.objects, args.lr, args.correction_clicks, args.warmup, iou_loss, seed=1
     )
     wall, cpu = time.perf_counter(), time.process_time()
     result = train(model, clips, config)

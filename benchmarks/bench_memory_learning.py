@@ -26,7 +26,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_click_learning import image_clips  # noqa: E402
+from benchmarks.bench_click_learning import image_clips, image_stage_config  # noqa: E402
 from engine.simulation.procedural import ProceduralSpec, ProceduralVideo, make_videos  # noqa: E402
 from engine.simulation.protocol import EvalConfig, evaluate_model  # noqa: E402
 from model.build import build_sam2  # noqa: E402
@@ -122,18 +122,7 @@ def main() -> None:
     if args.init is None and args.image_steps:
         image_spec = ProceduralSpec(num_frames=8, height=size, width=size, num_objects=4)
         images = image_clips(make_videos(5000, 100, image_spec))
-        config = TrainConfig(
-            steps=args.image_steps,
-            num_frames=1,
-            max_objects=4,
-            prob_point_prompt=1.0,
-            correction_frames=1,
-            correction_clicks=1,
-            base_lr=args.lr,
-            vision_lr=args.lr,
-            **common,  # type: ignore[arg-type]
-        )
-        train(model, images, config)
+        train(model, images, image_stage_config(args.image_steps, 4, args.lr, 1, 20, "bce", 7))
         print(f"image stage: {args.image_steps} steps in {time.perf_counter() - began:.0f} s")
         if args.save:
             args.save.mkdir(parents=True, exist_ok=True)
