@@ -102,6 +102,9 @@ def main() -> None:
         default=[],
         help="in the clip stage, train only parameters whose names start with these",
     )
+    parser.add_argument(
+        "--freeze", nargs="*", default=[], help="in the clip stage, freeze parameters named so"
+    )
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--save", type=Path)
     args = parser.parse_args()
@@ -154,6 +157,9 @@ def main() -> None:
     if args.train_only:
         for name, param in model.named_parameters():
             param.requires_grad_(name.startswith(tuple(args.train_only)))
+    for name, param in model.named_parameters():
+        if args.freeze and name.startswith(tuple(args.freeze)):
+            param.requires_grad_(False)
     clips = [TrainClip(frames=v.frames, masks=v.masks) for v in train_set]
     train(model, clips, config, on_step=on_step)
 
