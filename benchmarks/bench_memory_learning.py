@@ -95,7 +95,6 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--clip-lr", type=float, default=0.0, help="clip stage rate (0: --lr)")
     parser.add_argument("--correction-clicks", type=int, default=2)
-    parser.add_argument("--freeze-encoder", action="store_true", help="in the clip stage")
     parser.add_argument(
         "--train-only",
         nargs="*",
@@ -103,7 +102,10 @@ def main() -> None:
         help="in the clip stage, train only parameters whose names start with these",
     )
     parser.add_argument(
-        "--freeze", nargs="*", default=[], help="in the clip stage, freeze parameters named so"
+        "--freeze",
+        nargs="*",
+        default=[],
+        help="in the clip stage, freeze parameters whose names start with these (image_encoder)",
     )
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--save", type=Path)
@@ -115,17 +117,16 @@ def main() -> None:
     train_set = make_videos(1000, args.train_videos, spec)
     heldout = make_videos(1000 + args.train_videos, args.heldout, spec)
     torch.manual_seed(7)
+    model = build_sam2(args.config)
     if args.init is not None:
-        model = build_sam2(args.config)
         load_checkpoint(model, args.init)
-    else:
-        model = build_sam2(args.config)
-    common = {"warmup_steps": 20, "iou_loss": "bce", "seed": 7, "bf16": False}
+    warmup, iou_loss, seed = 20, "bce", 7
     began = time.perf_counter()
     if args.init is None and args.image_steps:
         image_spec = ProceduralSpec(num_frames=8, height=size, width=size, num_objects=4)
         images = image_clips(make_videos(5000, 100, image_spec))
-        train(model, images, image_stage_config(args.image_steps, 4, args.lr, 1, 20, "bce", 7))
+        image_config = image_stage_config(args.image_steps, 4, args.lr, 1, warmup, iou_loss, seed)
+        train(model, images, image_config)
         print(f"image stage: {args.image_steps} steps in {time.perf_counter() - began:.0f} s")
         if args.save:
             args.save.mkdir(parents=True, exist_ok=True)
@@ -139,8 +140,10 @@ def main() -> None:
         correction_clicks=args.correction_clicks,
         base_lr=lr,
         vision_lr=lr,
-        freeze_image_encoder=args.freeze_encoder,
-        **common,  # type: ignore[arg-type]
+        warmup_steps=warmup,
+        iou_loss=iou_loss,
+        seed=seed,
+        bf16=False,
     )
     losses: list[float] = []
 
@@ -154,12 +157,10 @@ def main() -> None:
                 args.save.mkdir(parents=True, exist_ok=True)
                 save_checkpoint(model, args.save / f"clips-{stats.step}.pt")
 
-    if args.train_only:
-        for name, param in model.named_parameters():
-            param.requires_grad_(name.startswith(tuple(args.train_only)))
     for name, param in model.named_parameters():
-        if args.freeze and name.startswith(tuple(args.freeze)):
-            param.requires_grad_(False)
+        chosen = not args.train_only or name.startswith(tuple(args.train_only))
+        frozen = bool(args.freeze) and name.startswith(tuple(args.freeze))
+        param.requires_grad_(chosen and not frozen)
     clips = [TrainClip(frames=v.frames, masks=v.masks) for v in train_set]
     train(model, clips, config, on_step=on_step)
 
