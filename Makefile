@@ -12,7 +12,7 @@ export DATA_DIR
 # platform/ is a source root (not a package); both roots go on the import path.
 export PYTHONPATH := $(CURDIR):$(CURDIR)/platform
 
-.PHONY: run test system system-test venv venv-test check pytest js-test
+.PHONY: run test system system-test venv venv-test check pytest pytest-all js-test
 
 system:  ## Debian packages the platform needs (ffmpeg)
 	@command -v ffmpeg >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q ffmpeg; }
@@ -64,9 +64,17 @@ check:
 pytest:
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
+# The whole suite: everything but the browser tests on PYTEST_WORKERS processes (pytest-xdist; a
+# file stays on one process, each process has its own test database and Redis database), then the
+# browser tests alone, as their timings assume a machine that is not also running other tests.
+PYTEST_WORKERS ?= 2
+pytest-all:
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile --ignore=tests/e2e
+	$(BIN)/python -m pytest -q tests/e2e
+
 # The pages' JS modules alone (frontend/static/js/lib); `make test` runs them through pytest
 # (tests/frontend/test_rle_fixtures.py), so this target is for quick iteration.
 js-test:
 	node --test tests/frontend/*.test.mjs
 
-test: system-test venv-test check pytest
+test: system-test venv-test check pytest-all

@@ -96,6 +96,13 @@ def main() -> None:
     parser.add_argument("--clip-lr", type=float, default=0.0, help="clip stage rate (0: --lr)")
     parser.add_argument("--correction-clicks", type=int, default=2)
     parser.add_argument(
+        "--prob-point-prompt",
+        type=float,
+        default=0.5,
+        help="clip stage: clicks or a box on the conditioning frames (else their GT masks)",
+    )
+    parser.add_argument("--init-cond-frames", type=int, default=2, help="at most this many")
+    parser.add_argument(
         "--train-only",
         nargs="*",
         default=[],
@@ -138,6 +145,8 @@ def main() -> None:
         num_frames=args.num_frames,
         max_objects=args.objects,
         correction_clicks=args.correction_clicks,
+        prob_point_prompt=args.prob_point_prompt,
+        init_cond_frames=args.init_cond_frames,
         base_lr=lr,
         vision_lr=lr,
         warmup_steps=warmup,

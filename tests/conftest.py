@@ -221,7 +221,18 @@ def s3_storage(settings, s3_server, s3_bucket):
     return s3_bucket
 
 
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
+def _redis_url_of_this_process() -> str:
+    """TEST_REDIS_URL, one database lower per pytest-xdist worker (gw0: 14, gw1: 13, ...), so
+    that one worker's FLUSHDB never empties the queue of another's live Celery worker."""
+    url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return url
+    base, _, db = url.rpartition("/")
+    return f"{base}/{int(db) - int(worker[2:])}"
+
+
+REDIS_URL = _redis_url_of_this_process()
 
 
 @pytest.fixture
