@@ -11,6 +11,14 @@ prediction is the frame's most salient thing) and ~0 when each object is tracked
     python benchmarks/bench_memory_learning.py --image-steps 400 --clip-steps 1500 --eval-every 250
 
 ``--save DIR`` writes ``clips-<step>.pt`` at each evaluation (official checkpoint format).
+
+``--recipe [FIELD=VALUE ...]`` trains the offline demo model's recipe instead
+(``engine.training.demo_recipe.DemoRecipe``, fields overridden as given: images, then still clips
+from a local memory attention, then moving clips) and prints the overlap after each stage and the
+held-out scores at the end:
+
+    python benchmarks/bench_memory_learning.py --recipe
+    python benchmarks/bench_memory_learning.py --recipe memory_locality=0 copy_steps=0
 """
 
 from __future__ import annotations
@@ -18,7 +26,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.bench_click_learning import image_clips, image_stage_config  # noqa: E402
 from engine.simulation.procedural import ProceduralSpec, ProceduralVideo, make_videos  # noqa: E402
 from engine.simulation.protocol import EvalConfig, evaluate_model  # noqa: E402
+from engine.training.demo_recipe import DemoRecipe, train_demo_checkpoint  # noqa: E402
 from model.build import build_sam2  # noqa: E402
 from model.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from model.frames import ArrayFrameSource  # noqa: E402
@@ -81,8 +92,49 @@ def evaluate(model: Sam2Model, heldout: list[ProceduralVideo], step: int, began:
     )
 
 
+def run_recipe(fields: list[str], save: Path | None) -> None:
+    """Train the demo recipe with ``FIELD=VALUE`` overrides; overlap after each stage."""
+    recipe = DemoRecipe()
+    for field in fields:
+        name, _, value = field.partition("=")
+        if not hasattr(recipe, name):
+            raise SystemExit(f"DemoRecipe has no field {name!r}")
+        kind = type(getattr(recipe, name))
+        parsed: Any = value == "True" if kind is bool else kind(value)
+        recipe = replace(recipe, **{name: parsed})
+    print(recipe, flush=True)
+    spec = ProceduralSpec(
+        num_frames=recipe.frames,
+        height=recipe.size,
+        width=recipe.size,
+        num_objects=recipe.objects,
+        occlusion=recipe.occlusion,
+        reappear=recipe.reappear,
+    )
+    heldout = make_videos(recipe.first_seed + recipe.train_videos, recipe.eval_videos, spec)
+    began = time.perf_counter()
+
+    def after_stage(stage: str, model: Sam2Model) -> None:
+        model.eval()
+        between, own = overlap(model, heldout)
+        print(
+            f"after {stage:6s} ({time.perf_counter() - began:4.0f} s): "
+            f"overlap {between:.3f} own IoU {own:.3f}",
+            flush=True,
+        )
+
+    path = (save or Path(".")) / f"demo-{recipe.key()}.pt"
+    scores = train_demo_checkpoint(recipe, path, after_stage=after_stage)
+    print(
+        f"held-out ({time.perf_counter() - began:.0f} s): "
+        + " ".join(f"{k} {v:.3f}" for k, v in scores.items())
+        + f"; checkpoint {path}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--recipe", nargs="*", help="train the demo recipe (FIELD=VALUE ...)")
     parser.add_argument("--config", default="test_tiny")
     parser.add_argument("--init", type=Path, help="start from this checkpoint (skips images)")
     parser.add_argument("--image-steps", type=int, default=400)
@@ -119,6 +171,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
+    if args.recipe is not None:
+        run_recipe(args.recipe, args.save)
+        return
     size = build_sam2(args.config).image_size
     spec = ProceduralSpec(num_frames=8, height=size, width=size, num_objects=args.objects)
     train_set = make_videos(1000, args.train_videos, spec)

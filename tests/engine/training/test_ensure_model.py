@@ -36,6 +36,7 @@ TINY_RECIPE = DemoRecipe(
     objects=1,
     occlusion=False,
     reappear=False,
+    copy_steps=1,
     steps=1,
     num_frames=2,
     correction_clicks=1,
