@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.bench_click_learning import image_clips, image_stage_config  # noqa: E402
 from engine.simulation.procedural import ProceduralSpec, ProceduralVideo, make_videos  # noqa: E402
 from engine.simulation.protocol import EvalConfig, evaluate_model  # noqa: E402
-from engine.training.demo_recipe import DemoRecipe, train_demo_checkpoint  # noqa: E402
+from engine.training.demo_recipe import DemoRecipe, heldout_videos, train_demo_checkpoint  # noqa: E402
 from model.build import build_sam2  # noqa: E402
 from model.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from model.frames import ArrayFrameSource  # noqa: E402
@@ -103,15 +103,7 @@ def run_recipe(fields: list[str], save: Path | None) -> None:
         parsed: Any = value == "True" if kind is bool else kind(value)
         recipe = replace(recipe, **{name: parsed})
     print(recipe, flush=True)
-    spec = ProceduralSpec(
-        num_frames=recipe.frames,
-        height=recipe.size,
-        width=recipe.size,
-        num_objects=recipe.objects,
-        occlusion=recipe.occlusion,
-        reappear=recipe.reappear,
-    )
-    heldout = make_videos(recipe.first_seed + recipe.train_videos, recipe.eval_videos, spec)
+    heldout = heldout_videos(recipe)
     began = time.perf_counter()
 
     def after_stage(stage: str, model: Sam2Model) -> None:

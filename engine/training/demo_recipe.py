@@ -84,7 +84,7 @@ def train_demo_checkpoint(
     called with ("images" | "still" | "clips", the model) after each stage that ran."""
     import torch
 
-    from engine.simulation.procedural import ProceduralSpec, make_videos
+    from engine.simulation.procedural import make_videos
     from engine.simulation.protocol import EvalConfig, evaluate_model
     from model.build import build_sam2
     from model.checkpoint import save_checkpoint
@@ -93,16 +93,8 @@ def train_demo_checkpoint(
     from model.training.init import localize_memory_attention, mask_only_memory
     from model.training.loop import train
 
-    spec = ProceduralSpec(
-        num_frames=recipe.frames,
-        height=recipe.size,
-        width=recipe.size,
-        num_objects=recipe.objects,
-        occlusion=recipe.occlusion,
-        reappear=recipe.reappear,
-    )
-    train_set = make_videos(recipe.first_seed, recipe.train_videos, spec)
-    eval_set = make_videos(recipe.first_seed + recipe.train_videos, recipe.eval_videos, spec)
+    train_set = make_videos(recipe.first_seed, recipe.train_videos, video_spec(recipe))
+    eval_set = heldout_videos(recipe)
     torch.manual_seed(recipe.seed)
     model = build_sam2(recipe.config)
     common: dict[str, Any] = {
@@ -165,6 +157,28 @@ def train_demo_checkpoint(
     save_checkpoint(model, path)
     scores = evaluate_model(model, [(v.frames, v.masks) for v in eval_set], EvalConfig())
     return {k: float(v) for k, v in scores.summary().items()}
+
+
+def video_spec(recipe: DemoRecipe) -> Any:
+    """The ``ProceduralSpec`` of the recipe's training and held-out videos."""
+    from engine.simulation.procedural import ProceduralSpec
+
+    return ProceduralSpec(
+        num_frames=recipe.frames,
+        height=recipe.size,
+        width=recipe.size,
+        num_objects=recipe.objects,
+        occlusion=recipe.occlusion,
+        reappear=recipe.reappear,
+    )
+
+
+def heldout_videos(recipe: DemoRecipe) -> list[Any]:
+    """The recipe's held-out procedural videos (seeds right after the training videos')."""
+    from engine.simulation.procedural import make_videos
+
+    first = recipe.first_seed + recipe.train_videos
+    return make_videos(first, recipe.eval_videos, video_spec(recipe))
 
 
 def image_clips(recipe: DemoRecipe) -> list[Any]:
