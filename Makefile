@@ -65,11 +65,12 @@ pytest:
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 # The whole suite: everything but the browser tests on PYTEST_WORKERS processes (pytest-xdist; a
-# file stays on one process, each process has its own test database and Redis database), then the
-# browser tests alone, as their timings assume a machine that is not also running other tests.
+# file stays on one process, each process has its own test database and Redis database; one
+# PyTorch thread each, or two processes of two threads fight over two cores: 2.6x slower), then
+# the browser tests alone, as their timings assume a machine that is not also running other tests.
 PYTEST_WORKERS ?= 2
 pytest-all:
-	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile --ignore=tests/e2e
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile --ignore=tests/e2e
 	$(BIN)/python -m pytest -q tests/e2e
 
 # The pages' JS modules alone (frontend/static/js/lib); `make test` runs them through pytest

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,12 +39,38 @@ def browser() -> Iterator[object]:
 
 
 @pytest.fixture
-def page(browser, live_server):
+def page(browser, live_server, django_db_blocker):
     context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
     context.set_default_timeout(20_000)
     page = context.new_page()
     yield page
+    page.goto("about:blank")  # the page's last requests (unload, telemetry) go out now
     context.close()
+    with django_db_blocker.unblock():
+        wait_until_other_connections_rest()
+
+
+def wait_until_other_connections_rest(timeout: float = 10.0) -> None:
+    """Wait until no other connection to the test database runs a query or holds a transaction.
+
+    The live server may still be answering the page's last requests when the test ends, and the
+    TRUNCATE that ends a transactional test then deadlocks with them (seen in CI: a flush
+    waiting on a table the server's insert held, the insert on one the flush held)."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid() AND state IN ('active', 'idle in transaction')"
+            )
+            (busy,) = cursor.fetchone()
+        if not busy:
+            return
+        time.sleep(0.05)
 
 
 def log_in(page, username: str, password: str) -> None:
