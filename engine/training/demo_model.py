@@ -4,7 +4,7 @@
 2. Network allowed: fetch the official ``sam2.1_hiera_tiny`` (pinned URL and sha256,
    :mod:`model.download`, short timeout), register it and promote it.
 3. Offline (or the download failed): train a small demo model on procedural videos with our own
-   training code (:class:`DemoRecipe`: config ``test_tiny``, images first, then short clips),
+   training code (:class:`DemoRecipe`: config ``test_tiny``; images, still clips, moving clips),
    evaluate it on held-out procedural videos, register it with metrics ``{"demo": true, ...}``
    and promote it. The checkpoint and its scores are cached under ``DEMO_MODEL_DIR`` keyed by
    the recipe, so it is made once; the pages label it a demo model.
