@@ -8,7 +8,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -185,17 +185,10 @@ def image_clips(recipe: DemoRecipe) -> list[Any]:
     """One-frame training clips (``TrainClip``) for the image stage: frames 0, middle and last
     of ``image_videos`` procedural videos with ``image_objects`` objects (seeds after the
     training and held-out videos'); frames showing no object are left out."""
-    from engine.simulation.procedural import ProceduralSpec, make_videos
+    from engine.simulation.procedural import make_videos
     from model.training.clips import TrainClip
 
-    spec = ProceduralSpec(
-        num_frames=recipe.frames,
-        height=recipe.size,
-        width=recipe.size,
-        num_objects=recipe.image_objects,
-        occlusion=recipe.occlusion,
-        reappear=False,
-    )
+    spec = replace(video_spec(recipe), num_objects=recipe.image_objects, reappear=False)
     first = recipe.first_seed + recipe.train_videos + recipe.eval_videos
     clips = []
     for video in make_videos(first, recipe.image_videos, spec):
@@ -216,9 +209,7 @@ def still_clips(videos: list[Any], frames: int) -> list[Any]:
     for video in videos:
         for t in sorted({0, frames // 2}):
             if video.masks[:, t].any():
-                clips.append(
-                    TrainClip(frames=video.frames[[t, t]], masks=video.masks[:, [t, t]].copy())
-                )
+                clips.append(TrainClip(frames=video.frames[[t, t]], masks=video.masks[:, [t, t]]))
     return clips
 
 
