@@ -20,6 +20,11 @@ The protocols (DESIGN.md sections 5.2 and 7; the paper's section 5.1):
   clicks on the first frame below the target (a conditioning frame, through memory) and
   propagation from there, until every frame is at the target or the budget is spent.
 
+In both propagation phases the annotator then brushes every frame still below the target before
+submitting (strokes are no prompts: a propagation afterwards would overwrite them). On any frame
+the annotator stops clicking once a click raises the IoU by less than ``min_click_gain``: the
+model is not following, the brush finishes the frame.
+
 The annotator sees the ground truth (its "eyes"), never the reviewer's. Fixes sent back by a
 reviewer re-annotate the flagged frames with the phase's click tool and strokes.
 The simulated seconds, clicks and edits of each masklet are kept in a
@@ -60,6 +65,8 @@ class AnnotatorConfig:
     #: Strokes per frame; error regions smaller than this share of the frame are left as they are.
     max_strokes: int = 8
     min_stroke_fraction: float = 0.0005
+    #: A click that raises the frame's IoU by less than this is the last one tried on it.
+    min_click_gain: float = 0.02
 
 
 @dataclass
@@ -245,11 +252,13 @@ class SimulatedAnnotator:
         labels: list[int] = []
         click = first_click(gt) if pred is None else next_click(pred, gt)
         mask = pred if pred is not None else _empty(editor.video)
+        iou = mask_iou(mask, gt) if pred is not None else 0.0
         while click is not None and len(points) < self.config.max_clicks:
             points.append(_as_point(click))
             labels.append(1 if click.positive else 0)
             mask = editor.click(frame, tool, points, labels)
-            if mask_iou(mask, gt) >= self.config.iou_target:
+            previous, iou = iou, mask_iou(mask, gt)
+            if iou >= self.config.iou_target or iou < previous + self.config.min_click_gain:
                 break
             click = next_click(mask, gt)
         return mask
@@ -318,7 +327,8 @@ class SimulatedAnnotator:
         draw: Callable[[DraftEditor, int, np.ndarray, np.ndarray | None], bool],
     ) -> None:
         """Draw the first visible frame, propagate, then fix the first frame below the target
-        (in viewing order: forward from the start, then backward) and propagate from it."""
+        (in viewing order: forward from the start, then backward) and propagate from it; last,
+        brush the frames still below the target."""
         start = visible_frames(truth)[0]
         last = truth.shape[0] - 1
         if draw(editor, start, truth[start], None):
@@ -338,12 +348,23 @@ class SimulatedAnnotator:
                 None,
             )
             if bad is None:
-                return
+                break
             fixed.add(bad)
             if draw(editor, bad, truth[bad], frames.get(bad)):
                 direction = "backward" if bad < start else "forward"
                 if (direction == "forward" and bad < last) or (direction == "backward" and bad > 0):
                     editor.propagate(bad, direction)
+        self.brush_below_target(editor, truth)
+
+    def brush_below_target(self, editor: DraftEditor, truth: np.ndarray) -> None:
+        """Strokes on every frame whose mask is still below the target (the last pass before
+        submitting a propagated masklet)."""
+        frames = editor.frames()
+        for t in range(truth.shape[0]):
+            mask = frames.get(t, _empty(editor.video))
+            if mask_iou(mask, truth[t]) < self.config.iou_target:
+                editor.work.located += 1
+                self.brush(editor, t, mask, truth[t])
 
     # --- fixes ----------------------------------------------------------------------------
 

@@ -192,3 +192,71 @@ def test_annotator_fixes_the_flagged_frames(project, annotator, reviewer, proced
     assert revision.number == 2
     assert set(revision.edited_frames) == set(flagged)
     assert sim.work_next(known) is None
+
+
+class ScriptedEditor:
+    """Stands in for a DraftEditor whose model answers each click with the next scripted mask."""
+
+    def __init__(self, masks: list[np.ndarray]) -> None:
+        self.masks = list(masks)
+        self.clicks = 0
+        self.video = Video(height=masks[0].shape[0], width=masks[0].shape[1])
+
+    def click(self, frame: int, tool: str, points: list, labels: list[int]) -> np.ndarray:
+        self.clicks += 1
+        assert len(points) == len(labels) == self.clicks
+        return self.masks.pop(0)
+
+
+def square_object() -> np.ndarray:
+    gt = np.zeros((64, 64), dtype=bool)
+    gt[20:40, 20:40] = True  # 400 px
+    return gt
+
+
+def part_of(gt: np.ndarray, pixels: int) -> np.ndarray:
+    """The first ``pixels`` pixels of ``gt`` in raster order: IoU pixels / |gt|."""
+    mask = np.zeros_like(gt)
+    rows, cols = np.nonzero(gt)
+    mask[rows[:pixels], cols[:pixels]] = True
+    return mask
+
+
+@pytest.mark.parametrize(
+    ("pixels", "clicks"),
+    [
+        ((120, 124, 300), 2),  # IoU 0.30 then 0.31: the model is not following, stop
+        ((120, 200, 320), 3),  # 0.30, 0.50, 0.80: clicks until the target
+        ((120, 100, 320), 2),  # a click that makes it worse ends the clicking too
+    ],
+)
+def test_annotator_stops_clicking_when_a_click_does_not_help(
+    project, annotator, pixels: tuple[int, ...], clicks: int
+) -> None:
+    gt = square_object()
+    editor = ScriptedEditor([part_of(gt, n) for n in pixels])
+    sim = SimulatedAnnotator(annotator, project, lambda v: gt[None, None], AnnotatorConfig())
+
+    mask = sim.click_until_done(editor, 0, gt, phases.IMAGE_CLICK, None)  # type: ignore[arg-type]
+
+    assert editor.clicks == clicks
+    assert mask.sum() == pixels[clicks - 1]
+
+
+@pytest.mark.parametrize("phase", [2, 3])
+def test_propagating_phases_brush_every_frame_below_the_target(
+    phase: int, project, annotator, procedural
+) -> None:
+    from engine.simulation.reviewers import frame_scores, revision_masks
+
+    in_phase(project, phase)
+    stored_video(project, procedural)
+    config = AnnotatorConfig(max_clicks=2, max_fix_frames=1)
+    sim = SimulatedAnnotator(annotator, project, lambda v: procedural.masks, config)
+
+    (record,) = sim.work_next({}).objects  # type: ignore[union-attr]
+
+    masklet = Masklet.objects.select_related("video").get(pk=record.masklet_id)
+    j, _ = frame_scores(revision_masks(masklet), procedural.masks[0])
+    assert j.min() >= config.iou_target, j
+    assert record.work.strokes > 0
