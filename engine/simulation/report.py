@@ -91,6 +91,22 @@ def phase_totals(result: SimulationResult) -> dict[int, dict[str, float]]:
     }
 
 
+def round_ratios(result: SimulationResult) -> dict[int, float]:
+    """Per round, the first phase's seconds per frame over the last phase's (e.g. phase 1 /
+    phase 3); rounds without both phases, or where the last costs nothing, are left out."""
+    by_round: dict[int, dict[int, float]] = {}
+    for batch in result.batches:
+        spf = batch.figures.get("seconds_per_frame")
+        if spf is not None:
+            by_round.setdefault(batch.round, {})[batch.phase] = float(spf)
+    ratios = {}
+    for number, phases in sorted(by_round.items()):
+        first, last = min(phases), max(phases)
+        if first != last and phases[last] > 0:
+            ratios[number] = phases[first] / phases[last]
+    return ratios
+
+
 def phase_ratio_line(result: SimulationResult) -> str:
     totals = phase_totals(result)
     parts = [f"phase {p}: {t['seconds_per_frame']:.2f} s/frame" for p, t in sorted(totals.items())]
@@ -99,6 +115,11 @@ def phase_ratio_line(result: SimulationResult) -> str:
         slow, fast = totals[first]["seconds_per_frame"], totals[last]["seconds_per_frame"]
         if fast > 0:
             parts.append(f"phase {first} / phase {last} = {slow / fast:.1f}x")
+        per_round = round_ratios(result)
+        if per_round:
+            parts.append(
+                "per round " + ", ".join(f"{ratio:.1f}x" for ratio in per_round.values())
+            )
     return "all rounds: " + "; ".join(parts)
 
 

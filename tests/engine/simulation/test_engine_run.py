@@ -70,3 +70,20 @@ def test_phase_list_is_checked() -> None:
 
     with pytest.raises(CommandError, match="phases"):
         call_command("simulate_engine", "--quick", "--phases", "1,4")
+
+
+def test_the_phase_ratio_is_given_over_all_rounds_and_per_round() -> None:
+    from engine.simulation.engine_run import PhaseBatch, SimulationResult
+    from engine.simulation.report import phase_ratio_line, round_ratios
+
+    result = SimulationResult(projects={}, train_project_id=0)
+    for number, (p1, p3) in enumerate([(10.0, 10.0), (12.0, 2.0)], start=1):
+        for phase, spf in ((1, p1), (3, p3)):
+            batch = PhaseBatch(phase=phase, round=number)
+            batch.figures = {"seconds": spf * 8, "frames": 8, "seconds_per_frame": spf}
+            result.batches.append(batch)
+
+    assert round_ratios(result) == {1: 1.0, 2: 6.0}
+    line = phase_ratio_line(result)
+    assert "phase 1: 11.00 s/frame; phase 3: 6.00 s/frame; phase 1 / phase 3 = 1.8x" in line
+    assert line.endswith("per round 1.0x, 6.0x")
