@@ -24,6 +24,7 @@ from model.config import Sam2Config
 from model.hiera import Hiera
 from model.image_encoder import FpnNeck, ImageEncoder
 from model.mask_decoder import MaskDecoder
+from model.memo import LastCallMemo
 from model.memory_attention import MemoryAttention
 from model.memory_encoder import MemoryEncoder
 from model.position_encoding import get_1d_sine_pe
@@ -129,6 +130,8 @@ class Sam2Model(nn.Module):
         self.use_multimask_token_for_obj_ptr = config.use_multimask_token_for_obj_ptr
         self.iou_prediction_use_sigmoid = config.iou_prediction_use_sigmoid
         self.add_all_frames_to_correct_as_cond = config.add_all_frames_to_correct_as_cond
+        # the last memory attention in inference (None: off); see model.memo
+        self.memory_memo: LastCallMemo | None = LastCallMemo()
 
         # Part 4: SAM prompt encoder and mask decoder
         self.image_size = config.image_size
@@ -488,14 +491,36 @@ class Sam2Model(nn.Module):
 
         memory = self._uniform_memory_dtype(torch.cat(memories, dim=0))
         memory_pos_embed = self._uniform_memory_dtype(torch.cat(memory_pos, dim=0))
-        fused = self.memory_attention(
-            curr=current_vision_feats,
-            curr_pos=current_vision_pos_embeds,
-            memory=memory,
-            memory_pos=memory_pos_embed,
-            num_obj_ptr_tokens=num_obj_ptr_tokens,
+        fused = self._attend_memory(
+            current_vision_feats, current_vision_pos_embeds, memory, memory_pos_embed,
+            num_obj_ptr_tokens,
         )
         return fused.permute(1, 2, 0).view(batch, channels, height, width)
+
+    def _attend_memory(
+        self,
+        curr: list[torch.Tensor],
+        curr_pos: list[torch.Tensor],
+        memory: torch.Tensor,
+        memory_pos: torch.Tensor,
+        num_obj_ptr_tokens: int,
+    ) -> torch.Tensor:
+        """`memory_attention` -> `[HW, B, C]`; in inference, the last result again when the
+        inputs are equal (`memory_memo`: a second click on a tracked frame)."""
+        memo = self.memory_memo if not self.training and not torch.is_grad_enabled() else None
+        key: list[torch.Tensor | int] = [*curr, *curr_pos, memory, memory_pos, num_obj_ptr_tokens]
+        fused = memo.get(key) if memo is not None else None
+        if fused is None:
+            fused = self.memory_attention(
+                curr=curr,
+                curr_pos=curr_pos,
+                memory=memory,
+                memory_pos=memory_pos,
+                num_obj_ptr_tokens=num_obj_ptr_tokens,
+            )
+            if memo is not None:
+                memo.put(key, fused)
+        return fused
 
     @staticmethod
     def _memory_frame_index(frame_idx: int, t_rel: int, stride: int, reverse: bool) -> int:

@@ -463,6 +463,9 @@ class VideoSession:
         self._maskmem_pos_enc = None
         if self._spill is not None:
             self._spill.close()
+        memo = getattr(self.model, "memory_memo", None)  # Meta's model has none
+        if memo is not None:
+            memo.clear()  # it holds the last frame's features and memories
         release_cuda_memory(self.device)
 
     def __enter__(self) -> VideoSession:

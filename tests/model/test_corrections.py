@@ -210,3 +210,51 @@ def test_add_masks_shows_each_new_mask_for_new_objects_and_corrections(
     for row, mask in enumerate((m1, m2)):
         pred = (result.logits[row, 0] > 0).numpy()
         assert (pred & mask).sum() / (pred | mask).sum() > 0.9
+
+
+def _clicks_on_a_tracked_frame(model: Any) -> tuple[list[torch.Tensor], int]:
+    """Track, then three clicks one after another on frame MID: (logits after each, memory
+    attention calls during the clicks)."""
+    session = _session(model)
+    _track_two(session)
+    calls = []
+    hook = model.memory_attention.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        points = [[30, 20], [12, 40], [20, 22]]
+        logits = [
+            session.add_points(MID, 1, points[: k + 1], [1, 0, 1][: k + 1]).logits.clone()
+            for k in range(3)
+        ]
+    finally:
+        hook.remove()
+        session.close()
+    return logits, len(calls)
+
+
+def test_further_clicks_on_a_tracked_frame_reuse_its_memory_attention(present_model: Any) -> None:
+    memo = present_model.memory_memo
+    with torch.no_grad():
+        with_memo, calls = _clicks_on_a_tracked_frame(present_model)
+        present_model.memory_memo = None
+        without, calls_without = _clicks_on_a_tracked_frame(present_model)
+    present_model.memory_memo = memo
+
+    assert (calls, calls_without) == (1, 3)
+    for a, b in zip(with_memo, without, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert not torch.equal(with_memo[0], with_memo[1])  # the clicks did change the mask
+
+
+def test_memo_never_returns_a_result_for_other_inputs() -> None:
+    from model.memo import LastCallMemo
+
+    memo = LastCallMemo()
+    x, y = torch.ones(2, 3), torch.zeros(2, 3)
+    memo.put((x, 1), y)
+    assert memo.get((x.clone(), 1)) is y  # equal values: the same result
+    assert memo.get((x, 2)) is None
+    assert memo.get((x + 1e-6, 1)) is None
+    assert memo.get((x.double(), 1)) is None
+    assert memo.get((x[:1], 1)) is None
+    memo.clear()
+    assert memo.get((x, 1)) is None
