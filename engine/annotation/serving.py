@@ -44,6 +44,7 @@ from .sessions import CACHE, LiveSession, Op, model_key, row_ops, session_ops
 
 if TYPE_CHECKING:
     from engine.inference.registry import LoadedModel
+    from model.image_predictor import ImagePrediction
 
 logger = logging.getLogger(__name__)
 
@@ -317,17 +318,51 @@ def _image_mask(
     live: LiveSession, loaded: LoadedModel, request: PromptRequest
 ) -> tuple[np.ndarray, float]:
     """SAM on one frame: bool (H, W) mask and its predicted IoU. A single click asks for three
-    masks and keeps the best (SAM's ambiguity handling); more clicks or a box ask for one."""
+    masks and keeps the best (SAM's ambiguity handling); more clicks or a box ask for one.
+
+    Each further click also gets the low-res logits of the clicks before it as the mask prompt
+    (SAM's interactive refinement, as our training samples corrections). A session without them
+    (another worker, an undo) recomputes them click by click from the first, so the mask is a
+    function of the frame's click list whichever worker serves it."""
     predictor = live.image_predictor(request.frame_index, loaded)
-    points = np.asarray(request.points, dtype=np.float32).reshape(-1, 2) if request.points else None
-    out = predictor.predict(
-        point_coords=points,
-        point_labels=np.asarray(request.labels, dtype=np.int32) if request.points else None,
-        box=None if request.box is None else np.asarray(request.box, dtype=np.float32),
-        multimask_output=len(request.points) == 1 and request.box is None,
-    )
-    best = int(np.argmax(out.iou_predictions))
+    if request.box is not None or not request.points:
+        single = predictor.predict(
+            point_coords=_points(request),
+            point_labels=np.asarray(request.labels, dtype=np.int32) if request.points else None,
+            box=None if request.box is None else np.asarray(request.box, dtype=np.float32),
+            multimask_output=False,
+        )
+        best = int(np.argmax(single.iou_predictions))
+        return np.asarray(single.masks[best], dtype=bool), float(single.iou_predictions[best])
+    points = np.asarray(request.points, dtype=np.float32).reshape(-1, 2)
+    labels = np.asarray(request.labels, dtype=np.int32)
+    count = len(points)
+    key = (request.masklet_id, request.frame_index)
+    clicks = tuple((float(x), float(y), int(label)) for (x, y), label in zip(points, labels))
+    known = live.image_logits.get(key)
+    start, logits = 0, None
+    out: ImagePrediction | None = None
+    if known is not None and count > 1 and known[0] == clicks[:-1]:
+        start, logits = count - 1, known[1]
+    for k in range(start, count):
+        out = predictor.predict(
+            point_coords=points[: k + 1],
+            point_labels=labels[: k + 1],
+            mask_input=logits,
+            multimask_output=k == 0,
+        )
+        best = int(np.argmax(out.iou_predictions))
+        logits = out.low_res_logits[best][None]
+    assert out is not None  # count >= 1
+    assert logits is not None
+    live.remember_image_logits(key, clicks, logits)
     return np.asarray(out.masks[best], dtype=bool), float(out.iou_predictions[best])
+
+
+def _points(request: PromptRequest) -> np.ndarray | None:
+    if not request.points:
+        return None
+    return np.asarray(request.points, dtype=np.float32).reshape(-1, 2)
 
 
 def _video_mask(live: LiveSession, obj_id: int, request: PromptRequest) -> np.ndarray:

@@ -218,6 +218,10 @@ class LiveSession:
     video_id: int
     video: VideoSession
     images: OrderedDict[int, ImagePredictor] = field(default_factory=OrderedDict)
+    # (masklet id, frame) -> (the frame's clicks (x, y, label), low-res logits (1, S/4, S/4))
+    image_logits: OrderedDict[tuple[int, int], tuple[tuple[Any, ...], np.ndarray]] = field(
+        default_factory=OrderedDict
+    )
     applied: list[OpKey] | None = field(default_factory=list)
     last_used: float = field(default_factory=time.monotonic)
     replays: int = 0
@@ -326,6 +330,15 @@ class LiveSession:
 
         _saver().submit(save)
 
+    def remember_image_logits(
+        self, key: tuple[int, int], clicks: tuple[Any, ...], logits: np.ndarray
+    ) -> None:
+        """The last image click's logits on a frame for an object (LRU-bounded)."""
+        self.image_logits[key] = (clicks, logits)
+        self.image_logits.move_to_end(key)
+        while len(self.image_logits) > feature_frames():
+            self.image_logits.popitem(last=False)
+
     def image_predictor(self, frame_index: int, loaded: LoadedModel) -> ImagePredictor:
         """The frame's embedded image predictor (features cached per frame, LRU-bounded)."""
         from model.image_predictor import ImagePredictor
@@ -353,6 +366,7 @@ class LiveSession:
             self.closed = True
             self.applied = None
             self.images.clear()
+            self.image_logits.clear()
             self.video.close()
 
 

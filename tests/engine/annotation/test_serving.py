@@ -79,6 +79,48 @@ def test_image_click_in_phase_1_uses_sam_on_the_frame(project: Any, annotator: A
     assert drafts.draft_state(masklet).frames[3].rle == box["rle"]
 
 
+def test_further_image_clicks_refine_the_last_mask_on_any_worker(
+    project: Any, annotator: Any
+) -> None:
+    import numpy as np
+
+    from engine.auto_masklets.generate import storage_frame_source
+    from engine.inference import registry
+    from model.image_predictor import ImagePredictor
+
+    set_phase(project, 1)
+    video = clip_video(project)
+    _, (masklet,) = leased_objects(annotator, project)
+    points = [[35.0, 30.0], [20.0, 20.0], [60.0, 40.0]]
+    labels = [1, 0, 1]
+    # what SAM's interactive predictor does: each click with the best logits of the last
+    predictor = ImagePredictor(registry.load_model().model)
+    predictor.set_image(storage_frame_source(video).read(2))
+    logits, expected = None, []
+    for k in range(3):
+        out = predictor.predict(
+            point_coords=np.array(points[: k + 1], dtype=np.float32),
+            point_labels=np.array(labels[: k + 1], dtype=np.int32),
+            mask_input=logits,
+            multimask_output=k == 0,
+        )
+        best = int(np.argmax(out.iou_predictions))
+        logits = out.low_res_logits[best][None]
+        expected.append(out.masks[best])
+
+    served = [
+        decode_rle(click(masklet, 2, points[: k + 1], labels[: k + 1], tool="image_click")["rle"])
+        for k in range(3)
+    ]
+    assert all(np.array_equal(a, b) for a, b in zip(served, expected, strict=True))
+    assert not np.array_equal(served[1], served[2])
+    # a new worker (no logits kept) recomputes them from the first click: the same mask
+    drafts.do_undo(annotator, masklet, version_of(masklet))
+    CACHE.clear()
+    again = click(masklet, 2, points, labels, tool="image_click")
+    assert np.array_equal(decode_rle(again["rle"]), expected[2])
+
+
 def _masks(answers: list[dict[str, Any]]) -> list[Any]:
     return [None if a["rle"] is None else decode_rle(a["rle"]) for a in answers]
 
