@@ -6,6 +6,7 @@ import gzip
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Generator, Iterator
 from pathlib import Path
 
@@ -58,6 +59,16 @@ def _isolated_media(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[
         },
     }
     yield media
+
+
+@pytest.fixture(autouse=True)
+def _fresh_model_names() -> Iterator[None]:
+    """Model versions' names are cached per id in the process (``serving.model_name``); each
+    test's database starts its ids anew, so an earlier test's name must not answer for them."""
+    yield
+    serving = sys.modules.get("engine.annotation.serving")
+    if serving is not None:
+        serving._NAMES.clear()
 
 
 def _uses_django(request: pytest.FixtureRequest) -> bool:
