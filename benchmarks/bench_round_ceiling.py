@@ -10,6 +10,8 @@ the ceiling its rounds approach, a few steps on a few videos what one round does
     python benchmarks/bench_round_ceiling.py --checkpoint var/demo-model/demo-<key>.pt
     python benchmarks/bench_round_ceiling.py --checkpoint CKPT --videos 24 --steps 400
     python benchmarks/bench_round_ceiling.py --checkpoint CKPT --objects 3   # crowded clips
+    python benchmarks/bench_round_ceiling.py --checkpoint CKPT --videos 8 --num-frames 4 \
+        --correction-clicks 2 --warmup 20   # a short one-object stage with the demo's clip settings
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--num-frames", type=int, default=8, help="frames per training clip")
     parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--correction-clicks", type=int, default=7, help="SAM 2's 7 by default")
+    parser.add_argument("--warmup", type=int, default=5, help="warm-up steps")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -73,7 +77,8 @@ def main() -> None:
         seed=1,
         bf16=False,
         iou_loss="bce",
-        warmup_steps=5,
+        warmup_steps=args.warmup,
+        correction_clicks=args.correction_clicks,
     )
     model.train()
     began = time.perf_counter()
