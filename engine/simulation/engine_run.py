@@ -71,14 +71,15 @@ MAX_REVIEW_PASSES = 6
 class SimulationConfig:
     """What ``manage.py simulate_engine`` runs; see the module docstring."""
 
+    # the defaults are the README's run, but for the phases (all three here)
     phases: tuple[int, ...] = (1, 2, 3)
-    rounds: int = 3
-    videos_per_round: int = 4
-    frames: int = 12
+    rounds: int = 4
+    videos_per_round: int = 12
+    frames: int = 8
     size: int = 128
-    objects: int = 2
-    heldout_videos: int = 4
-    train_steps: int = 60
+    objects: int = 1
+    heldout_videos: int = 6
+    train_steps: int = 30
     seed: int = 0
     start_from: str = "demo"
     #: Model config for ``start_from="scratch"``.
@@ -89,8 +90,8 @@ class SimulationConfig:
     demo_steps: int | None = None  # the recipe's default
     #: Fine-tuning learning rates of the rounds (ROUND_BASE_LR / ROUND_VISION_LR): a model
     #: trained briefly learns from a few new masklets only at rates well above SAM 2's 5e-6.
-    round_base_lr: float = 2e-4
-    round_vision_lr: float = 1e-4
+    round_base_lr: float = 1e-4
+    round_vision_lr: float = 5e-5  # as --round-lr sets it: half the base rate
     #: Further TrainConfig fields of the rounds (ROUND_TRAIN_OPTIONS): the IoU loss that keeps
     #: a briefly trained model's IoU head alive (``model.training.losses``) and a short warm-up.
     round_train_options: tuple[tuple[str, Any], ...] = (("iou_loss", "bce"), ("warmup_steps", 5))
