@@ -422,7 +422,7 @@ class SessionCache:
 def _new_video_session(video: Video, loaded: LoadedModel) -> VideoSession:
     """A SAM 2 session on the video, its spill files in the state folder (so that saved states
     hard-link them instead of copying)."""
-    from engine.auto_masklets.generate import storage_frame_source
+    from engine.videos.frames import storage_frame_source
     from model.video_predictor import VideoPredictor
 
     root = state_root()

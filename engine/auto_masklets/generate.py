@@ -43,12 +43,12 @@ from engine.inference import registry
 from engine.jobs.lifecycle import JobCancelled, JobReporter, do_create_job, run_job
 from engine.masklets.revisions import FrameMask, do_create_masklet
 from engine.masks.rle import encode_rle
-from engine.models import Job, Masklet, MaskletRevision, User, Video, frame_key
-from engine.videos import storage
+from engine.models import Job, Masklet, MaskletRevision, User, Video
+from engine.videos.frames import FrameSizeUnknown, storage_frame_source
 
 if TYPE_CHECKING:
     from model.batched import LowResBatch
-    from model.frames import CallableFrameSource, FrameSource
+    from model.frames import FrameSource
     from model.image_predictor import ImagePredictor
 
 # torch and the model are imported where they run, so the web process that starts jobs (it only
@@ -377,20 +377,6 @@ def compute_auto_masklets(
 # Platform side: starting, running and saving the job
 
 
-def storage_frame_source(video: Video) -> CallableFrameSource:
-    """The video's decoded JPEG frames, read from object storage one at a time."""
-    from model.frames import CallableFrameSource
-
-    if not video.width or not video.height:
-        raise VideoNotReady(f"video {video.pk} has no recorded frame size")
-    return CallableFrameSource(
-        video.frame_count,
-        video.width,
-        video.height,
-        lambda index: storage.read_bytes(frame_key(video.pk, index)),
-    )
-
-
 def check_video_ready(video: Video) -> None:
     if video.status != Video.Status.READY or video.frame_count < 1:
         detail = f": {video.error}" if video.error else ""
@@ -472,7 +458,7 @@ def run_auto_masklets_job(job_id: int) -> None:
     run_job(
         job_id,
         _auto_masklets_work,
-        expected=(AutoMaskletError, registry.ModelNotConfigured),
+        expected=(AutoMaskletError, FrameSizeUnknown, registry.ModelNotConfigured),
         internal_error="Internal error in the auto-masklets job",
     )
 

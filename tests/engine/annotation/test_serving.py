@@ -84,8 +84,8 @@ def test_further_image_clicks_refine_the_last_mask_on_any_worker(
 ) -> None:
     import numpy as np
 
-    from engine.auto_masklets.generate import storage_frame_source
     from engine.inference import registry
+    from engine.videos.frames import storage_frame_source
     from model.image_predictor import ImagePredictor
 
     set_phase(project, 1)
