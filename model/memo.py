@@ -39,14 +39,12 @@ class LastCallMemo:
 
     def __init__(self) -> None:
         self._entry: tuple[Key, torch.Tensor] | None = None
-        self.hits = 0
 
     def get(self, key: Sequence[torch.Tensor | int]) -> torch.Tensor | None:
         entry = self._entry
         if entry is None or len(entry[0]) != len(key):
             return None
         if all(_same(a, b) for a, b in zip(entry[0], key, strict=True)):
-            self.hits += 1
             return entry[1]
         return None
 

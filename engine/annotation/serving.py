@@ -325,17 +325,17 @@ def _image_mask(
     (another worker, an undo) recomputes them click by click from the first, so the mask is a
     function of the frame's click list whichever worker serves it."""
     predictor = live.image_predictor(request.frame_index, loaded)
-    if request.box is not None or not request.points:
+    points = np.asarray(request.points, dtype=np.float32).reshape(-1, 2) if request.points else None
+    labels = np.asarray(request.labels, dtype=np.int32) if request.points else None
+    if request.box is not None or points is None or labels is None:
         single = predictor.predict(
-            point_coords=_points(request),
-            point_labels=np.asarray(request.labels, dtype=np.int32) if request.points else None,
+            point_coords=points,
+            point_labels=labels,
             box=None if request.box is None else np.asarray(request.box, dtype=np.float32),
             multimask_output=False,
         )
         best = int(np.argmax(single.iou_predictions))
         return np.asarray(single.masks[best], dtype=bool), float(single.iou_predictions[best])
-    points = np.asarray(request.points, dtype=np.float32).reshape(-1, 2)
-    labels = np.asarray(request.labels, dtype=np.int32)
     count = len(points)
     key = (request.masklet_id, request.frame_index)
     clicks = tuple((float(x), float(y), int(label)) for (x, y), label in zip(points, labels))
@@ -357,12 +357,6 @@ def _image_mask(
     assert logits is not None
     live.remember_image_logits(key, clicks, logits)
     return np.asarray(out.masks[best], dtype=bool), float(out.iou_predictions[best])
-
-
-def _points(request: PromptRequest) -> np.ndarray | None:
-    if not request.points:
-        return None
-    return np.asarray(request.points, dtype=np.float32).reshape(-1, 2)
 
 
 def _video_mask(live: LiveSession, obj_id: int, request: PromptRequest) -> np.ndarray:
