@@ -4,11 +4,23 @@ mask heads, IoU head and object-score head."""
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from model._bf16 import Conv2d, ConvTranspose2d, Linear
-from model._layers import MLP, LayerNorm2d
+from model._layers import MLP, LayerNorm2d, activate_fresh
 from model.transformer import TwoWayTransformer
+
+
+def mask_product(hyper_in: torch.Tensor, upscaled: torch.Tensor) -> torch.Tensor:
+    """Mask logits from the hypernetwork outputs: `hyper_in [B, M, c]` times the upscaled
+    embedding `[B or 1, c, H, W]` (either memory layout) -> `[B, M, H, W]`."""
+    b, c, h, w = upscaled.shape
+    pixels = upscaled.permute(0, 2, 3, 1)
+    if pixels.is_contiguous():  # channels-last: [B, HW, c] rows times [B, c, M]
+        per_pixel = torch.matmul(pixels.reshape(b, h * w, c), hyper_in.transpose(1, 2))
+        return per_pixel.transpose(1, 2).reshape(hyper_in.shape[0], -1, h, w)
+    return torch.matmul(hyper_in, upscaled.reshape(b, c, h * w)).view(-1, hyper_in.shape[1], h, w)
 
 
 class MaskDecoder(nn.Module):
@@ -149,30 +161,18 @@ class MaskDecoder(nn.Module):
         src = src + dense_prompt_embeddings
         if image_pe.size(0) != 1:
             raise ValueError("image_pe must have batch size 1 (from get_dense_pe())")
-        pos_src = torch.repeat_interleave(image_pe, tokens.shape[0], dim=0)
         b, c, h, w = src.shape
 
-        hs, src = self.transformer(src, pos_src, tokens)
+        hs, src = self.transformer(src, image_pe, tokens)  # image_pe broadcast over prompts
         iou_token_out = hs[:, first, :]
         mask_tokens_out = hs[:, first + 1 : first + 1 + self.num_mask_tokens, :]
 
-        src = src.transpose(1, 2).view(b, c, h, w)
-        if not self.use_high_res_features:
-            upscaled = self.output_upscaling(src)
-        else:
-            if high_res_features is None:
-                raise ValueError("this decoder needs high_res_features")
-            deconv1, norm1, act1, deconv2, act2 = self.output_upscaling
-            feat_s0, feat_s1 = high_res_features
-            upscaled = act1(norm1(deconv1(src) + feat_s1))
-            upscaled = act2(deconv2(upscaled) + feat_s0)
-
+        upscaled = self.upscale(src.transpose(1, 2).view(b, c, h, w), high_res_features)
         hyper_in = torch.stack(
             [mlp(mask_tokens_out[:, i, :]) for i, mlp in enumerate(self.output_hypernetworks_mlps)],
             dim=1,
         )  # [B, 4, C/8]
-        b, c, h, w = upscaled.shape
-        masks = (hyper_in @ upscaled.view(b, c, h * w)).view(b, -1, h, w)
+        masks = mask_product(hyper_in, upscaled)
         iou_pred = self.iou_prediction_head(iou_token_out)
         if self.pred_obj_scores:
             object_score_logits = self.pred_obj_score_head(hs[:, 0, :])
@@ -180,6 +180,36 @@ class MaskDecoder(nn.Module):
             # object assumed present: sigmoid(10) ~ 1
             object_score_logits = 10.0 * iou_pred.new_ones(iou_pred.shape[0], 1)
         return masks, iou_pred, mask_tokens_out, object_score_logits
+
+    def upscale(
+        self, src: torch.Tensor, high_res_features: list[torch.Tensor] | None
+    ) -> torch.Tensor:
+        """`[B, C, h, w]` image tokens after the transformer -> `[B, C/8, 4h, 4w]` upscaled
+        embedding; high-resolution features (batch B or 1, broadcast) as in `forward`.
+
+        Without autograd the sums and activations run in place and the layer norm in one
+        pass over channels-last pixels; the values are the same up to float rounding."""
+        if not self.use_high_res_features:
+            return self.output_upscaling(src)
+        if high_res_features is None:
+            raise ValueError("this decoder needs high_res_features")
+        deconv1, norm1, act1, deconv2, act2 = self.output_upscaling
+        feat_s0, feat_s1 = high_res_features
+        if torch.is_grad_enabled():
+            upscaled = act1(norm1(deconv1(src) + feat_s1))
+            return act2(deconv2(upscaled) + feat_s0)
+        upscaled = deconv1(src)
+        upscaled += feat_s1
+        if type(norm1) is LayerNorm2d:
+            pixels = upscaled.permute(0, 2, 3, 1)
+            normed = F.layer_norm(pixels, pixels.shape[-1:], norm1.weight, norm1.bias, norm1.eps)
+            upscaled = normed.permute(0, 3, 1, 2)
+        else:
+            upscaled = norm1(upscaled)
+        upscaled = activate_fresh(upscaled, act1)
+        out = deconv2(upscaled)
+        out += feat_s0
+        return activate_fresh(out, act2)
 
     def _get_stability_scores(self, mask_logits: torch.Tensor) -> torch.Tensor:
         """IoU of the masks thresholded at +delta and -delta: `[B, M, H, W]` -> `[B, M]`."""

@@ -58,8 +58,22 @@ class PromptEncoder(nn.Module):
         return cast(nn.Embedding, self.point_embeddings[label]).weight
 
     def get_dense_pe(self) -> torch.Tensor:
-        """`[1, embed_dim, S/16, S/16]` encoding of the decoder grid's cell centres."""
-        return self.pe_layer(self.image_embedding_size).unsqueeze(0)
+        """`[1, embed_dim, S/16, S/16]` encoding of the decoder grid's cell centres, held
+        token-major in memory (a permuted view of `[1, S/16, S/16, embed_dim]`).
+
+        Without autograd the encoding is kept and returned again until the Gaussian matrix
+        changes (a load, a move to another device): every decoder call asks for it."""
+        if torch.is_grad_enabled():
+            return self.pe_layer(self.image_embedding_size).unsqueeze(0)
+        matrix = self.pe_layer.positional_encoding_gaussian_matrix
+        key = (matrix.data_ptr(), matrix._version, matrix.device, self.image_embedding_size)
+        cached = self.__dict__.get("_dense_pe")
+        if cached is None or cached[0] != key:
+            with torch.inference_mode(False):  # a normal tensor, usable outside inference mode
+                pe = self.pe_layer(self.image_embedding_size).unsqueeze(0)
+            cached = (key, pe)
+            self.__dict__["_dense_pe"] = cached
+        return cached[1]
 
     def _embed_points(self, points: torch.Tensor, labels: torch.Tensor, pad: bool) -> torch.Tensor:
         """points `[B, N, 2]` (x, y) pixels, labels `[B, N]` -> `[B, N(+1 if pad), C]`."""

@@ -492,7 +492,10 @@ class Sam2Model(nn.Module):
         memory = self._uniform_memory_dtype(torch.cat(memories, dim=0))
         memory_pos_embed = self._uniform_memory_dtype(torch.cat(memory_pos, dim=0))
         fused = self._attend_memory(
-            current_vision_feats, current_vision_pos_embeds, memory, memory_pos_embed,
+            current_vision_feats,
+            current_vision_pos_embeds,
+            memory,
+            memory_pos_embed,
             num_obj_ptr_tokens,
         )
         return fused.permute(1, 2, 0).view(batch, channels, height, width)

@@ -27,10 +27,8 @@ import math
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
-from model._layers import LayerNorm2d, activate_fresh
-from model.mask_decoder import MaskDecoder
+from model.mask_decoder import MaskDecoder, mask_product
 from model.transformer import Attention, TwoWayAttentionBlock, TwoWayTransformer
 
 
@@ -285,8 +283,7 @@ class SharedImageDecoder:
             ],
             dim=1,
         )  # (B, M', C/8)
-        b, c, h, w = upscaled.shape
-        masks = torch.bmm(hyper_in, upscaled.view(b, c, h * w)).view(b, -1, h, w)
+        masks = mask_product(hyper_in, upscaled)
         iou = dec.iou_prediction_head(out_tokens[:, iou_at])  # (B, num_mask_tokens)
         if multimask_output:
             return masks, iou[:, 1:]
@@ -299,20 +296,4 @@ class SharedImageDecoder:
         features broadcast over the prompts)."""
         b, n, c = keys.shape
         src = keys.transpose(1, 2).reshape(b, c, *self.embed_hw)
-        if not self.decoder.use_high_res_features:
-            return self.decoder.output_upscaling(src)
-        deconv1, norm1, act1, deconv2, act2 = self.decoder.output_upscaling
-        assert self.high_res_feats is not None
-        feat_s0, feat_s1 = self.high_res_feats
-        upscaled = deconv1(src)
-        upscaled += feat_s1
-        if type(norm1) is LayerNorm2d:  # one fused pass over channels-last pixels
-            pixels = upscaled.permute(0, 2, 3, 1)
-            normed = F.layer_norm(pixels, pixels.shape[-1:], norm1.weight, norm1.bias, norm1.eps)
-            upscaled = normed.permute(0, 3, 1, 2)
-        else:
-            upscaled = norm1(upscaled)
-        upscaled = activate_fresh(upscaled, act1)
-        out = deconv2(upscaled)
-        out += feat_s0
-        return activate_fresh(out, act2)
+        return self.decoder.upscale(src, self.high_res_feats)

@@ -135,6 +135,13 @@ class RoPEAttention(Attention):
         return self.attend(q_heads, k_heads, v_heads)
 
 
+def _token_major(x: torch.Tensor) -> torch.Tensor:
+    """`[B, C, H, W]` -> contiguous `[B, H*W, C]` (the Linears are slower on permuted views);
+    a view, not a copy, when `x` is already laid out token-major in memory."""
+    b, c, h, w = x.shape
+    return x.permute(0, 2, 3, 1).reshape(b, h * w, c).contiguous()
+
+
 class TwoWayAttentionBlock(nn.Module):
     """Sparse tokens self-attend, attend to the image, go through an MLP, and the image
     attends back to the tokens. Post-norm, as SAM."""
@@ -179,12 +186,11 @@ class TwoWayAttentionBlock(nn.Module):
         queries = self.norm1(queries)
 
         q = queries + query_pe
-        k = keys + key_pe
+        k = keys + key_pe  # the image-to-token attention below uses it too (keys unchanged)
         queries = self.norm2(queries + self.cross_attn_token_to_image(q=q, k=k, v=keys))
         queries = self.norm3(queries + self.mlp(queries))
 
         q = queries + query_pe
-        k = keys + key_pe
         keys = self.norm4(keys + self.cross_attn_image_to_token(q=k, k=q, v=queries))
         return queries, keys
 
@@ -192,8 +198,9 @@ class TwoWayAttentionBlock(nn.Module):
 class TwoWayTransformer(nn.Module):
     """SAM's two-way transformer.
 
-    `forward(image_embedding [B, C, H, W], image_pe [B, C, H, W], point_embedding [B, N, C])`
-    returns `(queries [B, N, C], keys [B, H*W, C])`.
+    `forward(image_embedding [B, C, H, W], image_pe [B or 1, C, H, W], point_embedding
+    [B, N, C])` returns `(queries [B, N, C], keys [B, H*W, C])`; an `image_pe` of batch 1 is
+    broadcast over the prompts.
     """
 
     def __init__(
@@ -228,9 +235,8 @@ class TwoWayTransformer(nn.Module):
         image_pe: torch.Tensor,
         point_embedding: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        # token-major and contiguous: the Linears are slower on the permuted views
-        keys = image_embedding.flatten(2).permute(0, 2, 1).contiguous()  # [B, HW, C]
-        key_pe = image_pe.flatten(2).permute(0, 2, 1).contiguous()
+        keys = _token_major(image_embedding)  # [B, HW, C]
+        key_pe = _token_major(image_pe)  # free for get_dense_pe()'s token-major encoding
         queries = point_embedding
         for layer in self.layers:
             queries, keys = layer(

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import torch
 
+from model._bf16 import ConvTranspose2d
 from model.build import build_sam2
 from model.config import CONFIGS, HieraConfig, Sam2Config, get_config
 from model.hiera import Hiera, window_partition, window_unpartition
@@ -257,6 +258,65 @@ def test_mask_decoder_outputs(tiny_model: Sam2Model) -> None:
             assert score.shape == (2, 1)
             assert finite(masks, iou, tokens, score)
             assert ((iou >= 0) & (iou <= 1)).all()  # sigmoid IoU head
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_unpooling_product_equals_the_transposed_convolution(
+    batch: int, channels_last: bool
+) -> None:
+    torch.manual_seed(0)
+    ours = ConvTranspose2d(16, 8, kernel_size=2, stride=2)
+    stock = torch.nn.ConvTranspose2d(16, 8, kernel_size=2, stride=2)
+    stock.load_state_dict(ours.state_dict())
+    x = torch.randn(batch, 16, 5, 7)
+    if channels_last:  # the decoder's layout: image tokens transposed
+        x = x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)
+    x.requires_grad_(True)
+    got = ours(x)
+    assert got.shape == (batch, 8, 10, 14)
+    torch.testing.assert_close(got, stock(x), rtol=1e-5, atol=1e-5)
+    # the same gradients (training on CPU takes this path too)
+    (got_grad,) = torch.autograd.grad(got.square().sum(), x)
+    (want_grad,) = torch.autograd.grad(stock(x).square().sum(), x)
+    torch.testing.assert_close(got_grad, want_grad, rtol=1e-5, atol=1e-5)
+    # a kernel that is not its stride still runs the convolution
+    other = ConvTranspose2d(16, 8, kernel_size=3, stride=2)
+    reference = torch.nn.ConvTranspose2d(16, 8, kernel_size=3, stride=2)
+    reference.load_state_dict(other.state_dict())
+    torch.testing.assert_close(other(x), reference(x), rtol=1e-5, atol=1e-5)
+
+
+def test_mask_decoder_inference_path_equals_the_training_path(tiny_model: Sam2Model) -> None:
+    """Without autograd the decoder reuses the cached positional encoding and upscales in
+    place over channels-last pixels; with it, it runs SAM's layer sequence. Same outputs."""
+    decoder = tiny_model.sam_mask_decoder
+    enc = tiny_model.sam_prompt_encoder
+    torch.manual_seed(3)
+    points = (torch.rand(2, 2, 2) * S, torch.ones(2, 2, dtype=torch.int32))
+    mask = torch.randn(2, 1, 32, 32)
+    image = torch.randn(2, 256, 8, 8)
+    high_res = [torch.randn(2, 32, 32, 32), torch.randn(2, 64, 16, 16)]
+
+    def run() -> tuple[torch.Tensor, ...]:
+        sparse, dense = enc(points, None, mask)
+        return decoder(image, enc.get_dense_pe(), sparse, dense, True, False, high_res)
+
+    with torch.enable_grad():
+        want = run()
+    with torch.inference_mode():
+        pe = enc.get_dense_pe()
+        assert enc.get_dense_pe() is pe  # kept while the Gaussian matrix is unchanged
+        got = run()
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w.detach(), rtol=1e-4, atol=1e-4)
+    with torch.no_grad():
+        enc.pe_layer.positional_encoding_gaussian_matrix.mul_(2.0)  # a reload changes it
+        try:
+            assert enc.get_dense_pe() is not pe
+            assert not torch.equal(enc.get_dense_pe(), pe)
+        finally:
+            enc.pe_layer.positional_encoding_gaussian_matrix.div_(2.0)
 
 
 def test_dynamic_multimask_falls_back_on_unstable_single_mask(tiny_model: Sam2Model) -> None:
