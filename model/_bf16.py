@@ -108,71 +108,17 @@ class Conv2d(nn.Conv2d):
         return super().forward(x)
 
 
-def unpool_product(
-    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
-) -> torch.Tensor:
-    """A transposed convolution whose kernel equals its stride (k, no padding, one group) as
-    one matrix product: each input pixel writes its own k x k output block, so
-    `out[b, o, k*i + di, k*j + dj] = sum_c x[b, c, i, j] weight[c, o, di, dj] + bias[o]`.
-
-    x `[B, C, H, W]`, weight `[C, O, k, k]`, bias `[O]` -> `[B, O, k*H, k*W]`. On CPU this runs
-    2.7x (SAM's 256 -> 64 channel upscaling at 64 x 64) faster than oneDNN's transposed
-    convolution on an AVX2 machine; the values differ by summation order only.
-    """
-    b, c, h, w = x.shape
-    _, o, k, _ = weight.shape
-    flat = weight.reshape(c, o * k * k)
-    pixels = x.permute(0, 2, 3, 1)
-    if pixels.is_contiguous():  # channels-last in, channels-last out: pixels are rows
-        rows = torch.matmul(pixels.reshape(b, h * w, c), flat)  # [B, HW, O k k]
-        out_pixels = rows.view(b, h, w, o, k, k).permute(0, 1, 4, 2, 5, 3)
-        out = out_pixels.reshape(b, k * h, k * w, o).permute(0, 3, 1, 2)
-    else:
-        if b == 1:  # torch.matmul would multiply the transposes and copy the result back
-            blocks = torch.mm(flat.t().contiguous(), x.reshape(c, h * w))[None]
-        else:
-            blocks = torch.matmul(flat.t(), x.reshape(b, c, h * w))  # [B, O k k, HW]
-        out = blocks.view(b, o, k, k, h, w).permute(0, 1, 4, 2, 5, 3)
-        out = out.reshape(b, o, k * h, k * w)
-    if bias is not None:
-        out += bias.view(1, o, 1, 1)
-    return out
-
-
 class ConvTranspose2d(nn.ConvTranspose2d):
-    """`nn.ConvTranspose2d`, run in float32 on bf16-rounded operands when `emulating_bf16`; on
-    CPU, a kernel equal to its stride (SAM's 2 x 2 upscaling) is one matrix product
-    (:func:`unpool_product`)."""
+    """`nn.ConvTranspose2d`, run in float32 on bf16-rounded operands when `emulating_bf16`."""
 
     def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
         if output_size is None and emulating_bf16(x):
             return _in_float32(self, x, self._transposed)
-        if (
-            output_size is None
-            and x.dtype == torch.float32
-            and not torch.is_autocast_enabled("cpu")
-            and self._is_unpooling(x)
-        ):
-            return unpool_product(x, self.weight, self.bias)
         return super().forward(x, output_size)
-
-    def _is_unpooling(self, x: torch.Tensor) -> bool:
-        """Whether this layer, on `x`, is what :func:`unpool_product` computes."""
-        return (
-            x.device.type == "cpu"
-            and x.dim() == 4
-            and self.kernel_size[0] == self.kernel_size[1] == self.stride[0] == self.stride[1]
-            and self.padding == (0, 0)
-            and self.output_padding == (0, 0)
-            and self.dilation == (1, 1)
-            and self.groups == 1
-        )
 
     def _transposed(
         self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     ) -> torch.Tensor:
-        if self._is_unpooling(x):
-            return unpool_product(x, weight, bias)
         padding = cast(tuple[int, int], self.padding)  # a pair unless "same"/"valid" strings
         return F.conv_transpose2d(
             x, weight, bias, self.stride, padding, self.output_padding, self.groups, self.dilation

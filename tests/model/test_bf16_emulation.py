@@ -43,8 +43,6 @@ class _OperandDtypes(TorchDispatchMode):
 
 
 _PRODUCTS = {
-    torch.ops.aten.mm,  # a 2 x 2 transposed convolution is one matrix product (unpool_product)
-    torch.ops.aten.bmm,
     torch.ops.aten.linear,
     torch.ops.aten.conv2d,
     torch.ops.aten.conv_transpose2d,

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 import torch
 
-from model._bf16 import ConvTranspose2d
 from model.build import build_sam2
 from model.config import CONFIGS, HieraConfig, Sam2Config, get_config
 from model.hiera import Hiera, window_partition, window_unpartition
@@ -258,33 +257,6 @@ def test_mask_decoder_outputs(tiny_model: Sam2Model) -> None:
             assert score.shape == (2, 1)
             assert finite(masks, iou, tokens, score)
             assert ((iou >= 0) & (iou <= 1)).all()  # sigmoid IoU head
-
-
-@pytest.mark.parametrize("batch", [1, 3])
-@pytest.mark.parametrize("channels_last", [False, True])
-def test_unpooling_product_equals_the_transposed_convolution(
-    batch: int, channels_last: bool
-) -> None:
-    torch.manual_seed(0)
-    ours = ConvTranspose2d(16, 8, kernel_size=2, stride=2)
-    stock = torch.nn.ConvTranspose2d(16, 8, kernel_size=2, stride=2)
-    stock.load_state_dict(ours.state_dict())
-    x = torch.randn(batch, 16, 5, 7)
-    if channels_last:  # the decoder's layout: image tokens transposed
-        x = x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)
-    x.requires_grad_(True)
-    got = ours(x)
-    assert got.shape == (batch, 8, 10, 14)
-    torch.testing.assert_close(got, stock(x), rtol=1e-5, atol=1e-5)
-    # the same gradients (training on CPU takes this path too)
-    (got_grad,) = torch.autograd.grad(got.square().sum(), x)
-    (want_grad,) = torch.autograd.grad(stock(x).square().sum(), x)
-    torch.testing.assert_close(got_grad, want_grad, rtol=1e-5, atol=1e-5)
-    # a kernel that is not its stride still runs the convolution
-    other = ConvTranspose2d(16, 8, kernel_size=3, stride=2)
-    reference = torch.nn.ConvTranspose2d(16, 8, kernel_size=3, stride=2)
-    reference.load_state_dict(other.state_dict())
-    torch.testing.assert_close(other(x), reference(x), rtol=1e-5, atol=1e-5)
 
 
 def test_mask_decoder_inference_path_equals_the_training_path(tiny_model: Sam2Model) -> None:
