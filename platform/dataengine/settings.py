@@ -285,6 +285,7 @@ CELERY_TASK_ROUTES = {
     "workers.expire_annotation_leases": {"queue": "default"},
     "workers.annotation_prompt": {"queue": "interactive"},
     "workers.annotation_warm": {"queue": "interactive"},
+    "workers.model_warm": {"queue": "interactive"},  # sent to a worker's own direct queue
     "workers.propagate_masklet": {"queue": "propagate"},
     "workers.train_round": {"queue": "train"},
     "workers.start_due_rounds": {"queue": "default"},

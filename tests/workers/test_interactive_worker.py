@@ -105,6 +105,13 @@ def test_killed_interactive_worker_is_replaced_by_a_rebuilt_session(
             started = time.monotonic()
             rebuilt = _click(client, masklet_id, 4, [[55, 30]], [1])
             waited = time.monotonic() - started
+    # every model worker loaded the model when it started; the propagate worker, idle until
+    # the propagation, before its first job (a click queued before a worker was ready comes
+    # first on its queue)
+    for log in (tmp_path / "propagate.log", first_log, second_log):
+        assert "model warm-up: test_tiny loaded" in log.read_text(), log.name
+    text = (tmp_path / "propagate.log").read_text()
+    assert text.index("Task workers.model_warm[") < text.index("Task workers.propagate_masklet[")
     # then: the second worker served it (after the dead worker's queue timed out)...
     route = ModelSession.objects.get(user=annotator)
     assert route.worker.startswith("inter2@"), route.worker

@@ -45,6 +45,7 @@ def test_task_names_are_pinned() -> None:
         "workers.expire_annotation_leases",
         "workers.annotation_prompt",
         "workers.annotation_warm",
+        "workers.model_warm",
         "workers.propagate_masklet",
         "workers.train_round",
         "workers.start_due_rounds",

@@ -3,11 +3,20 @@ results are kept (request/reply), and a lost one is never redelivered (not ``ack
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
 
 from celery import Task, shared_task
+from celery.signals import worker_ready
+from celery.utils import worker_direct
 
 from workers.dispatch import direct_queue_name
+
+logger = logging.getLogger(__name__)
+
+#: Workers on these queues run the model; they load it when they start (``model_warm``).
+MODEL_QUEUES = frozenset({"interactive", "propagate"})
 
 # A click on a warm session takes well under a second; the limits cover a first click that
 # loads the model and replays a long session on CPU.
@@ -44,3 +53,41 @@ def annotation_warm(self: Task, video_id: int, user_id: int) -> int:
 
     worker, queue = _where(self)
     return serving.handle_warm(video_id, user_id, worker=worker, queue=queue)
+
+
+@shared_task(name="workers.model_warm", ignore_result=True, acks_late=False, **LIMITS)
+def model_warm() -> str:
+    """Import torch and the model code and load the serving model into this process's cache,
+    so that the first click or propagation does not wait for them (best effort: with no model
+    configured it only logs). Returns the loaded config, or "" with none."""
+    from engine.annotation import propagation, serving  # noqa: F401  (torch, the model code)
+    from engine.inference import registry
+
+    started = time.monotonic()
+    try:
+        loaded = registry.load_model()
+    except registry.ModelNotConfigured as exc:
+        logger.info("model warm-up skipped: %s", exc)
+        return ""
+    logger.info(
+        "model warm-up: %s loaded in %.2f s", loaded.spec.config, time.monotonic() - started
+    )
+    return loaded.spec.config
+
+
+@worker_ready.connect
+def warm_model_at_start(sender: Any = None, **_: Any) -> None:
+    """A worker that consumes a model queue sends itself ``model_warm`` (its direct queue)
+    once it is ready: the import and load (~2 s for hiera_t on a 2-core machine) happen while
+    it is idle, not in its first job. With several pool processes, one of them warms."""
+    if sender is None:
+        return
+    selected = sender.app.amqp.queues.consume_from or sender.app.amqp.queues
+    if not MODEL_QUEUES & set(selected):
+        return
+    try:
+        sender.app.send_task(
+            "workers.model_warm", queue=worker_direct(sender.hostname), ignore_result=True
+        )
+    except Exception:  # noqa: BLE001  a warm-up never stops a worker from starting
+        logger.warning("could not send the model warm-up task", exc_info=True)
