@@ -12,6 +12,13 @@ for _path in (str(_ROOT / "platform"), str(_ROOT)):
         sys.path.insert(0, _path)
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dataengine.settings")
 
+from django.conf import settings as _settings  # noqa: E402
+
+if not _settings.configured:
+    # A worker process (this module loads before its settings): no connection pool. In prefork,
+    # Celery's Django fixup closes the pool after every task, so a pool would only add threads.
+    os.environ.setdefault("DB_POOL_MAX_SIZE", "0")
+
 from celery import Celery  # noqa: E402
 from kombu import Queue  # noqa: E402
 

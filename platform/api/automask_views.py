@@ -30,7 +30,6 @@ class AutoMaskletRequestSerializer(serializers.Serializer):
 
 
 class StartAutoMaskletsView(APIView):
-
     @extend_schema(
         request=AutoMaskletRequestSerializer,
         responses={

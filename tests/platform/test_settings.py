@@ -97,6 +97,49 @@ def test_real_services_from_environment(tmp_path: Path) -> None:
     ]
 
 
+#: Four requests' worth of connections in a child: whether a PostgreSQL backend served two.
+BACKEND_PIDS = (
+    "from django.db import connection as c; pids = []\n"
+    "for _ in range(4):\n"
+    "    cur = c.cursor(); cur.execute('SELECT pg_backend_pid()'); pids.append(cur.fetchone()[0])\n"
+    "    c.close()\n"
+    "print(bool(s.DATABASES['default']['OPTIONS'].get('pool')), len(set(pids)) < len(pids))"
+)
+POSTGRES_URL = os.environ.get("DATABASE_URL", "")
+if not POSTGRES_URL.startswith("postgres"):
+    POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/dataengine"
+
+
+@pytest.mark.parametrize(
+    ("variables", "worker", "pooled"),
+    [
+        ({}, False, True),  # a web process borrows the same connection again
+        ({"DB_POOL_MAX_SIZE": "0"}, False, False),
+        ({"DB_CONN_MAX_AGE": "60"}, False, False),  # persistent connections: no pool
+        ({}, True, False),  # a Celery worker (Celery closes pools after each task)
+    ],
+)
+def test_postgresql_connections_come_from_a_pool_in_web_processes(
+    variables: dict[str, str], worker: bool, pooled: bool, tmp_path: Path
+) -> None:
+    env_vars = _child_env({"DATABASE_URL": POSTGRES_URL, **variables}, tmp_path)
+    prefix = "import workers.celery; " if worker else ""  # a worker loads the app first
+    code = f"{prefix}import django; django.setup(); from django.conf import settings as s\n"
+    result = subprocess.run(
+        [sys.executable, "-c", code + BACKEND_PIDS],
+        env=env_vars,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    has_pool, reused = result.stdout.split()
+    assert has_pool == str(pooled)
+    # closed after each: only a pool hands a server connection back again
+    assert reused == str(pooled)
+
+
 @pytest.mark.parametrize(
     ("variables", "message"),
     [
