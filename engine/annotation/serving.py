@@ -273,8 +273,7 @@ def _serve(request: PromptRequest, payload: dict[str, Any], worker: str, queue: 
     if masklet is None:
         raise errors.NotFound("No such masklet")
     check_prompt(user, masklet, request)
-    check_model()
-    loaded = registry.load_model()
+    loaded = registry.load_model(check_model())  # the spec resolved once (one query)
     video = masklet.video
     live = live_session(video, user, loaded)
     with live.lock:
