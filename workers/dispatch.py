@@ -25,14 +25,14 @@ DIRECT_SUFFIX = ".dq2"
 
 
 def send_task(name: str, args: list[Any], queue: str) -> None:
-    """Publish one task message by name on Celery's broker.
+    """Publish one task message by name on Celery's broker (a worker's direct queue too).
 
     ``ignore_result``: nobody waits for a job's result (its row is the result). Without it,
     ``send_task`` subscribes the sender to the task's result on the Redis result backend, for
     every job it ever sends, and once Redis has restarted that subscription's reconnection
     gives up with "The Celery application must be restarted" on the next send.
     """
-    app.send_task(name, args=args, queue=queue, ignore_result=True)
+    app.send_task(name, args=args, queue=_queue(queue), ignore_result=True)
 
 
 def direct_queue_name(nodename: str) -> str:

@@ -36,7 +36,16 @@ from engine.errors import Conflict, InvalidInput
 from engine.inference import registry
 from engine.jobs.dispatch import NoReply, call_task, send_task_on_commit
 from engine.masks.rle import encode_rle
-from engine.models import DraftEdit, Masklet, ModelSession, ModelVersion, Project, User, Video
+from engine.models import (
+    Assignment,
+    DraftEdit,
+    Masklet,
+    ModelSession,
+    ModelVersion,
+    Project,
+    User,
+    Video,
+)
 
 from . import drafts, leases, phases
 from .edits import FrameEdit, Prompt, check_edits
@@ -238,6 +247,32 @@ def request_warm_session(user: User, video: Video) -> None:
     send_task_on_commit(WARM_TASK, [video.pk, user.pk], queue=INTERACTIVE_QUEUE, robust=True)
 
 
+#: A frame warm-up this old when a worker takes it is dropped: the annotator has moved on, and
+#: on a CPU worker an embedding nobody waits for would only delay their next click.
+WARM_STALE_SECONDS = 3.0
+
+
+def request_warm_frame(user: User, lease: Assignment, frame_index: int) -> bool:
+    """Best effort: the worker holding the annotator's session (any interactive worker when
+    none does) embeds frame ``frame_index`` of the leased video, so that the first click there
+    finds its features (the page asks when its cursor rests on a frame). False when no model
+    is configured. Raises for a lease the caller does not hold or a frame outside the video."""
+    video = lease.video
+    if lease.user_id != user.pk or not leases.active_leases().filter(pk=lease.pk).exists():
+        raise leases.NotLeaseHolder("You do not hold this video (or fix); take it first")
+    if isinstance(frame_index, bool) or not 0 <= frame_index < (video.frame_count or 0):
+        raise InvalidInput(f"frame_index must be within 0..{(video.frame_count or 0) - 1}")
+    try:
+        registry.resolve_model_spec()
+    except registry.ModelNotConfigured:
+        return False
+    route = ModelSession.objects.filter(video=video, user=user).first()
+    queue = route.queue if route is not None and route.queue else INTERACTIVE_QUEUE
+    args = [video.pk, user.pk, [frame_index], time.time()]
+    send_task_on_commit(WARM_TASK, args, queue=queue, robust=True)
+    return True
+
+
 # --- worker side -------------------------------------------------------------------------------
 
 
@@ -402,9 +437,20 @@ def _record_route(video: Video, user: User, loaded: LoadedModel, worker: str, qu
     )
 
 
-def handle_warm(video_id: int, user_id: int, *, worker: str, queue: str) -> int:
-    """Build (or sync) the annotator's session and embed the video's first frames; how many.
-    Best effort: a missing model or video is logged and skipped."""
+def handle_warm(
+    video_id: int,
+    user_id: int,
+    *,
+    worker: str,
+    queue: str,
+    frames: list[int] | None = None,
+    sent_at: float | None = None,
+) -> int:
+    """Build (or sync) the annotator's session and embed ``frames`` of the video (default: its
+    first ``ANNOTATION_WARM_FRAMES``); how many it embedded. Best effort: a missing model or
+    video is logged and skipped, and a request older than ``WARM_STALE_SECONDS`` is dropped."""
+    if sent_at is not None and time.time() - float(sent_at) > WARM_STALE_SECONDS:
+        return 0
     video = Video.objects.select_related("project").filter(pk=video_id).first()
     user = User.objects.filter(pk=user_id).first()
     if video is None or user is None or not video.frame_count or not video.width:
@@ -414,15 +460,18 @@ def handle_warm(video_id: int, user_id: int, *, worker: str, queue: str) -> int:
     except registry.ModelNotConfigured as exc:
         logger.info("no warm-up: %s", exc)
         return 0
-    count = min(int(getattr(settings, "ANNOTATION_WARM_FRAMES", 2)), video.frame_count)
+    if frames is None:
+        count = min(int(getattr(settings, "ANNOTATION_WARM_FRAMES", 2)), video.frame_count)
+        frames = list(range(count))
+    wanted = [int(i) for i in frames if 0 <= int(i) < video.frame_count]
     live = live_session(video, user, loaded)
     with live.lock:
         if video.project.phase == Project.Phase.SAM2_FULL:
             live.sync(session_ops(video))
-        for index in range(count):
+        for index in wanted:
             if video.project.phase == Project.Phase.SAM2_FULL:
                 live.embed_frame(index)
             else:
                 live.image_predictor(index, loaded)
     _record_route(video, user, loaded, worker, queue)
-    return count
+    return len(wanted)

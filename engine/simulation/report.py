@@ -117,9 +117,7 @@ def phase_ratio_line(result: SimulationResult) -> str:
             parts.append(f"phase {first} / phase {last} = {slow / fast:.1f}x")
         per_round = round_ratios(result)
         if per_round:
-            parts.append(
-                "per round " + ", ".join(f"{ratio:.1f}x" for ratio in per_round.values())
-            )
+            parts.append("per round " + ", ".join(f"{ratio:.1f}x" for ratio in per_round.values()))
     return "all rounds: " + "; ".join(parts)
 
 

@@ -157,6 +157,14 @@ class LabelSerializer(serializers.Serializer):
     )
 
 
+class WarmFrameSerializer(serializers.Serializer):
+    frame_index = StrictIdField(help_text="the frame the page's cursor rests on")
+
+
+class WarmedSerializer(serializers.Serializer):
+    sent = serializers.BooleanField(help_text="false when no model is configured")
+
+
 class VersionSerializer(serializers.Serializer):
     base_version = StrictIdField(help_text="the draft version the client last saw")
 

@@ -16,6 +16,7 @@ urlpatterns = [
         name="api-annotation-release",
     ),
     path("annotation/leases/<int:lease_id>/renew/", views.lease_renew, name="api-annotation-renew"),
+    path("annotation/leases/<int:lease_id>/warm/", views.lease_warm, name="api-annotation-warm"),
     path(
         "annotation/leases/<int:lease_id>/finish/", views.lease_finish, name="api-annotation-finish"
     ),

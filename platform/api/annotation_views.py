@@ -135,6 +135,17 @@ def lease_finish(request: Request, lease_id: int) -> Response:
     return Response(_lease_json(leases.do_finish_video(user, leases.access_lease(user, lease_id))))
 
 
+@extend_schema(request=s.WarmFrameSerializer, responses={202: s.WarmedSerializer, **ERRORS})
+@api_view(["POST"])
+def lease_warm(request: Request, lease_id: int) -> Response:
+    """Ask the model worker to embed a frame of the leased video now (best effort), so that
+    the first click there finds its features; the page sends it when its cursor rests."""
+    user = request_user(request)
+    frame = _valid(s.WarmFrameSerializer, request.data)["frame_index"]
+    sent = serving.request_warm_frame(user, leases.access_lease(user, lease_id), frame)
+    return Response({"sent": sent}, status=status.HTTP_202_ACCEPTED)
+
+
 @extend_schema(request=s.LabelSerializer, responses={201: s.MaskletSummarySerializer, **ERRORS})
 @api_view(["POST"])
 def object_create(request: Request, lease_id: int) -> Response:

@@ -250,6 +250,20 @@ def test_finish_and_stats(project, annotator, manager, bob, outsider, leased):
     assert api_client(outsider).get(url).status_code == 404
 
 
+def test_warm_frame_requests(annotator, manager, bob, leased):
+    lease_id, _ = leased
+    url = f"/api/annotation/leases/{lease_id}/warm/"
+    # the holder: accepted (no model is configured here, so nothing is sent)
+    answer = api_client(annotator).post(url, {"frame_index": 2}, format="json")
+    assert answer.status_code == 202, answer.content
+    assert answer.json() == {"sent": False}
+    for body in ({"frame_index": 10_000}, {"frame_index": -1}, {"frame_index": "x"}, {}):
+        assert api_client(annotator).post(url, body, format="json").status_code == 400
+    # another annotator does not see the lease; a manager sees it but does not hold it
+    assert api_client(bob).post(url, {"frame_index": 2}, format="json").status_code == 404
+    assert api_client(manager).post(url, {"frame_index": 2}, format="json").status_code == 409
+
+
 def test_schema_documents_the_annotation_api(annotator):
     schema = api_client(annotator).get("/api/schema/", HTTP_ACCEPT="application/json")
     assert schema.status_code == 200
@@ -258,6 +272,7 @@ def test_schema_documents_the_annotation_api(annotator):
         "/api/annotation/next/",
         "/api/annotation/leases/",
         "/api/annotation/stats/",
+        "/api/annotation/leases/{lease_id}/warm/",
         "/api/masklets/{masklet_id}/draft/",
         "/api/masklets/{masklet_id}/draft/edits/",
     ):

@@ -47,12 +47,20 @@ def annotation_prompt(self: Task, payload: dict[str, Any]) -> dict[str, Any]:
 @shared_task(
     name="workers.annotation_warm", bind=True, ignore_result=True, acks_late=False, **LIMITS
 )
-def annotation_warm(self: Task, video_id: int, user_id: int) -> int:
-    """Embed a leased video's first frames for its annotator (best effort)."""
+def annotation_warm(
+    self: Task,
+    video_id: int,
+    user_id: int,
+    frames: list[int] | None = None,
+    sent_at: float | None = None,
+) -> int:
+    """Embed a leased video's first frames, or ``frames``, for its annotator (best effort)."""
     from engine.annotation import serving
 
     worker, queue = _where(self)
-    return serving.handle_warm(video_id, user_id, worker=worker, queue=queue)
+    return serving.handle_warm(
+        video_id, user_id, worker=worker, queue=queue, frames=frames, sent_at=sent_at
+    )
 
 
 @shared_task(name="workers.model_warm", ignore_result=True, acks_late=False, **LIMITS)

@@ -13,6 +13,7 @@ import { masksDiffer, strokeEdit } from "./brush.js";
 import { DraftObject, DraftSync } from "./drafts.js";
 import { FrameFeed } from "./frame_feed.js";
 import { FrameViewReporter } from "./frame_views.js";
+import { FrameWarmer } from "./frame_warmer.js";
 import { Stage } from "./layers.js";
 import { ObjectPrefs, checkLabel, renderObjectList } from "./objects.js";
 import { Player } from "./playback.js";
@@ -69,6 +70,8 @@ class Workspace {
     this.toolPicked = false; // the annotator chose a tool (button or key)
     // Telemetry: the frames shown, batched to the server (the holder's lease only).
     this.frameViews = this.editable ? new FrameViewReporter({ leaseId: data.lease.id }) : null;
+    // the model worker embeds the frame the cursor rests on before the first click there
+    this.warmer = this.editable ? new FrameWarmer({ leaseId: data.lease.id }) : null;
 
     this.sync = new DraftSync({
       onChange: () => this.changed(),
@@ -210,6 +213,10 @@ class Workspace {
     if (!image) this.error(`Frame ${frame} could not be loaded; it will be retried.`);
     this.display(frame, image, token);
     if (image && this.frameViews) this.frameViews.view(frame);
+    if (this.warmer && this.model.available) {
+      if (this.player.playing) this.warmer.cancel();
+      else this.warmer.rest(frame);
+    }
     // Stepping or playing: prefetch now. A drag or a jump: only once the cursor rests there
     // (prefetches the next move skips would be cancelled and hold the connections meanwhile).
     clearTimeout(this.settleTimer);

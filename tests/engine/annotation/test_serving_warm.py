@@ -1,0 +1,131 @@
+"""Warming a frame: when the page's cursor rests on a frame, the model worker embeds it, so the
+annotator's first click there runs no backbone; stale requests and other people's leases are
+refused or dropped."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from engine.annotation import serving
+from engine.annotation.sessions import CACHE
+from engine.errors import InvalidInput
+from engine.inference import registry
+from engine.models import ModelVersion, User
+from tests.engine.annotation._serving import (
+    INPROC_WORKER,
+    SENT,
+    clip_video,
+    leased_objects,
+    serving_settings,  # noqa: F401  (fixture)
+    set_phase,
+    tiny_model,  # noqa: F401  (fixture)
+)
+from tests.engine.annotation.test_serving import click
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("tiny_model")]
+
+
+def _run_sent_warm_ups() -> int:
+    """Run the warm-up tasks sent so far as the worker would; how many frames they embedded."""
+    embedded = 0
+    for name, args, _queue in SENT:
+        assert name == serving.WARM_TASK
+        video_id, user_id, frames, sent_at = args
+        embedded += serving.handle_warm(
+            video_id,
+            user_id,
+            worker=INPROC_WORKER,
+            queue=f"{INPROC_WORKER}.dq2",
+            frames=frames,
+            sent_at=sent_at,
+        )
+    SENT.clear()
+    return embedded
+
+
+def _session(video: Any, user: Any) -> Any:
+    return CACHE.get_or_create(video, user.pk, registry.load_model())
+
+
+@pytest.mark.parametrize("phase", [1, 3])
+def test_a_warmed_frame_needs_no_backbone_at_the_first_click(
+    project: Any, annotator: Any, phase: int, django_capture_on_commit_callbacks: Any
+) -> None:
+    # given: a leased clip; the annotator's session lives on a worker after a first click
+    set_phase(project, phase)
+    clip_video(project)
+    lease, (masklet,) = leased_objects(annotator, project)
+    tool = "video_click" if phase == 3 else "image_click"
+    click(masklet, 0, [[30, 30]], [1], tool=tool)
+    session = _session(masklet.video, annotator)
+    before = session.video.backbone_runs, len(session.images)
+    # when: the page's cursor rests on frame 4
+    with django_capture_on_commit_callbacks(execute=True):
+        assert serving.request_warm_frame(annotator, lease, 4) is True
+    ((_, args, queue),) = SENT
+    assert queue == f"{INPROC_WORKER}.dq2"  # the worker holding the session
+    assert _run_sent_warm_ups() == 1
+    # then: frame 4 is embedded once, and the click there computes nothing more
+    if phase == 3:
+        assert session.video.backbone_runs == before[0] + 1
+        click(masklet, 4, [[50, 30]], [1], tool=tool)
+        assert session.video.backbone_runs == before[0] + 1
+    else:
+        assert 4 in session.images
+        assert len(session.images) == before[1] + 1
+        predictor = session.images[4]
+        click(masklet, 4, [[50, 30]], [1], tool=tool)
+        assert session.images[4] is predictor
+
+
+def test_a_stale_warm_up_is_dropped(project: Any, annotator: Any) -> None:
+    clip_video(project)
+    lease, (masklet,) = leased_objects(annotator, project)
+    click(masklet, 0, [[30, 30]], [1])
+    session = _session(masklet.video, annotator)
+    runs = session.video.backbone_runs
+    sent_long_ago = time.time() - serving.WARM_STALE_SECONDS - 1
+    embedded = serving.handle_warm(
+        masklet.video_id,
+        annotator.pk,
+        worker=INPROC_WORKER,
+        queue="",
+        frames=[3],
+        sent_at=sent_long_ago,
+    )
+    assert embedded == 0
+    assert session.video.backbone_runs == runs
+
+
+def test_only_the_holder_warms_frames_inside_the_video(
+    project: Any, annotator: Any, manager: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    clip_video(project)
+    lease, _ = leased_objects(annotator, project)
+    with django_capture_on_commit_callbacks(execute=True):
+        with pytest.raises(InvalidInput):
+            serving.request_warm_frame(annotator, lease, 6)  # 6 frames: 0..5
+        with pytest.raises(InvalidInput):
+            serving.request_warm_frame(annotator, lease, -1)
+        with pytest.raises(serving.leases.NotLeaseHolder):
+            serving.request_warm_frame(User.objects.get(pk=manager.pk), lease, 2)
+        assert serving.request_warm_frame(annotator, lease, 5) is True
+    # no session yet: any interactive worker
+    ((name, args, queue),) = SENT
+    assert (name, queue) == (serving.WARM_TASK, serving.INTERACTIVE_QUEUE)
+    assert args[:3] == [lease.video_id, annotator.pk, [5]]
+
+
+def test_without_a_model_nothing_is_sent(
+    project: Any, annotator: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    clip_video(project)
+    lease, _ = leased_objects(annotator, project)
+    registry.clear_model_cache()
+    ModelVersion.objects.all().delete()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert serving.request_warm_frame(annotator, lease, 1) is False
+    assert SENT == []
