@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -87,6 +88,16 @@ def test_killed_interactive_worker_is_replaced_by_a_rebuilt_session(
             assert route.worker.startswith("inter1@"), route.worker
             assert route.queue == f"{route.worker}.dq2"
             _click(client, masklet_id, 0, [[20, 30], [50, 50]], [1, 0])
+            # the page's cursor rests on frame 5: the session's worker embeds it (direct queue)
+            warm = client.post(
+                f"/api/annotation/leases/{lease['id']}/warm/", {"frame_index": 5}, format="json"
+            )
+            assert warm.status_code == 202, warm.content
+            assert warm.json() == {"sent": True}
+            deadline = time.monotonic() + 60
+            while "Task workers.annotation_warm[" not in first_log.read_text():
+                assert time.monotonic() < deadline, "the warm-up never reached the worker"
+                time.sleep(0.2)
             version = Masklet.objects.get(pk=masklet_id).draft_version
             job_json = client.post(
                 f"/api/masklets/{masklet_id}/propagate/",
@@ -110,6 +121,9 @@ def test_killed_interactive_worker_is_replaced_by_a_rebuilt_session(
     # first on its queue)
     for log in (tmp_path / "propagate.log", first_log, second_log):
         assert "model warm-up: test_tiny loaded" in log.read_text(), log.name
+    assert re.search(
+        r"Task workers\.annotation_warm\[[^]]+\] succeeded in [^:]+: 1", first_log.read_text()
+    )
     text = (tmp_path / "propagate.log").read_text()
     assert text.index("Task workers.model_warm[") < text.index("Task workers.propagate_masklet[")
     # then: the second worker served it (after the dead worker's queue timed out)...
