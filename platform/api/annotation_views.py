@@ -141,8 +141,9 @@ def lease_warm(request: Request, lease_id: int) -> Response:
     """Ask the model worker to embed a frame of the leased video now (best effort), so that
     the first click there finds its features; the page sends it when its cursor rests."""
     user = request_user(request)
+    lease = leases.access_lease(user, lease_id)  # 404 before anything about the body
     frame = _valid(s.WarmFrameSerializer, request.data)["frame_index"]
-    sent = serving.request_warm_frame(user, leases.access_lease(user, lease_id), frame)
+    sent = serving.request_warm_frame(user, lease, frame)
     return Response({"sent": sent}, status=status.HTTP_202_ACCEPTED)
 
 

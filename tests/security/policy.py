@@ -80,6 +80,7 @@ POLICY: Final[dict[tuple[str, str], Level]] = {
     ("api:api-annotation-leases", "GET"): MEMBER,  # ?project= (the matrix passes A's)
     ("api:api-annotation-release", "POST"): OWNER_OR_MANAGER,
     ("api:api-annotation-renew", "POST"): OWNER,
+    ("api:api-annotation-warm", "POST"): OWNER,
     ("api:api-annotation-finish", "POST"): OWNER,
     ("api:api-annotation-objects", "POST"): OWNER,
     ("api:api-annotation-stats", "GET"): MEMBER,
