@@ -256,12 +256,15 @@ def request_warm_frame(user: User, lease: Assignment, frame_index: int) -> bool:
     """Best effort: the worker holding the annotator's session (any interactive worker when
     none does) embeds frame ``frame_index`` of the leased video, so that the first click there
     finds its features (the page asks when its cursor rests on a frame). False when no model
-    is configured. Raises for a lease the caller does not hold or a frame outside the video."""
+    is configured or ``ANNOTATION_WARM_ON_REST`` is off. Raises for a lease the caller does not
+    hold or a frame outside the video."""
     video = lease.video
     if lease.user_id != user.pk or not leases.active_leases().filter(pk=lease.pk).exists():
         raise leases.NotLeaseHolder("You do not hold this video (or fix); take it first")
     if isinstance(frame_index, bool) or not 0 <= frame_index < (video.frame_count or 0):
         raise InvalidInput(f"frame_index must be within 0..{(video.frame_count or 0) - 1}")
+    if not getattr(settings, "ANNOTATION_WARM_ON_REST", True):
+        return False
     try:
         registry.resolve_model_spec()
     except registry.ModelNotConfigured:

@@ -324,6 +324,9 @@ ANNOTATION_SESSION_LOST_GRACE_SECONDS = env_int(
 )
 # Frames embedded in the background when an annotator takes a video (0: off).
 ANNOTATION_WARM_FRAMES = env_int("ANNOTATION_WARM_FRAMES", 2, minimum=0)
+# The frame the workspace's cursor rests on is embedded before the first click there (off: the
+# page's requests are accepted and nothing is sent, e.g. for CPU workers shared by many).
+ANNOTATION_WARM_ON_REST = env_bool("ANNOTATION_WARM_ON_REST", True)
 # Frame features and session states that interactive and propagate workers share (a folder all
 # of them see; "" switches sharing off: workers then compute and replay); features are bounded.
 ANNOTATION_STATE_DIR = env_str("ANNOTATION_STATE_DIR", str(DATA_DIR / "annotation-state"))

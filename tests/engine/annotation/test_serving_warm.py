@@ -129,3 +129,14 @@ def test_without_a_model_nothing_is_sent(
     with django_capture_on_commit_callbacks(execute=True):
         assert serving.request_warm_frame(annotator, lease, 1) is False
     assert SENT == []
+
+
+def test_switched_off_nothing_is_sent(
+    project: Any, annotator: Any, settings: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    clip_video(project)
+    lease, _ = leased_objects(annotator, project)
+    settings.ANNOTATION_WARM_ON_REST = False
+    with django_capture_on_commit_callbacks(execute=True):
+        assert serving.request_warm_frame(annotator, lease, 1) is False
+    assert SENT == []
