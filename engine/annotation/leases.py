@@ -237,6 +237,14 @@ def _check_holder(user: User, lease: Assignment) -> None:
         raise NotLeaseHolder("You no longer hold this lease; take the next video again")
 
 
+def check_lease_in_force(user: User, lease: Assignment) -> None:
+    """:class:`NotLeaseHolder` unless ``user`` holds ``lease`` and it has not expired (the
+    expiry sweep may not have run yet). Reads nothing more than the loaded row."""
+    _check_holder(user, lease)
+    if lease.lease_expires_at is None or lease.lease_expires_at <= timezone.now():
+        raise NotLeaseHolder("You no longer hold this lease; take the next video again")
+
+
 @transaction.atomic
 def do_renew_lease(
     user: User, assignment: Assignment, config: AnnotationLeaseConfig = DEFAULT_CONFIG

@@ -233,16 +233,19 @@ def unpack_reply(reply: Any) -> dict[str, Any]:
     return dict(reply["ok"])
 
 
-def request_warm_session(user: User, video: Video) -> None:
-    """Best effort, after commit: an interactive worker embeds the video's first frames for
-    this annotator (nothing happens when no model is configured or the send fails)."""
-    if int(getattr(settings, "ANNOTATION_WARM_FRAMES", 0)) <= 0:
-        return
+def _model_configured() -> bool:
     try:
         registry.resolve_model_spec()
     except registry.ModelNotConfigured:
-        return
+        return False
+    return True
 
+
+def request_warm_session(user: User, video: Video) -> None:
+    """Best effort, after commit: an interactive worker embeds the video's first frames for
+    this annotator (nothing happens when no model is configured or the send fails)."""
+    if int(getattr(settings, "ANNOTATION_WARM_FRAMES", 0)) <= 0 or not _model_configured():
+        return
     # robust: a warm-up is an optimisation; a failed send is logged, never fails the lease
     send_task_on_commit(WARM_TASK, [video.pk, user.pk], queue=INTERACTIVE_QUEUE, robust=True)
 
@@ -259,15 +262,10 @@ def request_warm_frame(user: User, lease: Assignment, frame_index: int) -> bool:
     is configured or ``ANNOTATION_WARM_ON_REST`` is off. Raises for a lease the caller does not
     hold or a frame outside the video."""
     video = lease.video
-    if lease.user_id != user.pk or not leases.active_leases().filter(pk=lease.pk).exists():
-        raise leases.NotLeaseHolder("You do not hold this video (or fix); take it first")
+    leases.check_lease_in_force(user, lease)
     if isinstance(frame_index, bool) or not 0 <= frame_index < (video.frame_count or 0):
         raise InvalidInput(f"frame_index must be within 0..{(video.frame_count or 0) - 1}")
-    if not getattr(settings, "ANNOTATION_WARM_ON_REST", True):
-        return False
-    try:
-        registry.resolve_model_spec()
-    except registry.ModelNotConfigured:
+    if not getattr(settings, "ANNOTATION_WARM_ON_REST", True) or not _model_configured():
         return False
     route = ModelSession.objects.filter(video=video, user=user).first()
     queue = route.queue if route is not None and route.queue else INTERACTIVE_QUEUE

@@ -9,9 +9,8 @@ from typing import Any
 
 from celery import Task, shared_task
 from celery.signals import worker_ready
-from celery.utils import worker_direct
 
-from workers.dispatch import direct_queue_name
+from workers.dispatch import direct_queue_name, send_task
 
 logger = logging.getLogger(__name__)
 
@@ -94,8 +93,6 @@ def warm_model_at_start(sender: Any = None, **_: Any) -> None:
     if not MODEL_QUEUES & set(selected):
         return
     try:
-        sender.app.send_task(
-            "workers.model_warm", queue=worker_direct(sender.hostname), ignore_result=True
-        )
+        send_task("workers.model_warm", [], direct_queue_name(sender.hostname))
     except Exception:  # noqa: BLE001  a warm-up never stops a worker from starting
         logger.warning("could not send the model warm-up task", exc_info=True)

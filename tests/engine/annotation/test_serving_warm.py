@@ -5,9 +5,11 @@ refused or dropped."""
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
 from engine.annotation import serving
 from engine.annotation.sessions import CACHE
@@ -113,6 +115,10 @@ def test_only_the_holder_warms_frames_inside_the_video(
         with pytest.raises(serving.leases.NotLeaseHolder):
             serving.request_warm_frame(User.objects.get(pk=manager.pk), lease, 2)
         assert serving.request_warm_frame(annotator, lease, 5) is True
+        # an expired lease the sweep has not yet returned is not held either
+        lease.lease_expires_at = timezone.now() - timedelta(seconds=1)
+        with pytest.raises(serving.leases.NotLeaseHolder):
+            serving.request_warm_frame(annotator, lease, 5)
     # no session yet: any interactive worker
     ((name, args, queue),) = SENT
     assert (name, queue) == (serving.WARM_TASK, serving.INTERACTIVE_QUEUE)
