@@ -28,7 +28,11 @@ measures:
    features of clicked frames from the shared store) and *warm* (after the corrections; it
    loads the state saved after the last correction). Breakdown probes: the worker's own task time
    (its log), a Celery round trip of a prompt task that fails at once (unknown masklet), and an
-   HTTP request refused after all web-side checks (stale version, 409).
+   HTTP request refused after all web-side checks (stale version, 409). Last, the page's
+   warm-ups on a third video: a first click on a frame never seen, ``--think`` s after
+   ``POST /api/annotation/leases/<id>/warm/`` for it; then, after a propagation, first
+   corrections on tracked frames, every other one ``--correction-think`` s after a warm-up
+   naming the frame and the object (memory attention prepared), the others without.
 3. **Bare model**: a fresh ``VideoSession`` in this process on the same frames (a JPEG folder),
    checkpoint and prompts (the saved operation log replayed untimed), propagate timed; and
    ``python -m model predict-video`` (wall time with the clicks and the propagation minus wall
@@ -622,6 +626,22 @@ def serve_end_to_end(setup: Setup, plan: Any, env: dict[str, str], tmp: Path) ->
             time.sleep(args.think)
             warmed += clicks(masklet_id, "video_click", [(frame, points, labels)])[0]
         results["video_warmed"] = warmed
+        # first corrections after a propagation: every other tracked frame warmed with the
+        # selected object --correction-think s before the click (the page's request when its
+        # cursor rests there), the others not; the first request only syncs the session
+        propagate(masklet_id)
+        warm_url = f"/api/annotation/leases/{lease_id}/warm/"
+        assert client.call("POST", warm_url, {"frame_index": first[0][0]})[0] == 202
+        corrections: dict[str, list[float]] = {"warmed": [], "cold": []}
+        for k, (frame, points, labels) in enumerate(plan["first_corrections"]):
+            kind = "cold" if k % 2 else "warmed"
+            if kind == "warmed":
+                body = {"frame_index": frame, "masklet_id": masklet_id}
+                assert client.call("POST", warm_url, body)[0] == 202
+            time.sleep(args.correction_think)
+            corrections[kind] += clicks(masklet_id, "video_click", [(frame, points, labels)])[0]
+        results["correction_warmed"] = corrections["warmed"]
+        results["correction_cold"] = corrections["cold"]
     return results
 
 
@@ -830,6 +850,14 @@ def child(args: argparse.Namespace) -> None:
         "image": click_plan(
             cond, args.image_clicks, args.points_per_frame, args.width, args.height, 4
         ),
+        "first_corrections": click_plan(
+            [f for f in range(args.frames) if f not in cond] * 2,
+            2 * (args.frames - len(cond)),
+            1,
+            args.width,
+            args.height,
+            5,
+        ),
     }
     t0 = time.perf_counter()
     server = serve_in_process(setup, probe, plan)
@@ -874,6 +902,16 @@ def child(args: argparse.Namespace) -> None:
         label = f"e2e    video click on a frame warmed {args.think:g} s before"
         print(_row(label, e2e["video_warmed"]))
         summary["video_warmed"] = stats(e2e["video_warmed"])
+    for key, label in (
+        (
+            "correction_warmed",
+            f"first correction, frame + object warmed {args.correction_think:g} s before",
+        ),
+        ("correction_cold", "first correction, not warmed"),
+    ):
+        if e2e.get(key):
+            print(_row(f"e2e    {label}", e2e[key]))
+            summary[key] = stats(e2e[key])
     print(_row("bare model: VideoSession.add_points, cached", floor))
     summary["bare_click"] = stats(floor)
     print(_row("probe: Celery round trip (task fails at once)", e2e["probe_celery"]))
@@ -959,6 +997,12 @@ def main() -> None:
     parser.add_argument("--poll", type=float, default=0.3, help="job polling (s; the page: 0.3)")
     parser.add_argument(
         "--think", type=float, default=3.0, help="s between a frame warm-up and the click there"
+    )
+    parser.add_argument(
+        "--correction-think",
+        type=float,
+        default=6.0,
+        help="s between a correction's warm-up (frame + object) and its click",
     )
     parser.add_argument("--pool", default="prefork", choices=["prefork", "solo"])
     parser.add_argument("--database", default="postgres", choices=["postgres", "sqlite"])

@@ -365,6 +365,39 @@ class VideoSession:
             obj.pending(is_cond)[frame_idx] = out
             return is_cond
 
+    def prepare_correction(self, frame_idx: int, obj_id: int) -> bool:
+        """Run now the memory attention a click of `obj_id` on tracked frame `frame_idx` needs.
+
+        A correction on a tracked frame fuses the frame's features with the object's memory bank
+        (seconds on CPU at 1024 px); the prompts do not enter that step, so it can run before the
+        click, while the annotator looks at the frame. The result lands in the model's memo
+        (`model.memo`), where the click's equal inputs find it as long as nothing changed the
+        bank in between; nothing in the session changes. Returns whether it ran: False for an
+        unknown object, a frame the object was not tracked on, a correction that would be a
+        conditioning frame (no memory), or a model without the memo (Meta's).
+        """
+        frame_idx = check_frame_index(frame_idx, self.num_frames)
+        obj = self._objects.get(check_obj_id(obj_id))
+        if obj is None or getattr(self.model, "memory_memo", None) is None:
+            return False
+        if self._is_cond_prompt(obj, frame_idx):
+            return False
+        reverse = obj.tracked.get(frame_idx, False)
+        with self._compute():
+            feats, pos, sizes = self._frame_features(frame_idx, 1)
+            # as `track_step` calls it for add_points' correction (same layout, same inputs)
+            self.model._prepare_memory_conditioned_features(
+                frame_idx=frame_idx,
+                is_init_cond_frame=False,
+                current_vision_feats=feats[-1:],
+                current_vision_pos_embeds=pos[-1:],
+                feat_sizes=sizes[-1:],
+                output_dict=self._memory_dict([obj], frame_idx, reverse),
+                num_frames=self.num_frames,
+                track_in_reverse=reverse,
+            )
+        return True
+
     def propagate(
         self,
         start_frame_idx: int | None = None,

@@ -255,21 +255,34 @@ def request_warm_session(user: User, video: Video) -> None:
 WARM_STALE_SECONDS = 3.0
 
 
-def request_warm_frame(user: User, lease: Assignment, frame_index: int) -> bool:
+def request_warm_frame(
+    user: User, lease: Assignment, frame_index: int, masklet_id: int | None = None
+) -> bool:
     """Best effort: the worker holding the annotator's session (any interactive worker when
     none does) embeds frame ``frame_index`` of the leased video, so that the first click there
-    finds its features (the page asks when its cursor rests on a frame). False when no model
-    is configured or ``ANNOTATION_WARM_ON_REST`` is off. Raises for a lease the caller does not
-    hold or a frame outside the video."""
+    finds its features (the page asks when its cursor rests on a frame). With ``masklet_id``
+    (the object selected on the page) a phase 3 worker also runs the memory attention a
+    correction of that object on the frame needs, when the frame is tracked for it. False when
+    no model is configured or ``ANNOTATION_WARM_ON_REST`` is off. Raises for a lease the
+    caller does not hold, a frame outside the video or a masklet of another video."""
     video = lease.video
     leases.check_lease_in_force(user, lease)
     if isinstance(frame_index, bool) or not 0 <= frame_index < (video.frame_count or 0):
         raise InvalidInput(f"frame_index must be within 0..{(video.frame_count or 0) - 1}")
+    object_id = None
+    if masklet_id is not None:
+        object_id = (
+            Masklet.objects.filter(pk=masklet_id, video=video)
+            .values_list("object_id", flat=True)
+            .first()
+        )
+        if object_id is None:
+            raise InvalidInput(f"masklet {masklet_id} is not an object of this video")
     if not getattr(settings, "ANNOTATION_WARM_ON_REST", True) or not _model_configured():
         return False
     route = ModelSession.objects.filter(video=video, user=user).first()
     queue = route.queue if route is not None and route.queue else INTERACTIVE_QUEUE
-    args = [video.pk, user.pk, [frame_index], time.time()]
+    args = [video.pk, user.pk, [frame_index], time.time(), object_id]
     send_task_on_commit(WARM_TASK, args, queue=queue, robust=True)
     return True
 
@@ -446,10 +459,13 @@ def handle_warm(
     queue: str,
     frames: list[int] | None = None,
     sent_at: float | None = None,
+    object_id: int | None = None,
 ) -> int:
     """Build (or sync) the annotator's session and embed ``frames`` of the video (default: its
-    first ``ANNOTATION_WARM_FRAMES``); how many it embedded. Best effort: a missing model or
-    video is logged and skipped, and a request older than ``WARM_STALE_SECONDS`` is dropped."""
+    first ``ANNOTATION_WARM_FRAMES``); how many it embedded. In phase 3 with ``object_id``, the
+    memory attention of that object's correction on each frame it was tracked on is run too
+    (``VideoSession.prepare_correction``). Best effort: a missing model or video is logged and
+    skipped, and a request older than ``WARM_STALE_SECONDS`` is dropped."""
     if sent_at is not None and time.time() - float(sent_at) > WARM_STALE_SECONDS:
         return 0
     video = Video.objects.select_related("project").filter(pk=video_id).first()
@@ -472,6 +488,8 @@ def handle_warm(
         for index in wanted:
             if video.project.phase == Project.Phase.SAM2_FULL:
                 live.embed_frame(index)
+                if object_id is not None:
+                    live.video.prepare_correction(index, int(object_id))
             else:
                 live.image_predictor(index, loaded)
     _record_route(video, user, loaded, worker, queue)

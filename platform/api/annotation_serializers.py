@@ -159,6 +159,12 @@ class LabelSerializer(serializers.Serializer):
 
 class WarmFrameSerializer(serializers.Serializer):
     frame_index = StrictIdField(help_text="the frame the page's cursor rests on")
+    masklet_id = StrictIdField(
+        required=False,
+        default=None,
+        allow_null=True,
+        help_text="the selected object (phase 3): its correction on the frame is prepared too",
+    )
 
 
 class WarmedSerializer(serializers.Serializer):

@@ -139,11 +139,12 @@ def lease_finish(request: Request, lease_id: int) -> Response:
 @api_view(["POST"])
 def lease_warm(request: Request, lease_id: int) -> Response:
     """Ask the model worker to embed a frame of the leased video now (best effort), so that
-    the first click there finds its features; the page sends it when its cursor rests."""
+    the first click there finds its features, and with ``masklet_id`` to prepare that object's
+    correction there; the page sends it when its cursor rests."""
     user = request_user(request)
     lease = leases.access_lease(user, lease_id)  # 404 before anything about the body
-    frame = _valid(s.WarmFrameSerializer, request.data)["frame_index"]
-    sent = serving.request_warm_frame(user, lease, frame)
+    body = _valid(s.WarmFrameSerializer, request.data)
+    sent = serving.request_warm_frame(user, lease, body["frame_index"], body["masklet_id"])
     return Response({"sent": sent}, status=status.HTTP_202_ACCEPTED)
 
 

@@ -63,3 +63,26 @@ test("a refusal stops the warmer; a network error lets the frame be asked again"
   assert.equal(await w.ask(9), false);
   assert.equal(posted.length, 2);
 });
+
+test("with the selected object, its correction is asked for once per draft version", async () => {
+  const { w, posted, timers, fire } = warmer();
+  w.rest(4, { id: 31, version: 2 });
+  await fire();
+  w.rest(4, { id: 31, version: 2 }); // nothing changed: nothing asked
+  assert.equal(timers.size, 0);
+  w.rest(4, { id: 31, version: 3 }); // a propagation later: the memory to prepare changed
+  await fire();
+  w.rest(4, { id: 32, version: 1 }); // another object selected
+  await fire();
+  w.rest(4); // the frame alone was not asked yet
+  await fire();
+  assert.deepEqual(
+    posted.map((p) => p.body),
+    [
+      { frame_index: 4, masklet_id: 31 },
+      { frame_index: 4, masklet_id: 31 },
+      { frame_index: 4, masklet_id: 32 },
+      { frame_index: 4 },
+    ],
+  );
+});

@@ -258,3 +258,50 @@ def test_memo_never_returns_a_result_for_other_inputs() -> None:
     assert memo.get((x[:1], 1)) is None
     memo.clear()
     assert memo.get((x, 1)) is None
+
+
+def _first_correction(model: Any, prepare: bool) -> tuple[torch.Tensor, int, bool]:
+    """Track, maybe prepare, then one click on frame MID: (logits, memory attention calls during
+    the click, what prepare_correction returned)."""
+    session = _session(model)
+    _track_two(session)
+    prepared = session.prepare_correction(MID, 1) if prepare else False
+    calls = []
+    hook = model.memory_attention.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        logits = session.add_points(MID, 1, [[30, 20]], [1]).logits.clone()
+    finally:
+        hook.remove()
+        session.close()
+    return logits, len(calls), prepared
+
+
+def test_a_prepared_correction_finds_its_memory_attention_done(present_model: Any) -> None:
+    with torch.no_grad():
+        warmed, calls, prepared = _first_correction(present_model, prepare=True)
+        cold, calls_cold, _ = _first_correction(present_model, prepare=False)
+    assert prepared
+    assert (calls, calls_cold) == (0, 1)
+    torch.testing.assert_close(warmed, cold, rtol=0, atol=0)
+
+
+def test_nothing_is_prepared_where_a_correction_needs_no_memory(present_model: Any) -> None:
+    session = _session(present_model)
+    session.add_points(0, 1, [[15, 20]], [1])
+    assert not session.prepare_correction(MID, 1)  # not tracked yet: a click conditions
+    list(session.propagate())
+    assert not session.prepare_correction(MID, 9)  # no such object
+    assert session.prepare_correction(MID, 1)
+    session.close()
+    as_cond = _session(present_model, corrections_as_cond=True)
+    _track_two(as_cond)
+    assert not as_cond.prepare_correction(MID, 1)  # the correction becomes a conditioning frame
+    as_cond.close()
+    memo, present_model.memory_memo = present_model.memory_memo, None
+    try:
+        plain = _session(present_model)
+        _track_two(plain)
+        assert not plain.prepare_correction(MID, 1)  # no memo to keep the result in
+        plain.close()
+    finally:
+        present_model.memory_memo = memo

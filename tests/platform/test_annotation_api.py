@@ -251,13 +251,21 @@ def test_finish_and_stats(project, annotator, manager, bob, outsider, leased):
 
 
 def test_warm_frame_requests(annotator, manager, bob, leased):
-    lease_id, _ = leased
+    lease_id, masklet_id = leased
     url = f"/api/annotation/leases/{lease_id}/warm/"
     # the holder: accepted (no model is configured here, so nothing is sent)
-    answer = api_client(annotator).post(url, {"frame_index": 2}, format="json")
-    assert answer.status_code == 202, answer.content
-    assert answer.json() == {"sent": False}
-    for body in ({"frame_index": 10_000}, {"frame_index": -1}, {"frame_index": "x"}, {}):
+    for body in ({"frame_index": 2}, {"frame_index": 2, "masklet_id": masklet_id}):
+        answer = api_client(annotator).post(url, body, format="json")
+        assert answer.status_code == 202, answer.content
+        assert answer.json() == {"sent": False}
+    for body in (
+        {"frame_index": 10_000},
+        {"frame_index": -1},
+        {"frame_index": "x"},
+        {},
+        {"frame_index": 2, "masklet_id": masklet_id + 1000},  # not an object of this video
+        {"frame_index": 2, "masklet_id": "x"},
+    ):
         assert api_client(annotator).post(url, body, format="json").status_code == 400
     # another annotator does not see the lease; a manager sees it but does not hold it
     assert api_client(bob).post(url, {"frame_index": 2}, format="json").status_code == 404

@@ -52,13 +52,21 @@ def annotation_warm(
     user_id: int,
     frames: list[int] | None = None,
     sent_at: float | None = None,
+    object_id: int | None = None,
 ) -> int:
-    """Embed a leased video's first frames, or ``frames``, for its annotator (best effort)."""
+    """Embed a leased video's first frames, or ``frames``, for its annotator, and prepare a
+    correction of ``object_id`` there (best effort)."""
     from engine.annotation import serving
 
     worker, queue = _where(self)
     return serving.handle_warm(
-        video_id, user_id, worker=worker, queue=queue, frames=frames, sent_at=sent_at
+        video_id,
+        user_id,
+        worker=worker,
+        queue=queue,
+        frames=frames,
+        sent_at=sent_at,
+        object_id=object_id,
     )
 
 

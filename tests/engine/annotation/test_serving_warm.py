@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from engine.annotation import serving
+from engine.annotation import propagation, serving
 from engine.annotation.sessions import CACHE
 from engine.errors import InvalidInput
 from engine.inference import registry
-from engine.models import ModelVersion, User
+from engine.models import Masklet, ModelVersion, User
 from tests.engine.annotation._serving import (
     INPROC_WORKER,
     SENT,
@@ -24,6 +24,7 @@ from tests.engine.annotation._serving import (
     serving_settings,  # noqa: F401  (fixture)
     set_phase,
     tiny_model,  # noqa: F401  (fixture)
+    version_of,
 )
 from tests.engine.annotation.test_serving import click
 
@@ -35,7 +36,7 @@ def _run_sent_warm_ups() -> int:
     embedded = 0
     for name, args, _queue in SENT:
         assert name == serving.WARM_TASK
-        video_id, user_id, frames, sent_at = args
+        video_id, user_id, frames, sent_at, object_id = args
         embedded += serving.handle_warm(
             video_id,
             user_id,
@@ -43,9 +44,14 @@ def _run_sent_warm_ups() -> int:
             queue=f"{INPROC_WORKER}.dq2",
             frames=frames,
             sent_at=sent_at,
+            object_id=object_id,
         )
     SENT.clear()
     return embedded
+
+
+def other_video_masklet(project: Any) -> Masklet:
+    return Masklet.objects.create(video=clip_video(project, name="other.mp4"), object_id=1)
 
 
 def _session(video: Any, user: Any) -> Any:
@@ -83,6 +89,36 @@ def test_a_warmed_frame_needs_no_backbone_at_the_first_click(
         assert session.images[4] is predictor
 
 
+@pytest.mark.parametrize("selected", [True, False])
+def test_a_warmed_correction_finds_its_memory_attention_done(
+    project: Any, annotator: Any, selected: bool, django_capture_on_commit_callbacks: Any
+) -> None:
+    # given: phase 3, a click on frame 0 propagated forward
+    set_phase(project, 3)
+    clip_video(project)
+    lease, (masklet,) = leased_objects(annotator, project)
+    click(masklet, 0, [[30, 30]], [1], tool="video_click")
+    user = User.objects.get(pk=annotator.pk)
+    with django_capture_on_commit_callbacks(execute=True):
+        job = propagation.do_start_propagation(user, masklet, version_of(masklet), 0, "forward")
+    SENT.clear()
+    propagation.run_propagation_job(job.pk)
+    calls: list[int] = []
+    attention = registry.load_model().model.memory_attention
+    hook = attention.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        # when: the cursor rests on tracked frame 3, with the object selected (or none)
+        with django_capture_on_commit_callbacks(execute=True):
+            assert serving.request_warm_frame(user, lease, 3, masklet.pk if selected else None)
+        _run_sent_warm_ups()
+        warming = len(calls)
+        # then: the correction there runs no memory attention of its own when it was warmed
+        click(masklet, 3, [[40, 30]], [1], tool="video_click")
+    finally:
+        hook.remove()
+    assert (warming, len(calls) - warming) == ((1, 0) if selected else (0, 1))
+
+
 def test_a_stale_warm_up_is_dropped(project: Any, annotator: Any) -> None:
     clip_video(project)
     lease, (masklet,) = leased_objects(annotator, project)
@@ -114,6 +150,8 @@ def test_only_the_holder_warms_frames_inside_the_video(
             serving.request_warm_frame(annotator, lease, -1)
         with pytest.raises(serving.leases.NotLeaseHolder):
             serving.request_warm_frame(User.objects.get(pk=manager.pk), lease, 2)
+        with pytest.raises(InvalidInput):  # an object of another video
+            serving.request_warm_frame(annotator, lease, 2, other_video_masklet(project).pk)
         assert serving.request_warm_frame(annotator, lease, 5) is True
         # an expired lease the sweep has not yet returned is not held either
         lease.lease_expires_at = timezone.now() - timedelta(seconds=1)
@@ -123,6 +161,7 @@ def test_only_the_holder_warms_frames_inside_the_video(
     ((name, args, queue),) = SENT
     assert (name, queue) == (serving.WARM_TASK, serving.INTERACTIVE_QUEUE)
     assert args[:3] == [lease.video_id, annotator.pk, [5]]
+    assert args[4] is None  # no object selected
 
 
 def test_without_a_model_nothing_is_sent(

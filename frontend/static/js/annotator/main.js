@@ -148,6 +148,14 @@ class Workspace {
     return this.objects.find((o) => o.id === id) || null;
   }
 
+  /** The selected object when a click would prompt the video model (phase 3): the frame
+   * warm-up then prepares its correction too. */
+  correctionToWarm() {
+    const obj = this.selected();
+    if (!obj || !obj.editable || this.tools.click !== "video_click") return null;
+    return { id: obj.id, version: obj.version };
+  }
+
   frameUrl(i) {
     return this.video.frame_url_prefix + String(i).padStart(6, "0") + ".jpg";
   }
@@ -215,7 +223,7 @@ class Workspace {
     if (image && this.frameViews) this.frameViews.view(frame);
     if (this.warmer && this.model.available) {
       if (this.player.playing) this.warmer.cancel();
-      else this.warmer.rest(frame);
+      else this.warmer.rest(frame, this.correctionToWarm());
     }
     // Stepping or playing: prefetch now. A drag or a jump: only once the cursor rests there
     // (prefetches the next move skips would be cancelled and hold the connections meanwhile).
