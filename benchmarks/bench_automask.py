@@ -124,7 +124,7 @@ ImagePredictor.predict = _timed("decoder", ImagePredictor.predict)  # type: igno
 ImagePredictor.decode_batch = _timed("decoder", ImagePredictor.decode_batch)  # type: ignore[method-assign]
 LowResBatch.take = _timed("upsampling", LowResBatch.take)  # type: ignore[method-assign]
 proposals.clean_mask = _timed("cleanup", proposals.clean_mask)
-proposals.clean_masks = _timed("cleanup", proposals.clean_masks)
+proposals.cleaned_in_image = _timed("cleanup", proposals.cleaned_in_image)
 
 
 def run(

@@ -30,8 +30,8 @@ from engine.auto_masklets.cleanup import (
     stability_score,
     surely_cut_by_crop_edge,
 )
-from engine.auto_masklets.runs import clean_masks
-from engine.masks.rle import Rle, decode_rle, encode_rle, encode_rle_batch
+from engine.auto_masklets.runs import cleaned_in_image
+from engine.masks.rle import Rle, decode_rle, encode_rle
 
 PredictFn = Callable[[np.ndarray, np.ndarray], tuple["np.ndarray | LazyMasks", np.ndarray]]
 """``(points_xy [N, 2] float32 pixels, labels [N] int32, 1 = positive) -> (masks, iou_preds)``.
@@ -235,8 +235,9 @@ def _normalise_prediction(
 
 
 Postprocess = Literal["batched", "per_mask"]
-"""How kept masks are cleaned and measured: all of a prompt batch at once (``runs.clean_masks``,
-masks surely cut by a crop edge dropped before cleanup), or one by one (``clean_mask``, the
+"""How kept masks are cleaned and measured: all of a prompt batch at once, as column runs that
+give areas, boxes and RLEs without the masks' pixels (``runs.cleaned_in_image``; masks surely cut
+by a crop edge dropped before cleanup), or one by one (``clean_mask``, the
 earlier path, kept as the reference). Both give the same proposals."""
 
 _Candidate = tuple[int, Rle, int, tuple[int, int, int, int]]
@@ -274,22 +275,23 @@ def _candidates_batched(
     ]
     if not todo:
         return []
-    full = np.zeros((len(todo), *image_hw), dtype=bool)
-    full[:, crop.y0 : crop.y1, crop.x0 : crop.x1] = binary[todo]
-    full = clean_masks(full, config.min_region_area)
-    areas = np.count_nonzero(full, axis=(1, 2))
-    rows = np.any(full, axis=2)
-    cols = np.any(full, axis=1)
+    runs = cleaned_in_image(binary[todo], crop.x0, crop.y0, image_hw, config.min_region_area)
+    areas, boxes = runs.areas(), runs.boxes()
     keep: list[int] = []
-    boxes: list[tuple[int, int, int, int]] = []
     for i in np.flatnonzero(areas >= max(config.min_mask_area, 1)):
-        ys, xs = np.flatnonzero(rows[i]), np.flatnonzero(cols[i])
-        box = (int(xs[0]), int(ys[0]), int(xs[-1]) + 1, int(ys[-1]) + 1)
-        if not is_cut_by_crop_edge(box, crop, image_hw, tolerance):
+        x0, y0, x1, y1 = (int(v) for v in boxes[i])
+        if not is_cut_by_crop_edge((x0, y0, x1, y1), crop, image_hw, tolerance):
             keep.append(int(i))
-            boxes.append(box)
-    rles = encode_rle_batch(full[keep]) if keep else []
-    return [(todo[i], rle, int(areas[i]), box) for i, rle, box in zip(keep, rles, boxes)]
+    rles = runs.rles(keep)
+    return [
+        (
+            todo[i],
+            rle,
+            int(areas[i]),
+            (int(boxes[i, 0]), int(boxes[i, 1]), int(boxes[i, 2]), int(boxes[i, 3])),
+        )
+        for i, rle in zip(keep, rles, strict=True)
+    ]
 
 
 _CANDIDATES = {"batched": _candidates_batched, "per_mask": _candidates_per_mask}

@@ -21,7 +21,8 @@ from engine.auto_masklets.proposals import (
     generate_crop_boxes,
     generate_first_frame_proposals,
 )
-from engine.auto_masklets.runs import clean_masks
+from engine.auto_masklets.runs import clean_masks, cleaned_in_image
+from engine.masks.rle import encode_rle
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
@@ -67,6 +68,45 @@ def test_run_cleanup_edge_cases() -> None:
     assert out[2][0, 5:7].all()
     assert np.array_equal(clean_masks(masks, 0), masks)
     assert clean_masks(np.zeros((0, 4, 4), bool), 5).shape == (0, 4, 4)
+
+
+def test_crop_masks_as_column_runs_equal_the_pasted_masks_cleaned() -> None:
+    # crops anywhere in the image, some too thin for the one-pixel ring (then pasted whole)
+    rng = np.random.default_rng(2)
+    checked = 0
+    for _ in range(1500):
+        height, width = (int(v) for v in rng.integers(3, 30, 2))
+        h, w = int(rng.integers(1, height + 1)), int(rng.integers(1, width + 1))
+        x0, y0 = int(rng.integers(0, width - w + 1)), int(rng.integers(0, height - h + 1))
+        masks = rng.random((int(rng.integers(1, 4)), h, w)) < rng.choice([0.1, 0.5, 0.9])
+        area = int(rng.choice([0, 1, 3, 10]))
+        runs = cleaned_in_image(masks, x0, y0, (height, width), area)
+        expected = []
+        for mask in masks:
+            full = np.zeros((height, width), bool)
+            full[y0 : y0 + h, x0 : x0 + w] = mask
+            expected.append(clean_mask(full, area))
+        assert runs.areas().tolist() == [int(e.sum()) for e in expected]
+        some = [i for i, e in enumerate(expected) if e.any()]
+        assert [tuple(b) for b in runs.boxes()[some].tolist()] == [
+            mask_box_xyxy(expected[i]) for i in some
+        ]
+        assert runs.rles(some) == [encode_rle(expected[i]) for i in some]
+        checked += len(some)
+    assert checked > 1000
+
+
+def test_column_runs_keep_the_row_major_tie_break() -> None:
+    # every island small and two of equal size: the first in row-major order stays, though
+    # column by column the other comes first
+    specks = np.zeros((1, 7, 9), bool)
+    specks[0, 0, 5:7] = True
+    specks[0, 3:5, 0] = True
+    runs = cleaned_in_image(specks, 0, 0, (7, 9), 10)
+    (rle,) = runs.rles([0])
+    expected = np.zeros((7, 9), bool)
+    expected[0, 5:7] = True
+    assert rle == encode_rle(expected)
 
 
 def test_surely_cut_masks_are_cut_after_cleanup() -> None:
