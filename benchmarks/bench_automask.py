@@ -5,10 +5,12 @@ points each: 2048 point prompts) runs twice on the same image and model through
 `engine.auto_masklets.generate.first_frame_proposals`: once with `decode="per_point"` (the earlier
 path: one `ImagePredictor.predict` per point, which upsamples its 3 masks, and one cleanup per
 kept mask) and once batched (`decode_batch` with the shared-image decoder, --batch points per
-call, upsampling only of masks that pass the IoU filter, the cleanup of a batch's masks at once).
-It prints the time of each with the CPU seconds of its stages (decoder, upsampling, cleanup, the
-rest), the speed-up, and the IoU between the two paths' masks for every proposal (matched by
-prompt point and crop).
+call, upsampling only of masks that pass the IoU filter, the cleanup of a batch's masks at once,
+as column runs, in a thread while the model decodes the next batch). It prints the wall and
+process CPU time of each, the CPU seconds of its stages (decoder, upsampling, cleanup: those of
+the thread that ran the stage, so with several torch threads the model's stages show the calling
+thread's share and the rest shows the others), the speed-up, and the IoU between the two paths'
+masks for every proposal (matched by prompt point and crop).
 
 With ``--against REF`` the job's proposal code as it stood at git commit REF (its ``engine/``,
 ``model/``, ``platform/`` and ``tests/`` settings, extracted to a temporary folder) runs the same
@@ -109,12 +111,14 @@ CPU = dict.fromkeys(STAGES, 0.0)  # CPU seconds per stage of the current run
 
 
 def _timed(stage: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    # the CPU time of the calling thread: the batched path cleans a batch in a thread while
+    # the model decodes the next one
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        start = time.process_time()
+        start = time.thread_time()
         try:
             return fn(*args, **kwargs)
         finally:
-            CPU[stage] += time.process_time() - start
+            CPU[stage] += time.thread_time() - start
 
     return wrapper
 

@@ -14,7 +14,9 @@ Coordinates are pixels, ``(x, y)``; image sizes are ``(H, W)``; crop boxes are
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Literal, Protocol
@@ -297,6 +299,44 @@ def _candidates_batched(
 _CANDIDATES = {"batched": _candidates_batched, "per_mask": _candidates_per_mask}
 
 
+def _batch_proposals(
+    raw_masks: np.ndarray,
+    raw_ious: np.ndarray,
+    point_index: np.ndarray,
+    batch: np.ndarray,
+    crop: CropBox,
+    image_hw: tuple[int, int],
+    config: AutoMaskConfig,
+    candidates: Callable[..., list[_Candidate]],
+) -> list[Proposal]:
+    """Proposals from one batch's masks that passed the IoU filter: stability, cleanup, area,
+    crop-edge filter (numpy only)."""
+    if raw_masks.dtype == np.bool_:
+        # Binary masks carry no margin to measure: stability cannot be judged, so it passes.
+        stability = np.ones(len(raw_masks))
+        binary = raw_masks
+    else:
+        stability = stability_score(raw_masks, config.mask_threshold, config.stability_score_offset)
+        binary = raw_masks > config.mask_threshold
+    kept = np.flatnonzero(stability >= config.stability_score_thresh)
+    found = []
+    for i, rle, area, box in candidates(binary[kept], crop, image_hw, config):
+        k = kept[i]
+        x, y = batch[point_index[k]]
+        found.append(
+            Proposal(
+                rle=rle,
+                area=area,
+                bbox=(box[0], box[1], box[2] - box[0], box[3] - box[1]),
+                predicted_iou=float(raw_ious[k]),
+                stability_score=float(stability[k]),
+                point_xy=(float(x) + crop.x0, float(y) + crop.y0),
+                crop_box=crop,
+            )
+        )
+    return found
+
+
 def _proposals_in_crop(
     predict_fn: PredictFn,
     crop: CropBox,
@@ -309,42 +349,27 @@ def _proposals_in_crop(
     points = (grid * np.array([crop_w, crop_h])).astype(np.float32)  # crop pixels
     candidates = _CANDIDATES[postprocess]
     found: list[Proposal] = []
-    for start in range(0, len(points), config.points_per_batch):
-        batch = points[start : start + config.points_per_batch]
-        labels = np.ones(len(batch), dtype=np.int32)
-        take, mask_hw, all_ious, all_points = _normalise_prediction(
-            *predict_fn(batch, labels), len(batch)
-        )
-        if tuple(mask_hw) != (crop_h, crop_w):
-            raise ValueError(f"predict_fn masks are {tuple(mask_hw)}, crop is {crop.hw}")
-        # only masks that pass the IoU filter are looked at (lazy masks are upsampled then)
-        selected = np.flatnonzero(all_ious >= config.pred_iou_thresh)
-        raw_masks = take(selected)
-        raw_ious, point_index = all_ious[selected], all_points[selected]
-        if raw_masks.dtype == np.bool_:
-            # Binary masks carry no margin to measure: stability cannot be judged, so it passes.
-            stability = np.ones(len(raw_masks))
-            binary = raw_masks
-        else:
-            stability = stability_score(
-                raw_masks, config.mask_threshold, config.stability_score_offset
+    # A batch's post-processing (numpy, one core) runs in a thread while the model decodes the
+    # next batch (torch), so both cores of a CPU worker work; batches are collected in order, so
+    # the proposals are the same, and at most two batches' masks are held at once.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="automask-post") as post:
+        pending: deque[Future[list[Proposal]]] = deque()
+        for start in range(0, len(points), config.points_per_batch):
+            batch = points[start : start + config.points_per_batch]
+            labels = np.ones(len(batch), dtype=np.int32)
+            take, mask_hw, all_ious, all_points = _normalise_prediction(
+                *predict_fn(batch, labels), len(batch)
             )
-            binary = raw_masks > config.mask_threshold
-        kept = np.flatnonzero(stability >= config.stability_score_thresh)
-        for i, rle, area, box in candidates(binary[kept], crop, image_hw, config):
-            k = kept[i]
-            x, y = batch[point_index[k]]
-            found.append(
-                Proposal(
-                    rle=rle,
-                    area=area,
-                    bbox=(box[0], box[1], box[2] - box[0], box[3] - box[1]),
-                    predicted_iou=float(raw_ious[k]),
-                    stability_score=float(stability[k]),
-                    point_xy=(float(x) + crop.x0, float(y) + crop.y0),
-                    crop_box=crop,
-                )
-            )
+            if tuple(mask_hw) != (crop_h, crop_w):
+                raise ValueError(f"predict_fn masks are {tuple(mask_hw)}, crop is {crop.hw}")
+            # only masks that pass the IoU filter are looked at (lazy masks are upsampled then)
+            selected = np.flatnonzero(all_ious >= config.pred_iou_thresh)
+            work = (take(selected), all_ious[selected], all_points[selected], batch)
+            pending.append(post.submit(_batch_proposals, *work, crop, image_hw, config, candidates))
+            while len(pending) > 1:
+                found += pending.popleft().result()
+        while pending:
+            found += pending.popleft().result()
     kept_ids = mask_nms(
         [p.rle for p in found], [p.predicted_iou for p in found], config.nms_iou_thresh
     )

@@ -68,7 +68,8 @@ def runs_of(masks: np.ndarray) -> Runs:
     """The runs of ``[K, L, N]`` bool masks along their lines (see :class:`Runs`)."""
     n_masks, n_lines, width = masks.shape
     lines = np.ascontiguousarray(masks).reshape(-1, width)  # [K*L, N]
-    is_start = np.ones(lines.shape, dtype=bool)
+    is_start = np.empty(lines.shape, dtype=bool)
+    is_start[:, 0] = True
     np.not_equal(lines[:, 1:], lines[:, :-1], out=is_start[:, 1:])
     pos = np.flatnonzero(is_start)  # line * N + x of each run's first pixel
     length = np.diff(np.append(pos, lines.size))
