@@ -57,6 +57,9 @@ def _replay_check(masklet: Masklet) -> int:
 
 
 @pytest.mark.django_db(transaction=True)
+WARMED = r"Task workers\.annotation_warm\[[^]]+\] succeeded in [^:]+: (\d+)"
+
+
 def test_killed_interactive_worker_is_replaced_by_a_rebuilt_session(
     project: Any, annotator: Any, redis_results: str, tmp_path: Path, settings: Any
 ) -> None:
@@ -108,6 +111,17 @@ def test_killed_interactive_worker_is_replaced_by_a_rebuilt_session(
             wait_for_status(job, (Job.Status.SUCCEEDED, Job.Status.FAILED), timeout=120)
             assert job.status == Job.Status.SUCCEEDED, (job.error, job.worker)
             assert job.worker
+            # the cursor rests on tracked frame 3 with the object selected: the worker prepares
+            # the correction there too
+            warm = client.post(
+                f"/api/annotation/leases/{lease['id']}/warm/",
+                {"frame_index": 3, "masklet_id": masklet_id},
+                format="json",
+            )
+            assert warm.json() == {"sent": True}
+            while len(re.findall(WARMED, first_log.read_text())) < 2:
+                assert time.monotonic() < deadline + 120, "the second warm-up never ran"
+                time.sleep(0.2)
             _click(client, masklet_id, 3, [[45, 30]], [1])
             # the interactive worker is killed
             os.killpg(first.pid, signal.SIGKILL)
@@ -121,9 +135,7 @@ def test_killed_interactive_worker_is_replaced_by_a_rebuilt_session(
     # first on its queue)
     for log in (tmp_path / "propagate.log", first_log, second_log):
         assert "model warm-up: test_tiny loaded" in log.read_text(), log.name
-    assert re.search(
-        r"Task workers\.annotation_warm\[[^]]+\] succeeded in [^:]+: 1", first_log.read_text()
-    )
+    assert re.findall(WARMED, first_log.read_text()) == ["1", "1"]
     text = (tmp_path / "propagate.log").read_text()
     assert text.index("Task workers.model_warm[") < text.index("Task workers.propagate_masklet[")
     # then: the second worker served it (after the dead worker's queue timed out)...
