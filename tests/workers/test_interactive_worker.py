@@ -56,10 +56,10 @@ def _replay_check(masklet: Masklet) -> int:
     return checked
 
 
-@pytest.mark.django_db(transaction=True)
 WARMED = r"Task workers\.annotation_warm\[[^]]+\] succeeded in [^:]+: (\d+)"
 
 
+@pytest.mark.django_db(transaction=True)
 def test_killed_interactive_worker_is_replaced_by_a_rebuilt_session(
     project: Any, annotator: Any, redis_results: str, tmp_path: Path, settings: Any
 ) -> None:
