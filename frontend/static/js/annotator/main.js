@@ -353,6 +353,15 @@ class Workspace {
   select(id) {
     this.selectedId = id;
     this.changed();
+    this.rewarm();
+  }
+
+  /** The cursor stays on its frame but what a click there needs changed (another object is
+   * selected, a propagation ended): ask the worker again once the cursor rests. */
+  rewarm() {
+    if (this.warmer && this.model.available && !this.player.playing) {
+      this.warmer.rest(this.frame, this.correctionToWarm());
+    }
   }
 
   // --- tools ------------------------------------------------------------------------------
@@ -588,6 +597,7 @@ class Workspace {
         }
         else this.error(`Propagation failed: ${j.error || j.message || j.status}`);
         this.changed();
+        this.rewarm();
       },
     });
     this.propagation = { run, obj };
