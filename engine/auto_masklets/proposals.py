@@ -279,21 +279,13 @@ def _candidates_batched(
         return []
     runs = cleaned_in_image(binary[todo], crop.x0, crop.y0, image_hw, config.min_region_area)
     areas, boxes = runs.areas(), runs.boxes()
-    keep: list[int] = []
+    keep: list[tuple[int, tuple[int, int, int, int]]] = []
     for i in np.flatnonzero(areas >= max(config.min_mask_area, 1)):
         x0, y0, x1, y1 = (int(v) for v in boxes[i])
         if not is_cut_by_crop_edge((x0, y0, x1, y1), crop, image_hw, tolerance):
-            keep.append(int(i))
-    rles = runs.rles(keep)
-    return [
-        (
-            todo[i],
-            rle,
-            int(areas[i]),
-            (int(boxes[i, 0]), int(boxes[i, 1]), int(boxes[i, 2]), int(boxes[i, 3])),
-        )
-        for i, rle in zip(keep, rles, strict=True)
-    ]
+            keep.append((int(i), (x0, y0, x1, y1)))
+    rles = runs.rles([i for i, _ in keep])
+    return [(todo[i], rle, int(areas[i]), box) for (i, box), rle in zip(keep, rles, strict=True)]
 
 
 _CANDIDATES = {"batched": _candidates_batched, "per_mask": _candidates_per_mask}
