@@ -56,13 +56,6 @@ class Runs:
         """``[K, L, N]`` bool."""
         return np.repeat(self.value, self.length).reshape(self.shape)
 
-    def areas(self) -> np.ndarray:
-        """int64 ``[K]`` foreground pixels per mask."""
-        mask = self.line[self.value] // self.shape[1]
-        return np.bincount(mask, weights=self.length[self.value], minlength=self.shape[0]).astype(
-            np.int64
-        )
-
 
 def runs_of(masks: np.ndarray) -> Runs:
     """The runs of ``[K, L, N]`` bool masks along their lines (see :class:`Runs`)."""
