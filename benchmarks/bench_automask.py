@@ -21,7 +21,8 @@ the batched ones by prompt point and crop like the per-point path's.
 
 The model is a random test model (default `test_tiny`, 128 px) with permissive thresholds, as a
 random model's IoU predictions and logits are low; pass --config/--image-size/--checkpoint for
-others.
+others (with --permissive, a checkpoint whose IoU head is not calibrated, such as the demo
+model's, gets the same thresholds).
 
     python benchmarks/bench_automask.py
     python benchmarks/bench_automask.py --config test_tiny_256 --batch 64 --height 360 --width 480
@@ -279,7 +280,12 @@ def main() -> None:
         "--keep-fraction",
         type=float,
         default=0.1,
-        help="random models only: share of masks whose predicted IoU passes the threshold",
+        help="random models (or --permissive): share of masks whose predicted IoU passes",
+    )
+    parser.add_argument(
+        "--permissive",
+        action="store_true",
+        help="a checkpoint's thresholds set as a random model's (its own IoU predictions)",
     )
     parser.add_argument("--against", help="a git commit whose proposal code to time as well")
     parser.add_argument(
@@ -303,7 +309,7 @@ def main() -> None:
         "non_overlapping": False,
         "max_objects": 512,
     }
-    if args.checkpoint is None:
+    if args.checkpoint is None or args.permissive:
         overrides.update(random_model_thresholds(model, image, args.keep_fraction))
     config = config_from_overrides(overrides).proposals
     grids = 1 + (4 if args.crop_layers >= 1 else 0) / 4
