@@ -482,11 +482,12 @@ def handle_warm(
         frames = list(range(count))
     wanted = [int(i) for i in frames if 0 <= int(i) < video.frame_count]
     live = live_session(video, user, loaded)
+    video_model = video.project.phase == Project.Phase.SAM2_FULL  # else the image predictor
     with live.lock:
-        if video.project.phase == Project.Phase.SAM2_FULL:
+        if video_model:
             live.sync(session_ops(video))
         for index in wanted:
-            if video.project.phase == Project.Phase.SAM2_FULL:
+            if video_model:
                 live.embed_frame(index)
                 if object_id is not None:
                     live.video.prepare_correction(index, int(object_id))

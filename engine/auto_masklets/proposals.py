@@ -239,8 +239,8 @@ def _normalise_prediction(
 Postprocess = Literal["batched", "per_mask"]
 """How kept masks are cleaned and measured: all of a prompt batch at once, as column runs that
 give areas, boxes and RLEs without the masks' pixels (``runs.cleaned_in_image``; masks surely cut
-by a crop edge dropped before cleanup), or one by one (``clean_mask``, the
-earlier path, kept as the reference). Both give the same proposals."""
+by a crop edge dropped before cleanup), or one by one (``clean_mask``, the earlier path, kept as
+the reference). Both give the same proposals."""
 
 _Candidate = tuple[int, Rle, int, tuple[int, int, int, int]]
 """(index in the batch's kept masks, full-image RLE, area, box x0 y0 x1 y1)."""

@@ -168,7 +168,9 @@ class WarmFrameSerializer(serializers.Serializer):
 
 
 class WarmedSerializer(serializers.Serializer):
-    sent = serializers.BooleanField(help_text="false when no model is configured")
+    sent = serializers.BooleanField(
+        help_text="false when no model is configured or warm-ups are off (ANNOTATION_WARM_ON_REST)"
+    )
 
 
 class VersionSerializer(serializers.Serializer):
