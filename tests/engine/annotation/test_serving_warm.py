@@ -1,6 +1,7 @@
 """Warming a frame: when the page's cursor rests on a frame, the model worker embeds it, so the
-annotator's first click there runs no backbone; stale requests and other people's leases are
-refused or dropped."""
+annotator's first click there runs no backbone, and with the selected object prepares its
+correction there, so that click runs no memory attention; stale requests, other people's leases
+and objects of other videos are refused or dropped."""
 
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ def _run_sent_warm_ups() -> int:
     return embedded
 
 
-def other_video_masklet(project: Any) -> Masklet:
+def _other_video_masklet(project: Any) -> Masklet:
     return Masklet.objects.create(video=clip_video(project, name="other.mp4"), object_id=1)
 
 
@@ -151,7 +152,7 @@ def test_only_the_holder_warms_frames_inside_the_video(
         with pytest.raises(serving.leases.NotLeaseHolder):
             serving.request_warm_frame(User.objects.get(pk=manager.pk), lease, 2)
         with pytest.raises(InvalidInput):  # an object of another video
-            serving.request_warm_frame(annotator, lease, 2, other_video_masklet(project).pk)
+            serving.request_warm_frame(annotator, lease, 2, _other_video_masklet(project).pk)
         assert serving.request_warm_frame(annotator, lease, 5) is True
         # an expired lease the sweep has not yet returned is not held either
         lease.lease_expires_at = timezone.now() - timedelta(seconds=1)
