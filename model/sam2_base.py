@@ -245,6 +245,8 @@ class Sam2Model(nn.Module):
         mask_inputs: torch.Tensor | None = None,
         high_res_features: list[torch.Tensor] | None = None,
         multimask_output: bool = False,
+        *,
+        all_high_res: bool = True,
     ) -> SamOutputs:
         """Prompt encoder + mask decoder on `[B, C, S/16, S/16]` features.
 
@@ -254,7 +256,9 @@ class Sam2Model(nn.Module):
         ious [B, M], low_res_masks [B, 1, S/4, S/4], high_res_masks [B, 1, S, S],
         obj_ptr [B, C], object_score_logits [B, 1])`, M = 3 with multimask output else 1; the
         single outputs are the best (highest predicted IoU) of the M. Masks are fp32 logits;
-        objects judged absent get NO_OBJ_SCORE everywhere.
+        objects judged absent get NO_OBJ_SCORE everywhere. With `all_high_res=False` (tracking
+        in inference, which reads only the chosen mask) only that mask is upsampled, and it
+        stands in for `high_res_multimasks` too (`[B, 1, S, S]`).
         """
         batch = backbone_features.size(0)
         device = backbone_features.device
@@ -306,23 +310,28 @@ class Sam2Model(nn.Module):
                 is_obj_appearing[:, None, None], low_res_multimasks, NO_OBJ_SCORE
             )
         low_res_multimasks = low_res_multimasks.float()  # bf16 under autocast
-        high_res_multimasks = F.interpolate(
-            low_res_multimasks,
-            size=(self.image_size, self.image_size),
-            mode="bilinear",
-            align_corners=False,
-        )
 
         sam_output_token = sam_output_tokens[:, 0]
         if multimask_output:
             best = torch.argmax(ious, dim=-1)
             rows = torch.arange(batch, device=device)
             low_res_masks = low_res_multimasks[rows, best].unsqueeze(1)
-            high_res_masks = high_res_multimasks[rows, best].unsqueeze(1)
             if sam_output_tokens.size(1) > 1:
                 sam_output_token = sam_output_tokens[rows, best]
         else:
-            low_res_masks, high_res_masks = low_res_multimasks, high_res_multimasks
+            low_res_masks = low_res_multimasks
+        if all_high_res or not multimask_output:
+            high_res_multimasks = self._upsample(low_res_multimasks)
+            high_res_masks = (
+                high_res_multimasks[rows, best].unsqueeze(1)
+                if multimask_output
+                else high_res_multimasks
+            )
+        else:
+            # bilinear upsampling works channel by channel: the chosen mask alone gives the
+            # same values (3x less work, and no slow pass over a channels-last view)
+            high_res_masks = self._upsample(low_res_masks)
+            high_res_multimasks = high_res_masks
 
         obj_ptr = self.obj_ptr_proj(sam_output_token)
         if self.pred_obj_scores:
@@ -338,6 +347,12 @@ class Sam2Model(nn.Module):
             high_res_masks,
             obj_ptr,
             object_score_logits,
+        )
+
+    def _upsample(self, low_res: torch.Tensor) -> torch.Tensor:
+        """`[B, M, S/4, S/4]` logits -> `[B, M, S, S]` (bilinear, as Meta's)."""
+        return F.interpolate(
+            low_res, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False
         )
 
     def _mix_no_obj_ptr(self, obj_ptr: torch.Tensor, appearing: torch.Tensor) -> torch.Tensor:
@@ -625,6 +640,7 @@ class Sam2Model(nn.Module):
         num_frames: int,
         track_in_reverse: bool,
         prev_sam_mask_logits: torch.Tensor | None,
+        all_high_res: bool = True,
     ) -> tuple[FrameOutput, SamOutputs, list[torch.Tensor] | None, torch.Tensor]:
         current_out: FrameOutput = {"point_inputs": point_inputs, "mask_inputs": mask_inputs}
         high_res_features: list[torch.Tensor] | None = None
@@ -659,6 +675,7 @@ class Sam2Model(nn.Module):
                 mask_inputs=mask_inputs,
                 high_res_features=high_res_features,
                 multimask_output=self._use_multimask(is_init_cond_frame, point_inputs),
+                all_high_res=all_high_res,
             )
         return current_out, sam_outputs, high_res_features, pix_feat
 
@@ -721,6 +738,7 @@ class Sam2Model(nn.Module):
             num_frames,
             track_in_reverse,
             prev_sam_mask_logits,
+            all_high_res=self.training,  # the multimask outputs are only trained on
         )
         _, _, ious, low_res_masks, high_res_masks, obj_ptr, object_score_logits = sam_outputs
         current_out["iou_predictions"] = ious  # [B, M]; read by selective memory policies

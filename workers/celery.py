@@ -15,9 +15,13 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dataengine.settings")
 from django.conf import settings as _settings  # noqa: E402
 
 if not _settings.configured:
-    # A worker process (this module loads before its settings): no connection pool. In prefork,
-    # Celery's Django fixup closes the pool after every task, so a pool would only add threads.
+    # A worker process (this module loads before its settings): no connection pool (in
+    # prefork, Celery's Django fixup closes the pool after every task, so it would only add
+    # threads) but one persistent connection per pool process, which runs one task at a time:
+    # a click's task would otherwise open a connection first (~5 ms). Celery's fixup closes it
+    # when older than this or unusable (the settings' health checks: a restarted server).
     os.environ.setdefault("DB_POOL_MAX_SIZE", "0")
+    os.environ.setdefault("DB_CONN_MAX_AGE", "600")
 
 from celery import Celery  # noqa: E402
 from kombu import Queue  # noqa: E402

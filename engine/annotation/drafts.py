@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
@@ -177,13 +178,18 @@ def do_rename_object(user: User, masklet: Masklet, base_version: int, label: str
     return locked.draft_version
 
 
-def _lock_for_edit(user: User, masklet: Masklet, base_version: int) -> tuple[Masklet, Assignment]:
+def _lock_for_edit(
+    user: User, masklet: Masklet, base_version: int, *, role_checked: bool = False
+) -> tuple[Masklet, Assignment]:
+    """The masklet locked for an edit on ``base_version`` and the caller's lease, after the
+    checks (role unless ``role_checked`` in this transaction, status, version, lease)."""
     locked = (
         Masklet.objects.select_for_update(of=("self",))
         .select_related("video", "video__project", "current_revision")
         .get(pk=masklet.pk)
     )
-    leases.check_annotator(user, locked.video.project)
+    if not role_checked:
+        leases.check_annotator(user, locked.video.project)
     if locked.status not in EDITABLE:
         raise Conflict(f"the object is {locked.status}; only drafts and fixes can be edited")
     if isinstance(base_version, bool) or not isinstance(base_version, int):
@@ -199,8 +205,17 @@ def _lock_for_edit(user: User, masklet: Masklet, base_version: int) -> tuple[Mas
     return locked, lease
 
 
+#: A save extends the lease unless it was extended less than this long ago (one write a
+#: minute, not one per click).
+LEASE_TOUCH_INTERVAL = timedelta(minutes=1)
+
+
 def _touch_lease(lease: Assignment) -> None:
-    lease.lease_expires_at = timezone.now() + leases.DEFAULT_CONFIG.lease
+    expires = timezone.now() + leases.DEFAULT_CONFIG.lease
+    current = lease.lease_expires_at
+    if current is not None and current > expires - LEASE_TOUCH_INTERVAL:
+        return
+    lease.lease_expires_at = expires
     lease.save(update_fields=["lease_expires_at"])
 
 
@@ -220,18 +235,26 @@ def _append(masklet: Masklet, user: User, rows: Sequence[DraftEdit]) -> int:
     return version
 
 
-@transaction.atomic
 def do_record_edits(
     user: User, masklet: Masklet, base_version: int, edits: Sequence[FrameEdit]
 ) -> int:
     """Save a batch of frame edits (one user action: a click, a stroke, a propagation) on top
     of ``base_version``; returns the new version. See the module docstring for the checks."""
+    return do_save_edits(user, masklet, base_version, edits)[0]
+
+
+@transaction.atomic
+def do_save_edits(
+    user: User, masklet: Masklet, base_version: int, edits: Sequence[FrameEdit]
+) -> tuple[int, list[DraftEdit]]:
+    """:func:`do_record_edits`, also returning the saved rows (with their ids where the
+    database returns them from the insert: PostgreSQL, SQLite 3.35+)."""
     project: Project = masklet.video.project
     leases.check_annotator(user, project)
     for edit in edits:
         phases.check_tool(project, getattr(edit, "tool", ""))
     checked = check_edits(masklet.video, edits)
-    locked, lease = _lock_for_edit(user, masklet, base_version)
+    locked, lease = _lock_for_edit(user, masklet, base_version, role_checked=True)
     rows = [
         DraftEdit(
             frame_index=e.frame_index,
@@ -247,7 +270,7 @@ def do_record_edits(
     _touch_lease(lease)
     _record_edit_events(user, locked, lease, checked, version)
     masklet.draft_version = version
-    return version
+    return version, rows
 
 
 def _frame_source(source: str) -> str:

@@ -169,8 +169,17 @@ def check_model() -> registry.ModelSpec:
 def check_prompt(user: User, masklet: Masklet, request: PromptRequest) -> None:
     """Everything that can refuse a click before the model runs: 403 role or phase, 400 input,
     409 state, version or lease. Reads only; the save re-checks under the masklet's lock."""
+    leases.check_annotator(user, masklet.video.project)
+    check_request(masklet, request)
+    if leases.holder_lease(user, masklet) is None:
+        raise leases.NotLeaseHolder("You do not hold this video (or fix); take it first")
+
+
+def check_request(masklet: Masklet, request: PromptRequest) -> None:
+    """The checks of :func:`check_prompt` that read no more rows (phase, input, state, version):
+    what the worker checks again before the model runs. The role and the lease, checked by the
+    web side, are checked again under the masklet's lock when the mask is saved."""
     project = masklet.video.project
-    leases.check_annotator(user, project)
     if request.tool not in PROMPT_TOOLS:
         raise InvalidInput(f"tool must be one of {', '.join(PROMPT_TOOLS)}, got {request.tool!r}")
     phases.check_tool(project, request.tool)
@@ -183,8 +192,6 @@ def check_prompt(user: User, masklet: Masklet, request: PromptRequest) -> None:
             f"the draft is at version {masklet.draft_version}, not {request.base_version}: it "
             "was saved elsewhere (another tab or user); reload it and click again"
         )
-    if leases.holder_lease(user, masklet) is None:
-        raise leases.NotLeaseHolder("You do not hold this video (or fix); take it first")
 
 
 # --- web side ----------------------------------------------------------------------------------
@@ -321,7 +328,7 @@ def _serve(request: PromptRequest, payload: dict[str, Any], worker: str, queue: 
     )
     if masklet is None:
         raise errors.NotFound("No such masklet")
-    check_prompt(user, masklet, request)
+    check_request(masklet, request)
     loaded = registry.load_model(check_model())  # the spec resolved once (one query)
     video = masklet.video
     live = live_session(video, user, loaded)
@@ -338,13 +345,14 @@ def _serve(request: PromptRequest, payload: dict[str, Any], worker: str, queue: 
         rle = encode_rle(mask) if mask.any() else None
         edit = FrameEdit(request.frame_index, request.tool, rle, request.prompt())
         try:
-            version = drafts.do_record_edits(user, masklet, request.base_version, [edit])
+            version, (row,) = drafts.do_save_edits(user, masklet, request.base_version, [edit])
         except BaseException:
             if request.tool in VIDEO_TOOLS:
                 live.applied = None
             raise
         if request.tool in VIDEO_TOOLS and live.applied is not None:
-            row = DraftEdit.objects.get(masklet=masklet, version=version)
+            if row.pk is None:  # a database that returns no ids from inserts
+                row = DraftEdit.objects.get(masklet=masklet, version=version)
             ops += row_ops(masklet.object_id, row)
             live.applied[-1] = ops[-1].key
             live.extended(ops, masklet.pk, request.base_version, version)

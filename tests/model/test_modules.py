@@ -259,9 +259,13 @@ def test_mask_decoder_outputs(tiny_model: Sam2Model) -> None:
             assert ((iou >= 0) & (iou <= 1)).all()  # sigmoid IoU head
 
 
-def test_mask_decoder_inference_path_equals_the_training_path(tiny_model: Sam2Model) -> None:
-    """Without autograd the decoder reuses the cached positional encoding and upscales in
-    place over channels-last pixels; with it, it runs SAM's layer sequence. Same outputs."""
+@pytest.mark.parametrize("shared_features", [False, True])
+def test_mask_decoder_inference_path_equals_the_training_path(
+    tiny_model: Sam2Model, shared_features: bool
+) -> None:
+    """Without autograd the decoder reuses the cached positional encoding and upscales by
+    matrix products (``masks_by_gemms``); with it, it runs SAM's layer sequence (transposed
+    convolutions). Same outputs, also for one frame's features expanded over two objects."""
     decoder = tiny_model.sam_mask_decoder
     enc = tiny_model.sam_prompt_encoder
     torch.manual_seed(3)
@@ -269,6 +273,11 @@ def test_mask_decoder_inference_path_equals_the_training_path(tiny_model: Sam2Mo
     mask = torch.randn(2, 1, 32, 32)
     image = torch.randn(2, 256, 8, 8)
     high_res = [torch.randn(2, 32, 32, 32), torch.randn(2, 64, 16, 16)]
+    if shared_features:
+        high_res = [f[:1].expand(2, -1, -1, -1) for f in high_res]
+    with torch.no_grad():
+        assert decoder._upscales_as_gemms(torch.zeros(2, 64, 256), high_res)
+    assert not decoder._upscales_as_gemms(torch.zeros(2, 64, 256), high_res)  # autograd on
 
     def run() -> tuple[torch.Tensor, ...]:
         sparse, dense = enc(points, None, mask)
@@ -372,6 +381,40 @@ def _click(batch: int, n: int = 1) -> dict[str, torch.Tensor]:
         "point_coords": torch.rand(batch, n, 2) * S,
         "point_labels": torch.ones(batch, n, dtype=torch.int32),
     }
+
+
+def test_tracking_upsamples_only_the_chosen_mask(tiny_model: Sam2Model) -> None:
+    """A single click asks for three masks; in inference only the chosen one is upsampled to
+    S x S, with the same values as upsampling all three and picking it."""
+    torch.manual_seed(5)
+    with torch.inference_mode():
+        feats, pos, sizes = _features(tiny_model, torch.randn(1, 3, S, S), 2)
+        empty: dict[str, dict[int, Any]] = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
+        click = _click(2)
+        upsampled: list[tuple[int, ...]] = []
+        real = tiny_model._upsample
+
+        def recorded(low_res: torch.Tensor) -> torch.Tensor:
+            upsampled.append(tuple(low_res.shape))
+            return real(low_res)
+
+        tiny_model._upsample = recorded  # type: ignore[method-assign]
+        try:
+            out = tiny_model.track_step(0, True, feats, pos, sizes, click, None, empty, 1)
+        finally:
+            del tiny_model._upsample
+        assert upsampled == [(2, 1, S // 4, S // 4)]
+        high_res = [
+            x.permute(1, 2, 0).view(x.size(1), x.size(2), *size)
+            for x, size in zip(feats[:-1], sizes[:-1])
+        ]
+        pix = feats[-1].permute(1, 2, 0).view(2, -1, *sizes[-1]) + tiny_model.no_mem_embed.view(
+            1, -1, 1, 1
+        )
+        heads = tiny_model._forward_sam_heads(pix, click, None, high_res, multimask_output=True)
+    assert heads[1].shape == (2, 3, S, S)  # all three upsampled when asked
+    torch.testing.assert_close(out["pred_masks"], heads[3])
+    assert torch.equal(out["pred_masks_high_res"], heads[4])
 
 
 def test_track_step_batched_session_shapes(tiny_model: Sam2Model) -> None:

@@ -140,6 +140,36 @@ def test_postgresql_connections_come_from_a_pool_in_web_processes(
     assert reused == str(pooled)
 
 
+#: Four tasks' worth of queries in a child, with what Celery's Django fixup calls between tasks:
+#: whether one PostgreSQL backend served them all.
+TASK_PIDS = (
+    "from django.db import connection as c; pids = []\n"
+    "for _ in range(4):\n"
+    "    cur = c.cursor(); cur.execute('SELECT pg_backend_pid()'); pids.append(cur.fetchone()[0])\n"
+    "    c.close_if_unusable_or_obsolete()\n"
+    "print(len(set(pids)) == 1)"
+)
+
+
+@pytest.mark.parametrize(("worker", "kept"), [(True, True), (False, False)])
+def test_a_worker_keeps_its_connection_between_tasks(
+    worker: bool, kept: bool, tmp_path: Path
+) -> None:
+    env_vars = _child_env({"DATABASE_URL": POSTGRES_URL, "DB_POOL_MAX_SIZE": "0"}, tmp_path)
+    prefix = "import workers.celery; " if worker else ""
+    code = f"{prefix}import django; django.setup()\n"
+    result = subprocess.run(
+        [sys.executable, "-c", code + TASK_PIDS],
+        env=env_vars,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(kept)
+
+
 @pytest.mark.parametrize(
     ("variables", "message"),
     [

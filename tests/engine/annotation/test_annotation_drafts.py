@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
 import pytest
+from django.utils import timezone
 
 from engine.accounts.projects import do_create_user, do_set_membership
 from engine.annotation import drafts, leases
@@ -14,7 +16,7 @@ from engine.annotation.edits import FrameEdit, InvalidEdit, Prompt
 from engine.errors import Conflict, PermissionDenied
 from engine.masklets.revisions import revision_frames
 from engine.masks.rle import decode_rle, encode_rle
-from engine.models import DraftEdit, InteractionEvent, Masklet
+from engine.models import Assignment, DraftEdit, InteractionEvent, Masklet
 from tests.engine.annotation._annotation import (
     H,
     W,
@@ -231,3 +233,37 @@ def test_delete_object_keeps_telemetry(annotator, masklet):
     assert not Masklet.objects.filter(pk=masklet.pk).exists()
     kinds = list(InteractionEvent.objects.values_list("kind", "masklet_id"))
     assert kinds == [("object", None), ("click", None), ("object", None)]
+
+
+def test_saves_extend_the_lease_at_most_once_a_minute(annotator, lease, masklet):
+    # given: a lease about to expire
+    Assignment.objects.filter(pk=lease.pk).update(
+        lease_expires_at=timezone.now() + timedelta(minutes=2)
+    )
+    # when: two saves in a row
+    v1 = drafts.do_record_edits(annotator, masklet, 0, [stroke(0, box_mask(2, 2))])
+    extended = Assignment.objects.get(pk=lease.pk).lease_expires_at
+    assert extended is not None
+    drafts.do_record_edits(annotator, masklet, v1, [stroke(1, box_mask(2, 2))])
+    # then: the first moved the expiry a whole lease ahead, the second left it (one write a
+    # minute, not one per click)
+    assert extended > timezone.now() + leases.DEFAULT_CONFIG.lease - timedelta(seconds=5)
+    assert Assignment.objects.get(pk=lease.pk).lease_expires_at == extended
+    # and a save more than a minute after the last extension extends it again
+    Assignment.objects.filter(pk=lease.pk).update(
+        lease_expires_at=extended - drafts.LEASE_TOUCH_INTERVAL - timedelta(seconds=1)
+    )
+    drafts.do_record_edits(annotator, masklet, v1 + 1, [stroke(2, box_mask(2, 2))])
+    assert Assignment.objects.get(pk=lease.pk).lease_expires_at > extended - timedelta(seconds=1)
+
+
+def test_save_edits_returns_the_saved_rows(annotator, masklet):
+    version, rows = drafts.do_save_edits(
+        annotator, masklet, 0, [stroke(0, box_mask(2, 2)), stroke(3, box_mask(4, 4))]
+    )
+    saved = list(DraftEdit.objects.filter(masklet=masklet).order_by("seq"))
+    assert [r.pk for r in rows] == [r.pk for r in saved]
+    assert all(r.pk is not None for r in rows)
+    assert [(r.version, r.frame_index, r.rle) for r in rows] == [
+        (version, r.frame_index, r.rle) for r in saved
+    ]

@@ -227,3 +227,61 @@ def test_worker_side_errors_come_back_as_the_same_kind() -> None:
     assert serving.unpack_reply({"ok": {"version": 1}}) == {"version": 1}
     with pytest.raises(Unavailable):
         serving.unpack_reply("garbage")
+
+
+def _worker_payload(masklet: Any, user: Any, points: list[Any], labels: list[int]) -> Any:
+    """A click as the worker gets it, with the web side's current route for the session."""
+    req = PromptRequest(
+        masklet_id=masklet.pk,
+        base_version=version_of(masklet),
+        frame_index=0,
+        tool="video_click",
+        points=tuple((float(x), float(y)) for x, y in points),
+        labels=tuple(labels),
+    )
+    route = ModelSession.objects.filter(video=masklet.video, user=user).first()
+    payload: dict[str, Any] = {"user_id": user.pk, **req.to_json()}
+    if route is not None:
+        payload["route"] = {"worker": route.worker, "model_key": route.model_key, "age": 0.0}
+    return payload
+
+
+def _serve_in_worker(payload: dict[str, Any]) -> Any:
+    return serving.handle_prompt(payload, worker=INPROC_WORKER, queue=f"{INPROC_WORKER}.dq2")
+
+
+def test_the_worker_reads_role_and_lease_once_under_the_lock(project: Any, annotator: Any) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    clip_video(project)
+    _, (masklet,) = leased_objects(annotator, project)
+    click(masklet, 0, [[20, 30]], [1])
+    payload = _worker_payload(masklet, annotator, [[20, 30], [50, 50]], [1, 0])
+    with CaptureQueriesContext(connection) as queries:
+        answer = _serve_in_worker(payload)
+    assert "ok" in answer, answer
+    sql = [q["sql"] for q in queries.captured_queries]
+    assert sum('FROM "engine_membership"' in q for q in sql) == 1
+    assert sum('FROM "engine_assignment"' in q for q in sql) == 1
+    assert not any(q.startswith('UPDATE "engine_assignment"') for q in sql)  # extended < 1 min ago
+    assert not any('FROM "engine_draftedit"' in q and "MAX(" not in q for q in sql)
+    assert not any("engine_modelsession" in q for q in sql)  # the route is current
+
+
+def test_a_click_that_reaches_the_worker_without_the_lease_changes_nothing(
+    project: Any, annotator: Any, manager: Any
+) -> None:
+    # given: a click for a user who does not hold the video (the web side refuses it; one
+    # that got past that check is refused by the save, under the lock)
+    clip_video(project)
+    _, (masklet,) = leased_objects(annotator, project)
+    click(masklet, 0, [[20, 30]], [1])
+    # when
+    answer = _serve_in_worker(_worker_payload(masklet, manager, [[20, 30], [50, 50]], [1, 0]))
+    # then
+    assert answer["error"]["code"] == Conflict.code
+    assert "do not hold" in answer["error"]["message"]
+    assert DraftEdit.objects.count() == 1
+    assert InteractionEvent.objects.filter(kind="click").count() == 1
+    assert click(masklet, 0, [[20, 30], [50, 50]], [1, 0])["version"] == 2
