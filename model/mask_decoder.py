@@ -262,7 +262,8 @@ class MaskDecoder(nn.Module):
         frame) and only the masks `[B, M, 4h, 4w]` are put in image order. Same values as the
         convolutions up to float rounding, without the layout conversions around them."""
         deconv1, norm1, act1, deconv2, act2 = self.output_upscaling
-        assert isinstance(deconv1, nn.ConvTranspose2d) and isinstance(deconv2, nn.ConvTranspose2d)
+        assert isinstance(deconv1, nn.ConvTranspose2d)
+        assert isinstance(deconv2, nn.ConvTranspose2d)
         assert isinstance(norm1, LayerNorm2d)
         batch, (h, w) = tokens.shape[0], size
         feat_s0, feat_s1 = _block_layout(high_res_features)
