@@ -244,7 +244,7 @@ def install_probes(probe: Probe, model: Any) -> None:
         probe.hook(getattr(model, name), name)
     probe.hook(model.memory_attention, "memory_attention")
     probe.hook(model.memory_encoder, "memory_encoder")
-    probe.wrap(serving, "check_prompt", "check_prompt")
+    probe.wrap(serving, "check_request", "check_request")
     probe.wrap(sessions.LiveSession, "current_log", "session log (fingerprint or read)")
     probe.wrap(sessions, "session_ops", "session_ops (log read)")
     probe.wrap(sessions.LiveSession, "sync", "session sync (incl. replay)")
@@ -252,7 +252,7 @@ def install_probes(probe: Probe, model: Any) -> None:
     probe.wrap(serving, "_image_mask", "model call (image)")
     probe.wrap(sessions.LiveSession, "image_predictor", "image predictor lookup/embed")
     probe.wrap(serving, "encode_rle", "encode RLE")
-    probe.wrap(drafts, "do_record_edits", "save edit (do_record_edits)")
+    probe.wrap(drafts, "do_save_edits", "save edit (do_save_edits)")
     probe.wrap(serving, "_record_route", "record route (ModelSession)")
     probe.wrap(serving, "model_name", "model_name")
     probe.wrap(vp.VideoSession, "_frame_result", "masks to video res")
@@ -352,9 +352,10 @@ def serve_in_process(setup: Setup, probe: Probe, plan: Any) -> dict[str, Any]:
     """Phase 1 of the docstring: handle_prompt in this process, with its breakdown."""
     from django.db import connection
     from django.test.utils import override_settings
+    from django.utils import timezone
 
     from engine.annotation import drafts, leases, propagation, serving
-    from engine.models import Job
+    from engine.models import Job, ModelSession
 
     args = setup.args
     user = setup.user
@@ -376,6 +377,15 @@ def serve_in_process(setup: Setup, probe: Probe, plan: Any) -> dict[str, Any]:
                 "labels": labels,
                 "box": None,
             }
+            # the session's route, as the web side sends it (the worker then writes none)
+            route = ModelSession.objects.filter(video_id=masklet.video_id, user=user).first()
+            if route is not None:
+                age = (timezone.now() - route.last_used).total_seconds()
+                payload["route"] = {
+                    "worker": route.worker,
+                    "model_key": route.model_key,
+                    "age": age,
+                }
             probe.reset()
             start = time.perf_counter()
             with connection.execute_wrapper(probe.sql):
@@ -751,7 +761,7 @@ def _parts_table(parts: list[dict[str, float]], total: list[float]) -> list[str]
     keys = sorted({k for p in parts for k in p if not k.startswith("#")})
     lines = []
     order = [
-        "check_prompt",
+        "check_request",
         "session log (fingerprint or read)",
         "session_ops (log read)",
         "session sync (incl. replay)",
@@ -767,7 +777,7 @@ def _parts_table(parts: list[dict[str, float]], total: list[float]) -> list[str]
         "fill holes",
         "masks to video res",
         "encode RLE",
-        "save edit (do_record_edits)",
+        "save edit (do_save_edits)",
         "record route (ModelSession)",
         "model_name",
         "sql",
