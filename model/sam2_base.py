@@ -328,8 +328,8 @@ class Sam2Model(nn.Module):
                 else high_res_multimasks
             )
         else:
-            # bilinear upsampling works channel by channel: the chosen mask alone gives the
-            # same values (3x less work, and no slow pass over a channels-last view)
+            # bilinear upsampling works channel by channel: the chosen mask alone gives its
+            # values (up to rounding; 3x less work, no slow pass over a channels-last view)
             high_res_masks = self._upsample(low_res_masks)
             high_res_multimasks = high_res_masks
 

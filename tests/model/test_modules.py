@@ -385,7 +385,7 @@ def _click(batch: int, n: int = 1) -> dict[str, torch.Tensor]:
 
 def test_tracking_upsamples_only_the_chosen_mask(tiny_model: Sam2Model) -> None:
     """A single click asks for three masks; in inference only the chosen one is upsampled to
-    S x S, with the same values as upsampling all three and picking it."""
+    S x S, with the values of upsampling all three and picking it."""
     torch.manual_seed(5)
     with torch.inference_mode():
         feats, pos, sizes = _features(tiny_model, torch.randn(1, 3, S, S), 2)
@@ -414,7 +414,8 @@ def test_tracking_upsamples_only_the_chosen_mask(tiny_model: Sam2Model) -> None:
         heads = tiny_model._forward_sam_heads(pix, click, None, high_res, multimask_output=True)
     assert heads[1].shape == (2, 3, S, S)  # all three upsampled when asked
     torch.testing.assert_close(out["pred_masks"], heads[3])
-    assert torch.equal(out["pred_masks_high_res"], heads[4])
+    # (a channels-last stack of three masks may take another interpolation kernel: rounding)
+    torch.testing.assert_close(out["pred_masks_high_res"], heads[4], rtol=1e-5, atol=1e-5)
 
 
 def test_track_step_batched_session_shapes(tiny_model: Sam2Model) -> None:
