@@ -123,18 +123,7 @@ def test_postgresql_connections_come_from_a_pool_in_web_processes(
     variables: dict[str, str], worker: bool, pooled: bool, tmp_path: Path
 ) -> None:
     env_vars = _child_env({"DATABASE_URL": POSTGRES_URL, **variables}, tmp_path)
-    prefix = "import workers.celery; " if worker else ""  # a worker loads the app first
-    code = f"{prefix}import django; django.setup(); from django.conf import settings as s\n"
-    result = subprocess.run(
-        [sys.executable, "-c", code + BACKEND_PIDS],
-        env=env_vars,
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    has_pool, reused = result.stdout.split()
+    has_pool, reused = _django_child(worker, BACKEND_PIDS, env_vars).split()
     assert has_pool == str(pooled)
     # closed after each: only a pool hands a server connection back again
     assert reused == str(pooled)
@@ -156,10 +145,16 @@ def test_a_worker_keeps_its_connection_between_tasks(
     worker: bool, kept: bool, tmp_path: Path
 ) -> None:
     env_vars = _child_env({"DATABASE_URL": POSTGRES_URL, "DB_POOL_MAX_SIZE": "0"}, tmp_path)
+    assert _django_child(worker, TASK_PIDS, env_vars).strip() == str(kept)
+
+
+def _django_child(worker: bool, code: str, env_vars: dict[str, str]) -> str:
+    """Run ``code`` in a child process set up as a web process or (``worker``) as a Celery
+    worker, which loads the Celery app before its settings; its standard output."""
     prefix = "import workers.celery; " if worker else ""
-    code = f"{prefix}import django; django.setup()\n"
+    setup = f"{prefix}import django; django.setup(); from django.conf import settings as s\n"
     result = subprocess.run(
-        [sys.executable, "-c", code + TASK_PIDS],
+        [sys.executable, "-c", setup + code],
         env=env_vars,
         capture_output=True,
         text=True,
@@ -167,7 +162,7 @@ def test_a_worker_keeps_its_connection_between_tasks(
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == str(kept)
+    return result.stdout
 
 
 @pytest.mark.parametrize(
