@@ -23,16 +23,6 @@ def mask_product(hyper_in: torch.Tensor, upscaled: torch.Tensor) -> torch.Tensor
     return torch.matmul(hyper_in, upscaled.reshape(b, c, h * w)).view(-1, hyper_in.shape[1], h, w)
 
 
-def _block_layout(high_res_features: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """The high-resolution features in :meth:`MaskDecoder.masks_by_gemms`'s layouts:
-    `[B, C/8, 4h, 4w]` -> `[B, 2h, 2w, (di, dj, C/8)]` and `[B, C/4, 2h, 2w]` -> channels-last
-    `[B, 2h, 2w, C/4]` (batch 1 when the features are one frame's expanded over objects)."""
-    s0, s1 = (f[:1] if f.size(0) > 1 and f.stride(0) == 0 else f for f in high_res_features)
-    b, c, hh, ww = s0.shape
-    s0_blocks = s0.view(b, c, hh // 2, 2, ww // 2, 2).permute(0, 2, 4, 3, 5, 1)
-    return s0_blocks.reshape(b, hh // 2, ww // 2, 4 * c), s1.permute(0, 2, 3, 1)
-
-
 class MaskDecoder(nn.Module):
     """Predicts mask logits at 4x the feature resolution (S/4) from prompt embeddings.
 
@@ -177,16 +167,12 @@ class MaskDecoder(nn.Module):
         iou_token_out = hs[:, first, :]
         mask_tokens_out = hs[:, first + 1 : first + 1 + self.num_mask_tokens, :]
 
+        upscaled = self.upscale(src.transpose(1, 2).view(b, c, h, w), high_res_features)
         hyper_in = torch.stack(
             [mlp(mask_tokens_out[:, i, :]) for i, mlp in enumerate(self.output_hypernetworks_mlps)],
             dim=1,
         )  # [B, 4, C/8]
-        if self._upscales_as_gemms(src, high_res_features):
-            assert high_res_features is not None
-            masks = self.masks_by_gemms(src, (h, w), high_res_features, hyper_in)
-        else:
-            upscaled = self.upscale(src.transpose(1, 2).view(b, c, h, w), high_res_features)
-            masks = mask_product(hyper_in, upscaled)
+        masks = mask_product(hyper_in, upscaled)
         iou_pred = self.iou_prediction_head(iou_token_out)
         if self.pred_obj_scores:
             object_score_logits = self.pred_obj_score_head(hs[:, 0, :])
@@ -224,68 +210,6 @@ class MaskDecoder(nn.Module):
         out = deconv2(upscaled)
         out += feat_s0
         return activate_fresh(out, act2)
-
-    def _upscales_as_gemms(
-        self, tokens: torch.Tensor, high_res_features: list[torch.Tensor] | None
-    ) -> bool:
-        """Whether :meth:`masks_by_gemms` applies: float32 inference (no autograd, no autocast)
-        through SAM 2's upscaling layers with high-resolution features."""
-        if torch.is_grad_enabled() or tokens.dtype != torch.float32 or high_res_features is None:
-            return False
-        if torch.is_autocast_enabled(tokens.device.type):
-            return False
-        deconv1, norm1, act1, deconv2, act2 = self.output_upscaling
-        return (
-            type(norm1) is LayerNorm2d
-            and all(type(a) in (nn.GELU, nn.ReLU) for a in (act1, act2))
-            and all(
-                d.kernel_size == (2, 2) and d.stride == (2, 2) and d.padding == (0, 0)
-                for d in (deconv1, deconv2)
-            )
-        )
-
-    def masks_by_gemms(
-        self,
-        tokens: torch.Tensor,
-        size: tuple[int, int],
-        high_res_features: list[torch.Tensor],
-        hyper_in: torch.Tensor,
-    ) -> torch.Tensor:
-        """:meth:`upscale` and :func:`mask_product` in float32 inference, as matrix products.
-
-        A 2x2 transposed convolution of stride 2 is one matrix product per pixel: every input
-        pixel gives its own 2x2 output block. So the image tokens `[B, h*w, C]` (rows) times
-        the first layer's weights give the `[B, 2h, 2w, C/4]` pixels in channels-last order
-        after one interleaving copy, and those times the second layer's weights give, per pixel
-        of that grid, the 2x2 block of `[C/8]` pixels of the last grid; the block layout is
-        kept (the high-resolution `[B, C/8, 4h, 4w]` feature is rearranged to it once per
-        frame) and only the masks `[B, M, 4h, 4w]` are put in image order. Same values as the
-        convolutions up to float rounding, without the layout conversions around them."""
-        deconv1, norm1, act1, deconv2, act2 = self.output_upscaling
-        assert isinstance(deconv1, nn.ConvTranspose2d)
-        assert isinstance(deconv2, nn.ConvTranspose2d)
-        assert isinstance(norm1, LayerNorm2d)
-        batch, (h, w) = tokens.shape[0], size
-        feat_s0, feat_s1 = _block_layout(high_res_features)
-        c1, c2 = deconv1.out_channels, deconv2.out_channels
-        # [Cin, Cout, 2, 2] -> [Cin, (di, dj, Cout)]
-        w1 = deconv1.weight.permute(0, 2, 3, 1).reshape(deconv1.in_channels, 4 * c1)
-        w2 = deconv2.weight.permute(0, 2, 3, 1).reshape(c1, 4 * c2)
-        b1 = None if deconv1.bias is None else deconv1.bias.repeat(4)
-        b2 = None if deconv2.bias is None else deconv2.bias.repeat(4)
-        blocks = F.linear(tokens, w1.t(), b1)  # [B, h*w, (di, dj, C/4)]
-        pixels = blocks.view(batch, h, w, 2, 2, c1).permute(0, 1, 3, 2, 4, 5)
-        pixels = pixels.reshape(batch, 2 * h, 2 * w, c1)  # channels-last pixels of [2h, 2w]
-        pixels += feat_s1
-        pixels = F.layer_norm(pixels, (c1,), norm1.weight, norm1.bias, norm1.eps)
-        pixels = activate_fresh(pixels, act1)
-        out = F.linear(pixels, w2.t(), b2)  # [B, 2h, 2w, (di, dj, C/8)]
-        out += feat_s0
-        out = activate_fresh(out, act2)
-        masks = torch.matmul(out.view(batch, -1, c2), hyper_in.transpose(1, 2))
-        m = hyper_in.shape[1]
-        masks = masks.view(batch, 2 * h, 2 * w, 2, 2, m).permute(0, 5, 1, 3, 2, 4)
-        return masks.reshape(batch, m, 4 * h, 4 * w)
 
     def _get_stability_scores(self, mask_logits: torch.Tensor) -> torch.Tensor:
         """IoU of the masks thresholded at +delta and -delta: `[B, M, H, W]` -> `[B, M]`."""
