@@ -253,7 +253,7 @@ def install_probes(probe: Probe, model: Any) -> None:
     probe.wrap(sessions.LiveSession, "image_predictor", "image predictor lookup/embed")
     probe.wrap(serving, "encode_rle", "encode RLE")
     probe.wrap(drafts, "do_save_edits", "save edit (do_save_edits)")
-    probe.wrap(serving, "_record_route", "record route (ModelSession)")
+    probe.wrap(serving, "record_route", "record route (ModelSession)")
     probe.wrap(serving, "model_name", "model_name")
     probe.wrap(vp.VideoSession, "_frame_result", "masks to video res")
     probe.wrap(vp, "fill_holes_in_mask_scores", "fill holes")

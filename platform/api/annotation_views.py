@@ -21,7 +21,7 @@ from api import annotation_serializers as s
 from api.serving_serializers import SinceSerializer
 from api.views import request_user
 from engine.accounts import access
-from engine.annotation import drafts, leases, phases, propagation, serving, telemetry
+from engine.annotation import drafts, leases, phases, propagation, telemetry, warmups
 from engine.errors import NotFound
 from engine.models import Assignment, Masklet, Project, Role, User
 
@@ -98,7 +98,7 @@ def take_next(request: Request) -> Response:
     lease = leases.do_take_next_video(user, project)
     if lease is None:
         return Response(status=status.HTTP_204_NO_CONTENT)
-    serving.request_warm_session(user, lease.video)  # embed its first frames (best effort)
+    warmups.request_warm_session(user, lease.video)  # embed its first frames (best effort)
     return Response(_lease_json(lease))
 
 
@@ -144,7 +144,7 @@ def lease_warm(request: Request, lease_id: int) -> Response:
     user = request_user(request)
     lease = leases.access_lease(user, lease_id)  # 404 before anything about the body
     body = _valid(s.WarmFrameSerializer, request.data)
-    sent = serving.request_warm_frame(user, lease, body["frame_index"], body["masklet_id"])
+    sent = warmups.request_warm_frame(user, lease, body["frame_index"], body["masklet_id"])
     return Response({"sent": sent}, status=status.HTTP_202_ACCEPTED)
 
 

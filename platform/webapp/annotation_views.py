@@ -19,7 +19,7 @@ from django.views.decorators.http import require_POST
 
 from api.review_payloads import FRAME_URL_PREFIX
 from engine.accounts import access
-from engine.annotation import leases, phases, serving
+from engine.annotation import leases, phases, warmups
 from engine.models import Assignment, Masklet, Project, Role, User
 from webapp.users import page_user
 
@@ -74,7 +74,7 @@ def take_next(request: HttpRequest, project_id: int) -> HttpResponse:
     if lease is None:
         messages.info(request, f"No videos ready to annotate in {project.name} right now.")
         return redirect("annotate-queue")
-    serving.request_warm_session(user, lease.video)  # embed its first frames (best effort)
+    warmups.request_warm_session(user, lease.video)  # embed its first frames (best effort)
     return redirect("annotate-workspace", lease_id=lease.pk)
 
 

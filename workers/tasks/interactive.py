@@ -56,11 +56,11 @@ def annotation_warm(
     object_id: int | None = None,
 ) -> int:
     """Embed a leased video's first frames, or ``frames``, for its annotator, and prepare a
-    correction of ``object_id`` there (best effort)."""
-    from engine.annotation import serving
+    correction of ``object_id`` there (best effort; ``engine.annotation.warmups``)."""
+    from engine.annotation import warmups
 
     worker, queue = _where(self)
-    return serving.handle_warm(
+    return warmups.handle_warm(
         video_id,
         user_id,
         worker=worker,

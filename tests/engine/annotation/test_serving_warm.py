@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from engine.annotation import propagation, serving
+from engine.annotation import propagation, serving, warmups
 from engine.annotation.sessions import CACHE
 from engine.errors import InvalidInput
 from engine.inference import registry
@@ -36,9 +36,9 @@ def _run_sent_warm_ups() -> int:
     """Run the warm-up tasks sent so far as the worker would; how many frames they embedded."""
     embedded = 0
     for name, args, _queue in SENT:
-        assert name == serving.WARM_TASK
+        assert name == warmups.WARM_TASK
         video_id, user_id, frames, sent_at, object_id = args
-        embedded += serving.handle_warm(
+        embedded += warmups.handle_warm(
             video_id,
             user_id,
             worker=INPROC_WORKER,
@@ -73,7 +73,7 @@ def test_a_warmed_frame_needs_no_backbone_at_the_first_click(
     before = session.video.backbone_runs, len(session.images)
     # when: the page's cursor rests on frame 4
     with django_capture_on_commit_callbacks(execute=True):
-        assert serving.request_warm_frame(annotator, lease, 4) is True
+        assert warmups.request_warm_frame(annotator, lease, 4) is True
     ((_, args, queue),) = SENT
     assert queue == f"{INPROC_WORKER}.dq2"  # the worker holding the session
     assert _run_sent_warm_ups() == 1
@@ -110,7 +110,7 @@ def test_a_warmed_correction_finds_its_memory_attention_done(
     try:
         # when: the cursor rests on tracked frame 3, with the object selected (or none)
         with django_capture_on_commit_callbacks(execute=True):
-            assert serving.request_warm_frame(user, lease, 3, masklet.pk if selected else None)
+            assert warmups.request_warm_frame(user, lease, 3, masklet.pk if selected else None)
         _run_sent_warm_ups()
         warming = len(calls)
         # then: the correction there runs no memory attention of its own when it was warmed
@@ -126,8 +126,8 @@ def test_a_stale_warm_up_is_dropped(project: Any, annotator: Any) -> None:
     click(masklet, 0, [[30, 30]], [1])
     session = _session(masklet.video, annotator)
     runs = session.video.backbone_runs
-    sent_long_ago = time.time() - serving.WARM_STALE_SECONDS - 1
-    embedded = serving.handle_warm(
+    sent_long_ago = time.time() - warmups.WARM_STALE_SECONDS - 1
+    embedded = warmups.handle_warm(
         masklet.video_id,
         annotator.pk,
         worker=INPROC_WORKER,
@@ -146,21 +146,21 @@ def test_only_the_holder_warms_frames_inside_the_video(
     lease, _ = leased_objects(annotator, project)
     with django_capture_on_commit_callbacks(execute=True):
         with pytest.raises(InvalidInput):
-            serving.request_warm_frame(annotator, lease, 6)  # 6 frames: 0..5
+            warmups.request_warm_frame(annotator, lease, 6)  # 6 frames: 0..5
         with pytest.raises(InvalidInput):
-            serving.request_warm_frame(annotator, lease, -1)
+            warmups.request_warm_frame(annotator, lease, -1)
         with pytest.raises(serving.leases.NotLeaseHolder):
-            serving.request_warm_frame(User.objects.get(pk=manager.pk), lease, 2)
+            warmups.request_warm_frame(User.objects.get(pk=manager.pk), lease, 2)
         with pytest.raises(InvalidInput):  # an object of another video
-            serving.request_warm_frame(annotator, lease, 2, _other_video_masklet(project).pk)
-        assert serving.request_warm_frame(annotator, lease, 5) is True
+            warmups.request_warm_frame(annotator, lease, 2, _other_video_masklet(project).pk)
+        assert warmups.request_warm_frame(annotator, lease, 5) is True
         # an expired lease the sweep has not yet returned is not held either
         lease.lease_expires_at = timezone.now() - timedelta(seconds=1)
         with pytest.raises(serving.leases.NotLeaseHolder):
-            serving.request_warm_frame(annotator, lease, 5)
+            warmups.request_warm_frame(annotator, lease, 5)
     # no session yet: any interactive worker
     ((name, args, queue),) = SENT
-    assert (name, queue) == (serving.WARM_TASK, serving.INTERACTIVE_QUEUE)
+    assert (name, queue) == (warmups.WARM_TASK, serving.INTERACTIVE_QUEUE)
     assert args[:3] == [lease.video_id, annotator.pk, [5]]
     assert args[4] is None  # no object selected
 
@@ -173,7 +173,7 @@ def test_without_a_model_nothing_is_sent(
     registry.clear_model_cache()
     ModelVersion.objects.all().delete()
     with django_capture_on_commit_callbacks(execute=True):
-        assert serving.request_warm_frame(annotator, lease, 1) is False
+        assert warmups.request_warm_frame(annotator, lease, 1) is False
     assert SENT == []
 
 
@@ -184,5 +184,5 @@ def test_switched_off_nothing_is_sent(
     lease, _ = leased_objects(annotator, project)
     settings.ANNOTATION_WARM_ON_REST = False
     with django_capture_on_commit_callbacks(execute=True):
-        assert serving.request_warm_frame(annotator, lease, 1) is False
+        assert warmups.request_warm_frame(annotator, lease, 1) is False
     assert SENT == []
