@@ -27,9 +27,11 @@ from tests.engine.annotation._serving import (
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("tiny_model")]
 
 
-def click(masklet: Any, frame: int, points: list[Any], labels: list[int], **kw: Any) -> Any:
-    """Serve a prompt for alice (or ``user=``) on the draft's version (or ``base_version=``)."""
-    req = PromptRequest(
+def prompt_request(
+    masklet: Any, frame: int, points: list[Any], labels: list[int], **kw: Any
+) -> PromptRequest:
+    """A prompt on the draft's version (or ``base_version=``), a video click by default."""
+    return PromptRequest(
         masklet_id=masklet.pk,
         base_version=kw.get("base_version", version_of(masklet)),
         frame_index=frame,
@@ -38,6 +40,11 @@ def click(masklet: Any, frame: int, points: list[Any], labels: list[int], **kw: 
         labels=tuple(labels),
         box=kw.get("box"),
     )
+
+
+def click(masklet: Any, frame: int, points: list[Any], labels: list[int], **kw: Any) -> Any:
+    """Serve a prompt for alice (or ``user=``) on the draft's version (or ``base_version=``)."""
+    req = prompt_request(masklet, frame, points, labels, **kw)
     return serving.do_prompt(kw.get("user") or User.objects.get(username="alice"), masklet, req)
 
 
@@ -231,14 +238,7 @@ def test_worker_side_errors_come_back_as_the_same_kind() -> None:
 
 def _worker_payload(masklet: Any, user: Any, points: list[Any], labels: list[int]) -> Any:
     """A click as the worker gets it, with the web side's current route for the session."""
-    req = PromptRequest(
-        masklet_id=masklet.pk,
-        base_version=version_of(masklet),
-        frame_index=0,
-        tool="video_click",
-        points=tuple((float(x), float(y)) for x, y in points),
-        labels=tuple(labels),
-    )
+    req = prompt_request(masklet, 0, points, labels)
     route = ModelSession.objects.filter(video=masklet.video, user=user).first()
     payload: dict[str, Any] = {"user_id": user.pk, **req.to_json()}
     if route is not None:

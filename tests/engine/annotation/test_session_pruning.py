@@ -10,7 +10,6 @@ import pytest
 from django.utils import timezone
 
 from engine.annotation import drafts, serving
-from engine.annotation.serving import PromptRequest
 from engine.annotation.session_pruning import do_prune_model_sessions
 from engine.annotation.sessions import CACHE
 from engine.models import ModelSession, User, Video
@@ -23,6 +22,7 @@ from tests.engine.annotation._serving import (
     tiny_model,  # noqa: F401  (fixture)
     version_of,
 )
+from tests.engine.annotation.test_serving import click as serve_click
 
 pytestmark = pytest.mark.django_db
 
@@ -122,16 +122,7 @@ def test_a_click_after_its_row_was_pruned_is_served_with_the_same_mask(
     user = User.objects.get(pk=annotator.pk)
 
     def click(points: list[list[float]], labels: list[int]) -> dict[str, Any]:
-        request = PromptRequest(
-            masklet_id=masklet.pk,
-            base_version=version_of(masklet),
-            frame_index=1,
-            tool="video_click",
-            points=tuple((float(x), float(y)) for x, y in points),
-            labels=tuple(labels),
-            box=None,
-        )
-        return serving.do_prompt(user, masklet, request)
+        return serve_click(masklet, 1, points, labels, user=user)
 
     click([[30, 30]], [1])
     live = click([[30, 30], [60, 50]], [1, 0])  # the unbroken session's mask
