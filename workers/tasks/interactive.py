@@ -113,10 +113,10 @@ def warm_model_at_start(sender: Any = None, **_: Any) -> None:
 def freeze_long_lived_objects(**_: Any) -> None:
     """Move the objects a pool process holds now out of the garbage collector's generations.
 
-    A model worker starts with ~300,000 long-lived objects (Django, the task modules, torch);
-    a full collection scans them all (125 ms on a 2-core machine), and one falls every few
-    hundred requests, in the middle of a click. Frozen, they are never scanned again (they
-    still go when their last reference does; only cycles among them would stay); garbage made
-    later is collected as before. Called when a pool process starts and after the model
+    Every pool process starts with its imports; a model worker's hold ~300,000 long-lived
+    objects (Django, the task modules, torch), which a full collection scans (125 ms on a
+    2-core machine), and one falls every few hundred requests, in the middle of a click. Frozen,
+    they are never scanned again (they still go when their last reference does; only cycles
+    among them would stay); garbage made later is collected as before. Called when a pool process starts and after the model
     warm-up (``gc.freeze``; the solo pool has no pool processes, only the warm-up)."""
     gc.freeze()
