@@ -117,6 +117,7 @@ def freeze_long_lived_objects(**_: Any) -> None:
     objects (Django, the task modules, torch), which a full collection scans (125 ms on a
     2-core machine), and one falls every few hundred requests, in the middle of a click. Frozen,
     they are never scanned again (they still go when their last reference does; only cycles
-    among them would stay); garbage made later is collected as before. Called when a pool process starts and after the model
-    warm-up (``gc.freeze``; the solo pool has no pool processes, only the warm-up)."""
+    among them would stay); garbage made later is collected as before. Called when a pool
+    process starts and after the model warm-up (``gc.freeze``; the solo pool has no pool
+    processes, only the warm-up)."""
     gc.freeze()
