@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db import transaction
 
+from engine.accounts import access
 from engine.errors import InvalidInput
 from engine.models import Membership, Project, Role, User
 from model.config import CONFIGS
@@ -73,3 +74,22 @@ def do_set_membership(project: Project, user: User, role: str) -> Membership:
         project=project, user=user, defaults={"role": role}
     )
     return membership
+
+
+def do_set_phase(user: User, project: Project, phase: int) -> Project:
+    """Move ``project`` to another phase protocol (as the paper's engine went from phase 1 to 3).
+
+    Masklets already made keep their data; from now on the annotation tools are the new phase's
+    (every prompt is checked against the project's phase when it arrives), and the telemetry
+    and rounds record the new phase.
+
+    Raises:
+        PermissionDenied / NotFound: ``user`` does not manage the project.
+        InvalidInput: an unknown phase.
+    """
+    access.access_project_as_manager(user, project.pk)
+    if phase not in Project.Phase.values:
+        raise InvalidInput(f"unknown phase {phase!r}; choose one of {Project.Phase.values}")
+    Project.objects.filter(pk=project.pk).update(phase=phase)
+    project.phase = phase
+    return project

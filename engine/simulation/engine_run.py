@@ -20,6 +20,12 @@ per round:
 4. the promoted model's J&F on the held-out pool
    (:func:`engine.simulation.protocol.evaluate_model`).
 
+With a *phase plan* (``SimulationConfig.phase_plan``, e.g. 1, 1, 3, 3, 3, 3) the engine runs as
+the paper's did instead: one project, annotated in the plan's phase for each round (the manager
+moves it on with :func:`engine.accounts.projects.do_set_phase`), whose rounds train on every
+masklet verified so far, so phase 3 annotates with a model trained on the phase 1 data. The
+phases are then compared over the rounds each ran in, as the paper's 8.4x was.
+
 Jobs (propagation, training) run in this process: :func:`in_process_jobs` points the task sender
 at :func:`keep_in_process`, so nothing is sent to a broker. The run uses the configured database
 and storage, and it promotes model versions as the engine does; by default the version promoted
@@ -41,7 +47,12 @@ from typing import Any
 from django.test.utils import override_settings
 from django.utils import timezone
 
-from engine.accounts.projects import do_create_project, do_create_user, do_set_membership
+from engine.accounts.projects import (
+    do_create_project,
+    do_create_user,
+    do_set_membership,
+    do_set_phase,
+)
 from engine.annotation.sessions import CACHE
 from engine.errors import Conflict
 from engine.inference import registry
@@ -74,6 +85,9 @@ class SimulationConfig:
     # the defaults are the README's run, but for the phases (all three here)
     phases: tuple[int, ...] = (1, 2, 3)
     rounds: int = 6
+    #: The phase of each round on one project (the paper's sequence); empty: every phase in
+    #: every round, on a project per phase (``phases`` and ``rounds``).
+    phase_plan: tuple[int, ...] = ()
     videos_per_round: int = 12
     frames: int = 8
     size: int = 128
@@ -105,6 +119,17 @@ class SimulationConfig:
     annotator: AnnotatorConfig = field(default_factory=AnnotatorConfig)
     reviewer: ReviewerConfig = field(default_factory=ReviewerConfig)
     timing: TimingModel = DEFAULT_TIMING
+
+    @property
+    def round_count(self) -> int:
+        return len(self.phase_plan) or self.rounds
+
+    def round_batches(self, number: int, projects: dict[int, Project]) -> list[tuple[int, Project]]:
+        """The (phase, project) batches of round ``number`` (from 1), in order."""
+        if self.phase_plan:
+            phase = self.phase_plan[number - 1]
+            return [(phase, projects[phase])]
+        return list(projects.items())
 
     @classmethod
     def quick(cls, **overrides: Any) -> SimulationConfig:
@@ -200,19 +225,25 @@ def make_team(tag: str) -> Team:
 def make_projects(
     team: Team, tag: str, phases: tuple[int, ...], model_config: str
 ) -> dict[int, Project]:
-    projects = {}
-    for phase in phases:
-        project = do_create_project(
-            f"Simulated engine {tag} · phase {phase}",
-            team.manager,
-            phase=phase,
-            description="Made by manage.py simulate_engine: simulated annotators and reviewers.",
-            model_config=model_config,
-        )
-        do_set_membership(project, team.annotator, Role.ANNOTATOR)
-        do_set_membership(project, team.reviewer, Role.REVIEWER)
-        projects[phase] = project
-    return projects
+    """A project per phase of ``phases``."""
+    return {
+        phase: make_project(team, f"Simulated engine {tag} · phase {phase}", phase, model_config)
+        for phase in phases
+    }
+
+
+def make_project(team: Team, name: str, phase: int, model_config: str) -> Project:
+    """A simulation project with the team's annotator and reviewer as members."""
+    project = do_create_project(
+        name,
+        team.manager,
+        phase=phase,
+        description="Made by manage.py simulate_engine: simulated annotators and reviewers.",
+        model_config=model_config,
+    )
+    do_set_membership(project, team.annotator, Role.ANNOTATOR)
+    do_set_membership(project, team.reviewer, Role.REVIEWER)
+    return project
 
 
 def start_model(
@@ -321,8 +352,16 @@ def run_simulation(
         team = make_team(tag)
         model = start_model(config, team.manager, tag, echo)
         config_name = model.config if model is not None else registry.resolve_model_spec().config
-        projects = make_projects(team, tag, config.phases, config_name)
-        train_project = projects[config.phases[-1]]
+        if config.phase_plan:
+            plan = ",".join(map(str, config.phase_plan))
+            single = make_project(
+                team, f"Simulated engine {tag} · phases {plan}", config.phase_plan[0], config_name
+            )
+            projects = dict.fromkeys(config.phase_plan, single)
+            train_project = single
+        else:
+            projects = make_projects(team, tag, config.phases, config_name)
+            train_project = projects[config.phases[-1]]
         result = SimulationResult({p: pr.pk for p, pr in projects.items()}, train_project.pk)
         heldout = [
             (v.frames, v.masks)
@@ -333,10 +372,12 @@ def run_simulation(
             score = heldout_scores(heldout)
             result.model_scores.append({"after_round": 0, **score})
             echo(f"model before round 1: {score['model']}: held-out {_scores_line(score)}")
-            for number in range(1, config.rounds + 1):
+            for number in range(1, config.round_count + 1):
                 first_seed = config.seed * 100_000 + number * 1_000
                 videos = make_videos(first_seed, config.videos_per_round, spec)
-                for phase, project in projects.items():
+                for phase, project in config.round_batches(number, projects):
+                    if project.phase != phase:
+                        do_set_phase(team.manager, project, phase)
                     for video in videos:
                         add_procedural_video(
                             project,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -56,13 +57,17 @@ class MaskletWork:
     clicked: set[int] = field(default_factory=set)
     edited: set[int] = field(default_factory=set)
 
+    def seconds_by_action(self, timing: TimingModel = DEFAULT_TIMING) -> dict[str, float]:
+        """The simulated seconds split by what they paid for."""
+        return {
+            "locate": timing.locate_seconds * self.located,
+            "clicks": timing.click_seconds * self.clicks,
+            "strokes": timing.stroke_seconds * self.strokes,
+            "review": timing.review_seconds(self.reviewed),
+        }
+
     def seconds(self, timing: TimingModel = DEFAULT_TIMING) -> float:
-        return (
-            timing.locate_seconds * self.located
-            + timing.click_seconds * self.clicks
-            + timing.stroke_seconds * self.strokes
-            + timing.review_seconds(self.reviewed)
-        )
+        return sum(self.seconds_by_action(timing).values())
 
     @property
     def edited_pct(self) -> float:
@@ -82,8 +87,10 @@ class TableRow:
     clicked_frames: int
     clicks_per_clicked_frame: float | None
     strokes: int
+    #: ``seconds`` split by action (locate, clicks, strokes, review), summed over the masklets.
+    seconds_by_action: dict[str, float] = field(default_factory=dict)
 
-    def to_json(self) -> dict[str, float | int | None]:
+    def to_json(self) -> dict[str, Any]:
         return {
             "masklets": self.masklets,
             "frames": self.frames,
@@ -94,6 +101,7 @@ class TableRow:
             "clicked_frames": self.clicked_frames,
             "clicks_per_clicked_frame": self.clicks_per_clicked_frame,
             "strokes": self.strokes,
+            "seconds_by_action": dict(self.seconds_by_action),
         }
 
 
@@ -104,6 +112,10 @@ def table_row(works: Iterable[MaskletWork], timing: TimingModel = DEFAULT_TIMING
     seconds = sum(w.seconds(timing) for w in works)
     clicks = sum(w.clicks for w in works)
     clicked = sum(len(w.clicked) for w in works)
+    by_action: dict[str, float] = {}
+    for work in works:
+        for action, value in work.seconds_by_action(timing).items():
+            by_action[action] = by_action.get(action, 0.0) + value
     return TableRow(
         masklets=len(works),
         frames=frames,
@@ -114,4 +126,5 @@ def table_row(works: Iterable[MaskletWork], timing: TimingModel = DEFAULT_TIMING
         clicked_frames=clicked,
         clicks_per_clicked_frame=clicks / clicked if clicked else None,
         strokes=sum(w.strokes for w in works),
+        seconds_by_action=by_action,
     )

@@ -24,6 +24,16 @@ def _phases(text: str) -> tuple[int, ...]:
     return phases
 
 
+def _phase_plan(text: str) -> tuple[int, ...]:
+    try:
+        plan = tuple(int(p) for p in text.split(",") if p.strip())
+    except ValueError:
+        raise CommandError(f"--phase-plan is a list such as 1,1,3,3, not {text!r}") from None
+    if not plan or any(p not in (1, 2, 3) for p in plan):
+        raise CommandError("--phase-plan gives each round's phase (1, 2 or 3), e.g. 1,1,3,3")
+    return plan
+
+
 def _positive(name: str, value: int) -> int:
     if value < 1:
         raise CommandError(f"--{name} must be at least 1")
@@ -41,6 +51,13 @@ class Command(BaseCommand):
         default = SimulationConfig()
         parser.add_argument("--phases", default="1,2,3", help="phases to run, e.g. 1,2,3")
         parser.add_argument("--rounds", type=int, default=default.rounds)
+        parser.add_argument(
+            "--phase-plan",
+            help=(
+                "each round's phase on one project, as the paper's engine ran (e.g. 1,1,3,3,3,3; "
+                "sets the rounds and phases): the rounds train on all of it"
+            ),
+        )
         parser.add_argument("--videos-per-round", type=int, default=default.videos_per_round)
         parser.add_argument("--frames", type=int, default=default.frames, help="frames per video")
         parser.add_argument("--size", type=int, default=default.size, help="frame side in px")
@@ -100,6 +117,10 @@ class Command(BaseCommand):
         overrides["round_base_lr"] = options["round_lr"]
         overrides["round_vision_lr"] = options["round_lr"] / 2
         overrides["threads"] = max(0, options["threads"])
+        if options["phase_plan"]:
+            plan = _phase_plan(options["phase_plan"])
+            overrides["phase_plan"] = plan
+            overrides["phases"] = tuple(sorted(set(plan)))
         config = replace(base, **overrides)
         keys: list[str] = []
 

@@ -87,3 +87,38 @@ def test_the_phase_ratio_is_given_over_all_rounds_and_per_round() -> None:
     line = phase_ratio_line(result)
     assert "phase 1: 11.00 s/frame; phase 3: 6.00 s/frame; phase 1 / phase 3 = 1.8x" in line
     assert line.endswith("per round 1.0x, 6.0x")
+
+
+def test_a_phase_plan_runs_one_project_through_its_phases_and_trains_on_all_of_it() -> None:
+    from engine.models import DatasetSnapshot
+
+    out = io.StringIO()
+    call_command("simulate_engine", "--quick", "--phase-plan", "1,3", stdout=out)
+
+    project = Project.objects.get(name__startswith="Simulated engine", name__endswith="phases 1,3")
+    assert Project.objects.filter(name__startswith="Simulated engine").count() == 1
+    assert project.phase == Project.Phase.SAM2_FULL
+    # round 1 was annotated in phase 1 (image clicks), round 2 in phase 3 (video clicks)
+    clicks = InteractionEvent.objects.filter(
+        video__project=project, kind=InteractionEvent.Kind.CLICK
+    )
+    tools: dict[int, set[str]] = {}
+    for payload in clicks.values_list("payload", flat=True):
+        tools.setdefault(payload["phase"], set()).add(payload.get("tool"))
+    assert tools == {1: {"image_click"}, 3: {"video_click"}}
+    rounds = list(Round.objects.filter(project=project).order_by("number"))
+    assert [r.phase for r in rounds] == [1, 3]
+    # round 2 trained on the phase 1 masklets too
+    snapshot = DatasetSnapshot.objects.get(pk=rounds[1].metrics["snapshot_id"])
+    trained = set(snapshot.revisions.values_list("masklet_id", flat=True))
+    by_phase = {
+        payload["phase"]: masklet
+        for masklet, payload in clicks.values_list("masklet_id", "payload")
+    }
+    assert {by_phase[1], by_phase[3]} <= trained
+    text = out.getvalue()
+    assert [line.split()[:2] for line in text.splitlines() if line[:5].strip().isdigit()][:2] == [
+        ["1", "1"],
+        ["2", "3"],
+    ]
+    assert "phase 1 / phase 3 =" in text

@@ -34,6 +34,9 @@ def test_table_row_is_ratios_of_sums_and_mean_edited_share() -> None:
     assert row.clicked_frames == 3
     assert row.clicks_per_clicked_frame == pytest.approx(7 / 3)
     assert row.strokes == 1
+    assert row.seconds_by_action == pytest.approx(
+        {"locate": 3.0, "clicks": 7 * 1.5, "strokes": 5.0, "review": 0.0}
+    )
 
 
 def test_empty_row_has_no_ratios() -> None:
