@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from engine.datasets.snapshots import iter_snapshot_videos
+from engine.datasets.snapshots import ExportMasklet, iter_snapshot_videos
 from engine.masks.rle import decode_rle
 from engine.models import DatasetSnapshot, Video, frame_key
 from engine.videos import storage
@@ -26,7 +26,7 @@ class VideoClip:
     """One video's verified masklets as arrays.
 
     Attributes:
-        frames: (T, H, W, 3) uint8 RGB, the frames every object was annotated on.
+        frames: (T, H, W, 3) uint8 RGB, the frames every object has a label for.
         masks: (O, T, H, W) bool, object o on frame t (empty where the object is absent).
     """
 
@@ -80,6 +80,20 @@ def _target_size(video: Video, max_side: int) -> tuple[int, int] | None:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
+def labelled_frames(masklet: ExportMasklet, frame_count: int) -> set[int]:
+    """The frames a verified masklet gives a label for.
+
+    A masklet made here covers its whole video: a frame without a mask is a frame where the
+    object is absent, as review, J&F and the SA-V export read it (a phase 1 annotator never
+    touches the frames where the object is out of view). An imported masklet labels only the
+    frames its source annotated (YouTube-VOS annotates every fifth frame, say).
+    """
+    imported = any(frame.source == "import" for frame in masklet.frames.values())
+    if imported or frame_count <= 0:
+        return set(masklet.frames)
+    return set(range(frame_count)) | set(masklet.frames)
+
+
 def _choose_frames(per_object: Sequence[set[int]], max_frames: int) -> list[int]:
     common = set.intersection(*per_object) if per_object else set()
     chosen = sorted(common if len(common) >= 2 else set.union(*per_object))
@@ -98,9 +112,9 @@ def snapshot_clips(
 ) -> list[VideoClip]:
     """One clip per listed video of the snapshot that has masks.
 
-    Frames: those every masklet of the video annotated (all annotated frames if fewer than two
-    are shared), at most ``max_frames`` spread evenly; shrunk so the long side is at most
-    ``max_side`` (masks by nearest neighbour).
+    Frames: those every masklet of the video labels (:func:`labelled_frames`; all labelled
+    frames if fewer than two are shared), at most ``max_frames`` spread evenly; shrunk so the long
+    side is at most ``max_side`` (masks by nearest neighbour).
     """
     wanted = set(video_ids)
     clips: list[VideoClip] = []
@@ -108,7 +122,8 @@ def snapshot_clips(
         video = exported.video
         if video.pk not in wanted or not exported.masklets:
             continue
-        per_object = [set(m.frames) for m in exported.masklets]
+        count = int(video.frame_count or 0)
+        per_object = [labelled_frames(m, count) for m in exported.masklets]
         indices = _choose_frames(per_object, max_frames)
         if not indices:
             continue

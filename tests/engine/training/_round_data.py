@@ -4,6 +4,7 @@ as JPEGs through the real storage, masks verified through the review flow."""
 from __future__ import annotations
 
 import io
+from collections.abc import Collection
 
 import numpy as np
 from PIL import Image
@@ -31,9 +32,17 @@ SPEC = ProceduralSpec(
 
 
 def verified_procedural_videos(
-    project: Project, annotator: User, reviewer: User, count: int, first_seed: int = 1
+    project: Project,
+    annotator: User,
+    reviewer: User,
+    count: int,
+    first_seed: int = 1,
+    *,
+    masked_frames: Collection[int] | None = None,
+    source: str = "click",
 ) -> list[Video]:
-    """``count`` ready videos of ``project``, one verified masklet per object (the ground truth)."""
+    """``count`` ready videos of ``project``, one verified masklet per object (the ground truth)
+    with a mask on every frame, or only on ``masked_frames``; its frames' ``source`` as given."""
     made = []
     for clip in make_videos(first_seed, count, SPEC):
         frames_t, height, width = clip.frames.shape[:3]
@@ -52,8 +61,9 @@ def verified_procedural_videos(
             storage.put_file(frame_key(video.pk, t), buffer)
         for o in range(clip.masks.shape[0]):
             frames = {
-                t: FrameMask(encode_rle(np.asarray(clip.masks[o, t])), "click")
+                t: FrameMask(encode_rle(np.asarray(clip.masks[o, t])), source)
                 for t in range(frames_t)
+                if masked_frames is None or t in masked_frames
             }
             masklet = do_create_masklet(video, author=annotator, frames=frames)
             masklet = do_submit_masklet(masklet, annotator)
