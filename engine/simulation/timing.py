@@ -109,13 +109,13 @@ def table_row(works: Iterable[MaskletWork], timing: TimingModel = DEFAULT_TIMING
     """Sums of the works, then the ratios (ratios of sums; edited frames: mean per masklet)."""
     works = list(works)
     frames = sum(w.frame_count for w in works)
-    seconds = sum(w.seconds(timing) for w in works)
-    clicks = sum(w.clicks for w in works)
-    clicked = sum(len(w.clicked) for w in works)
     by_action: dict[str, float] = {}
     for work in works:
         for action, value in work.seconds_by_action(timing).items():
             by_action[action] = by_action.get(action, 0.0) + value
+    seconds = sum(by_action.values())
+    clicks = sum(w.clicks for w in works)
+    clicked = sum(len(w.clicked) for w in works)
     return TableRow(
         masklets=len(works),
         frames=frames,

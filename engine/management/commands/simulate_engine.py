@@ -14,24 +14,27 @@ from engine.errors import EngineError
 from engine.simulation.engine_run import START_FROM, SimulationConfig, run_simulation
 
 
-def _phases(text: str) -> tuple[int, ...]:
+def _phase_list(flag: str, text: str, example: str) -> tuple[int, ...]:
+    """``text`` as a non-empty list of phases among 1, 2 and 3."""
     try:
         phases = tuple(int(p) for p in text.split(",") if p.strip())
     except ValueError:
-        raise CommandError(f"--phases is a list such as 1,2,3, not {text!r}") from None
-    if not phases or any(p not in (1, 2, 3) for p in phases) or len(set(phases)) != len(phases):
+        raise CommandError(f"--{flag} is a list such as {example}, not {text!r}") from None
+    if not phases or any(p not in (1, 2, 3) for p in phases):
+        raise CommandError(f"--{flag} lists phases among 1, 2 and 3, e.g. {example}")
+    return phases
+
+
+def _phases(text: str) -> tuple[int, ...]:
+    phases = _phase_list("phases", text, "1,2,3")
+    if len(set(phases)) != len(phases):
         raise CommandError("--phases lists distinct phases among 1, 2 and 3, e.g. 1,2,3")
     return phases
 
 
 def _phase_plan(text: str) -> tuple[int, ...]:
-    try:
-        plan = tuple(int(p) for p in text.split(",") if p.strip())
-    except ValueError:
-        raise CommandError(f"--phase-plan is a list such as 1,1,3,3, not {text!r}") from None
-    if not plan or any(p not in (1, 2, 3) for p in plan):
-        raise CommandError("--phase-plan gives each round's phase (1, 2 or 3), e.g. 1,1,3,3")
-    return plan
+    """Each round's phase, in order (phases may repeat)."""
+    return _phase_list("phase-plan", text, "1,1,3,3")
 
 
 def _positive(name: str, value: int) -> int:

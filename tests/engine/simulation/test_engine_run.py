@@ -65,11 +65,16 @@ def test_quick_run_prints_the_table_and_writes_the_plots(tmp_path: Path) -> None
     assert (tmp_path / "table.txt").read_text() in text
 
 
-def test_phase_list_is_checked() -> None:
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [("--phases", "1,4"), ("--phases", "1,1"), ("--phase-plan", "1,x"), ("--phase-plan", "1,4")],
+)
+def test_phase_lists_are_checked_before_anything_is_made(flag: str, value: str) -> None:
     from django.core.management.base import CommandError
 
-    with pytest.raises(CommandError, match="phases"):
-        call_command("simulate_engine", "--quick", "--phases", "1,4")
+    with pytest.raises(CommandError, match=f"{flag} "):
+        call_command("simulate_engine", "--quick", flag, value)
+    assert not Project.objects.filter(name__startswith="Simulated engine").exists()
 
 
 def test_the_phase_ratio_is_given_over_all_rounds_and_per_round() -> None:
