@@ -62,6 +62,10 @@ class VideoSerializer(serializers.ModelSerializer):
         return f"/media/{video.thumbnail_key}" if video.thumbnail_key else None
 
 
+class ProjectPhaseSerializer(serializers.Serializer):
+    phase = serializers.ChoiceField(choices=Project.Phase.choices)
+
+
 class VideoUploadSerializer(serializers.Serializer):
     file = serializers.FileField()
 

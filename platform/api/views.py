@@ -13,7 +13,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from api.parsers import DepthLimitedJSONParser, StrictMultiPartParser
-from api.serializers import JobSerializer, ProjectSerializer, VideoSerializer, VideoUploadSerializer
+from api.serializers import (
+    JobSerializer,
+    ProjectPhaseSerializer,
+    ProjectSerializer,
+    VideoSerializer,
+    VideoUploadSerializer,
+)
 from engine.accounts import access, projects
 from engine.jobs import lifecycle
 from engine.models import Job, Project, User, Video
@@ -74,6 +80,19 @@ class ProjectViewSet(
             **serializer.validated_data,
         )
         return Response(ProjectSerializer(project).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=ProjectPhaseSerializer, responses={200: ProjectSerializer})
+    @action(detail=True, methods=["post"], parser_classes=[DepthLimitedJSONParser])
+    def phase(self, request: Request, pk: str | None = None) -> Response:
+        """Managers: move the project to another phase protocol; new prompts are checked
+        against it."""
+        project = access.access_project_as_manager(request_user(request), url_id(pk))
+        serializer = ProjectPhaseSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        project = projects.do_set_phase(
+            request_user(request), project, int(serializer.validated_data["phase"])
+        )
+        return Response(ProjectSerializer(project).data)
 
     @extend_schema(methods=["GET"], responses=_VIDEO_PAGE)
     @extend_schema(

@@ -41,6 +41,7 @@ def manage_context(project: Project) -> dict[str, Any]:
     videos = project.videos.all()
     return {
         "project": project,
+        "phases": Project.Phase.choices,
         "videos": videos,
         "ready_videos": videos.filter(status=Video.Status.READY),
         "export_formats": [(f, FORMAT_LABELS.get(f, f)) for f in EXPORT_FORMATS],

@@ -10,6 +10,7 @@ urlpatterns = [
     path("projects/new/", views.project_new, name="project-new"),
     path("projects/<int:project_id>/", views.project_detail, name="project-detail"),
     path("projects/<int:project_id>/manage/", views.project_manage, name="project-manage"),
+    path("projects/<int:project_id>/phase/", views.project_phase, name="project-phase"),
     path("videos/<int:video_id>/", views.video_detail, name="video-detail"),
     path("media/<path:key>", views.media, name="media"),
     path("", include("webapp.review_urls")),

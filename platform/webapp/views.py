@@ -5,14 +5,16 @@ from __future__ import annotations
 import mimetypes
 import re
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
 
 from engine import errors
 from engine.accounts import access, projects, users
-from engine.models import Role, Video
+from engine.models import Project, Role, Video
 from engine.videos.frameless import held_masklet_count, is_frameless
 from webapp import console_data
 from webapp.forms import ProjectForm
@@ -73,6 +75,23 @@ def project_manage(request: HttpRequest, project_id: int) -> HttpResponse:
     user = page_user(request)
     project = access.access_project_as_manager(user, project_id)
     return render(request, "project_manage.html", console_data.manage_context(project))
+
+
+@login_required
+@require_POST
+def project_phase(request: HttpRequest, project_id: int) -> HttpResponse:
+    """Move the project to another phase protocol (the manage page's form); back to that page
+    with a message, or with the engine's refusal of an unknown phase."""
+    project = access.access_project_as_manager(page_user(request), project_id)
+    try:
+        phase = int(request.POST.get("phase", ""))
+        projects.do_set_phase(page_user(request), project, phase)
+    except (ValueError, errors.InvalidInput):
+        messages.error(request, "Choose one of the phases listed.")
+    else:
+        label = Project.Phase(phase).label
+        messages.success(request, f"{project.name} is now annotated in {label}.")
+    return redirect("project-manage", project_id=project.pk)
 
 
 @login_required

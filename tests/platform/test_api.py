@@ -7,7 +7,7 @@ from django.test import Client
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from engine.models import Job, Video
+from engine.models import Job, Project, Video
 from tests._clients import api_client
 
 
@@ -159,3 +159,18 @@ def test_session_auth_works_for_pages(path, manager):
     client = Client()
     client.force_login(manager)
     assert client.get(path).status_code == 200
+
+
+def test_a_manager_moves_the_project_to_another_phase(project, manager, annotator):
+    url = f"/api/projects/{project.pk}/phase/"
+    moved = api_client(manager).post(url, {"phase": 1}, format="json")
+    assert moved.status_code == 200
+    assert moved.json()["phase"] == 1
+    assert Project.objects.get(pk=project.pk).phase == Project.Phase.SAM_PER_FRAME
+
+    unknown = api_client(manager).post(url, {"phase": 4}, format="json")
+    assert unknown.status_code == 400
+    assert "phase" in unknown.json()
+    refused = api_client(annotator).post(url, {"phase": 3}, format="json")
+    assert refused.status_code == 403
+    assert Project.objects.get(pk=project.pk).phase == Project.Phase.SAM_PER_FRAME

@@ -14,7 +14,7 @@ from django.test import Client
 from django.utils import timezone
 from PIL import Image
 
-from engine.models import Job, Masklet, MaskletRevision, Membership, Role, User, Video
+from engine.models import Job, Masklet, MaskletRevision, Membership, Project, Role, User, Video
 from tests._clients import web_client
 
 pytestmark = pytest.mark.django_db
@@ -247,3 +247,21 @@ def test_review_history_shows_local_times_not_iso_strings(project, annotator, re
     shown = re.findall(r"<time datetime=\"[^\"]+\" data-local>([^<]+)</time>", page)
     assert len(shown) == 2  # the verdict and the revision
     assert all(re.fullmatch(r"\d{1,2} \w{3} \d{4}, \d\d:\d\d UTC", s) for s in shown)
+
+
+def test_the_manage_page_moves_the_project_to_another_phase(project, manager, annotator):
+    client = web_client(manager)
+    page = client.get(f"/projects/{project.pk}/manage/")
+    assert b'<option value="3" selected>Phase 3: full SAM 2</option>' in page.content
+
+    moved = client.post(f"/projects/{project.pk}/phase/", {"phase": "1"}, follow=True)
+    assert "is now annotated in Phase 1: SAM per frame" in _messages(moved)
+    assert b'<option value="1" selected>Phase 1: SAM per frame</option>' in moved.content
+    assert Project.objects.get(pk=project.pk).phase == Project.Phase.SAM_PER_FRAME
+
+    bad = client.post(f"/projects/{project.pk}/phase/", {"phase": "9"}, follow=True)
+    assert "Choose one of the phases listed" in _messages(bad)
+    assert Project.objects.get(pk=project.pk).phase == Project.Phase.SAM_PER_FRAME
+    refused = web_client(annotator).post(f"/projects/{project.pk}/phase/", {"phase": "3"})
+    assert refused.status_code == 403
+    assert Project.objects.get(pk=project.pk).phase == Project.Phase.SAM_PER_FRAME
