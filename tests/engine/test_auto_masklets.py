@@ -166,9 +166,7 @@ def test_thresholds_filter_first_frame_proposals(tmp_path: Path) -> None:
 
     def proposals(**overrides: Any) -> list[Any]:
         config = config_from_overrides({**SMALL_GRID, "max_objects": 100, **overrides})
-        return generate.first_frame_proposals(
-            net, frames, config, lambda f, m: calls.append(f)
-        )
+        return generate.first_frame_proposals(net, frames, config, lambda f, m: calls.append(f))
 
     loose = proposals()
     assert loose
