@@ -93,8 +93,9 @@ class SimulationConfig:
     size: int = 128
     objects: int = 1
     heldout_videos: int = 6
-    #: steps a round: few enough that the gain spreads over the rounds (at 30, round 1 takes
-    #: this model to within 0.03 of its ceiling on these videos and later rounds add noise)
+    #: steps a round: few enough that the gain spreads over the rounds of the default run (with
+    #: a demo model that starts near 0.45, 30 steps took it to within 0.03 of its ceiling in
+    #: round 1); the README's phase-plan runs use 30 (README, "The simulated data engine")
     train_steps: int = 16
     seed: int = 0
     start_from: str = "demo"
