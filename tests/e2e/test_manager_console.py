@@ -3,8 +3,9 @@
 A manager creates a project, adds an annotator and a reviewer on the Team page, uploads a
 video, imports Meta's SA-V example (manual masklets submitted for review, the default; auto
 masklets as ground truth), starts automatic masklets with a tiny model, exports in each format
-and downloads the zips; the annotator and the reviewer then see the project; a non-manager gets
-403 on each of these actions, on the pages and in the API. Screenshots of each console page go
+and downloads the zips, moves the project to phase 1 and back; the annotator and the reviewer
+then see the project; a non-manager gets 403 on each of these actions, on the pages and in the
+API. Screenshots of each console page go
 to ``$E2E_SCREENSHOTS`` (default ``/tmp/annotator-shots``), as the other browser tests' do.
 """
 
@@ -164,6 +165,16 @@ def test_manager_console_end_to_end(
             assert any(name.startswith("Annotations/") for name in names)
     _no_failed_jobs(project)
     shot(page, "console-manage")
+
+    # --- moves the project to phase 1 (SAM per frame) and back to phase 3 -------------------
+    for phase, label in ((1, "Phase 1: SAM per frame"), (3, "Phase 3: full SAM 2")):
+        page.select_option("#phase-select", str(phase))
+        page.get_by_role("button", name="Change phase").click()
+        page.wait_for_url("**/manage/")
+        assert f"is now annotated in {label}" in page.locator(".messages").inner_text()
+        assert Project.objects.get(pk=project.pk).phase == phase
+        if phase == 1:
+            shot(page, "console-phase")
 
     # --- the frameless video says why it is out of the queues -----------------------------
     page.goto(f"/videos/{sav.pk}/")
