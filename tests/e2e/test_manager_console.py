@@ -5,8 +5,8 @@ video, imports Meta's SA-V example (manual masklets submitted for review, the de
 masklets as ground truth), starts automatic masklets with a tiny model, exports in each format
 and downloads the zips, moves the project to phase 1 and back; the annotator and the reviewer
 then see the project; a non-manager gets 403 on each of these actions, on the pages and in the
-API. Screenshots of each console page go
-to ``$E2E_SCREENSHOTS`` (default ``/tmp/annotator-shots``), as the other browser tests' do.
+API. Screenshots of each console page go to ``$E2E_SCREENSHOTS`` (default
+``/tmp/annotator-shots``), as the other browser tests' do.
 """
 
 from __future__ import annotations
