@@ -82,10 +82,11 @@ def project_manage(request: HttpRequest, project_id: int) -> HttpResponse:
 def project_phase(request: HttpRequest, project_id: int) -> HttpResponse:
     """Move the project to another phase protocol (the manage page's form); back to that page
     with a message, or with the engine's refusal of an unknown phase."""
-    project = access.access_project_as_manager(page_user(request), project_id)
+    user = page_user(request)
+    project = access.access_project_as_manager(user, project_id)
     try:
         phase = int(request.POST.get("phase", ""))
-        projects.do_set_phase(page_user(request), project, phase)
+        projects.do_set_phase(user, project, phase)
     except (ValueError, errors.InvalidInput):
         messages.error(request, "Choose one of the phases listed.")
     else:
